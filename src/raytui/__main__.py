@@ -1,0 +1,3 @@
+from raytui.cli import main
+
+raise SystemExit(main())

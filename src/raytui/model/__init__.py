@@ -1,0 +1,1 @@
+"""Frozen value objects shared by every layer. No I/O, no third-party imports."""

@@ -1,0 +1,1 @@
+"""The Textual app. Never imports trio or libp2p, never calls Ray directly."""

@@ -1,0 +1,1 @@
+"""Widgets: receive snapshots, render them, post messages. No Ray calls."""
