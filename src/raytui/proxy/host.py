@@ -1,0 +1,91 @@
+"""Building the libp2p host: TCP, Noise only, Yamux only, and an allow-list checked at handshake.
+
+`libp2p.new_host()` by default also offers `/plaintext/2.0.0` (where a dialer may claim any peer
+ID), TLS and SECIO, and falls back to Mplex (which deadlocks when one task reads while another
+writes the same stream). Here the upgrader knows exactly one security protocol and one muxer, on
+both the dialing and the listening side.
+
+The allow-list is enforced inside the security step: right after the Noise handshake has proved
+the remote's peer ID, a peer that is not allowed gets its connection closed before any muxer or
+stream exists. Stream handlers check again (defence in depth).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import multiaddr
+from libp2p import new_host
+from libp2p.abc import IHost, IRawConnection, ISecureConn, ISecureTransport
+from libp2p.crypto.keys import KeyPair
+from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+from libp2p.security.exceptions import HandshakeFailure
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+
+AllowPredicate = Callable[[ID], bool]
+RefusedCallback = Callable[[ID, str], None]
+
+
+class AllowListNoise(ISecureTransport):
+    """Noise, then refuse any authenticated peer ID the predicate does not allow."""
+
+    def __init__(
+        self,
+        key_pair: KeyPair,
+        allowed: AllowPredicate,
+        on_refused: RefusedCallback | None = None,
+    ) -> None:
+        self._noise = NoiseTransport(key_pair, noise_privkey=new_x25519_key_pair().private_key)
+        self._allowed = allowed
+        self._on_refused = on_refused
+
+    async def _check(self, conn: ISecureConn, direction: str) -> ISecureConn:
+        peer = conn.get_remote_peer()
+        if self._allowed(peer):
+            return conn
+        if self._on_refused is not None:
+            self._on_refused(peer, direction)
+        try:
+            await conn.close()
+        finally:
+            pass
+        raise HandshakeFailure(f"peer {peer} is not on the allow-list")
+
+    async def secure_inbound(self, conn: IRawConnection) -> ISecureConn:
+        return await self._check(await self._noise.secure_inbound(conn), "inbound")
+
+    async def secure_outbound(self, conn: IRawConnection, peer_id: ID) -> ISecureConn:
+        return await self._check(await self._noise.secure_outbound(conn, peer_id), "outbound")
+
+
+def security_options(
+    key_pair: KeyPair, allowed: AllowPredicate, on_refused: RefusedCallback | None = None
+) -> dict[TProtocol, ISecureTransport]:
+    return {TProtocol(NOISE_PROTOCOL_ID): AllowListNoise(key_pair, allowed, on_refused)}
+
+
+def muxer_options() -> dict[TProtocol, Any]:
+    return {TProtocol(YAMUX_PROTOCOL_ID): Yamux}
+
+
+def build_host(
+    key_pair: KeyPair,
+    listen: Sequence[multiaddr.Multiaddr],
+    allowed: AllowPredicate,
+    on_refused: RefusedCallback | None = None,
+) -> IHost:
+    """A TCP host speaking only Noise + Yamux, refusing peers `allowed` rejects."""
+    return new_host(
+        key_pair=key_pair,
+        sec_opt=security_options(key_pair, allowed, on_refused),
+        muxer_opt=muxer_options(),
+        listen_addrs=list(listen),
+        enable_mDNS=False,
+        enable_upnp=False,
+    )
