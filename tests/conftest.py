@@ -19,6 +19,10 @@ import pytest
 
 from tests.support.ray_cluster import RayTestCluster, fake_gpu, start_cluster
 
+# Ray reads RAY_AUTH_MODE when it is first imported: set it before any test module imports ray,
+# so this process can be a driver of the token-auth session cluster.
+os.environ["RAY_AUTH_MODE"] = "token"
+
 HEAD_GPUS = [fake_gpu("Fake H100 80GB", "GPU-fake-head-0", 37, 12_288, 81_559, 61, 215_000)]
 GPU2_GPUS = [
     fake_gpu("Fake A100 40GB", "GPU-fake-gpu2-0", 91, 30_000, 40_960, 74, 310_000),
@@ -50,7 +54,7 @@ def ray_driver(ray_cluster: RayTestCluster) -> Iterator[RayTestCluster]:
     """This test process connected to the session cluster as a Ray driver."""
     import ray
 
-    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=ray_cluster.token)
+    os.environ["RAY_AUTH_TOKEN"] = ray_cluster.token
     faulthandler.enable(file=sys.__stderr__)
     ray.init(address=ray_cluster.gcs_address, log_to_driver=False, namespace="raytui-tests")
     try:

@@ -7,6 +7,7 @@ Everything started is killed on `stop()`, found by the cluster's private temp di
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -71,6 +72,7 @@ class RayTestCluster:
     token: str
     env: dict[str, str]
     fake_gpu_procs: Path
+    client_port: int = 0
     nodes: list[TestNode] = field(default_factory=list)
 
     @property
@@ -181,10 +183,8 @@ def _kill_tree(pid: int) -> None:
     except psutil.Error:
         return
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.Error):
             proc.send_signal(signal.SIGKILL)
-        except psutil.Error:
-            pass
     psutil.wait_procs(procs, timeout=10)
 
 
@@ -221,7 +221,7 @@ def start_cluster(
         env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
     else:
         env["RAY_AUTH_MODE"] = "disabled"
-    port, dash_port = free_port(), free_port()
+    port, dash_port, client_port = free_port(), free_port(), free_port()
     cluster = RayTestCluster(
         temp_dir=temp_dir,
         gcs_address=f"127.0.0.1:{port}",
@@ -229,6 +229,7 @@ def start_cluster(
         token=token if token_auth else "",
         env=env,
         fake_gpu_procs=procs_dir,
+        client_port=client_port,
     )
     try:
         _ray_start(
@@ -238,6 +239,7 @@ def start_cluster(
                 "--include-dashboard=true",
                 "--dashboard-host=127.0.0.1",
                 f"--dashboard-port={dash_port}",
+                f"--ray-client-server-port={client_port}",
                 f"--temp-dir={temp_dir}",
                 f"--num-cpus={head_cpus}",
                 f"--num-gpus={len(head_gpus)}",

@@ -1,8 +1,9 @@
 """What raytui's own NVML sampler read on one machine: the details Ray's agent does not report.
 
 Ray's dashboard already gives utilisation, memory, power and temperature for every GPU of every
-node (see model/cluster.py). An `NvmlReport` adds clocks, fan, power limit, ECC, PCIe and per-process
-SM% for the machine it was sampled on (the TUI's own, or a node reached through the probe actor).
+node (see model/cluster.py). An `NvmlReport` adds clocks, fan, power limit, ECC, PCIe and
+per-process SM% for the machine it was sampled on (the TUI's own, or a node reached through the
+probe actor).
 
 Every numeric field is `None` when the GPU or driver does not support it ("N/A"). A report with no
 devices and a `hint` is the normal answer on a machine without an NVIDIA driver, not an error.

@@ -1,0 +1,180 @@
+"""Regenerate screenshots/*.svg (and .png when a converter is at hand) from real app runs.
+
+    .venv/bin/python scripts/screenshots.py                 # replayed demo snapshots
+    .venv/bin/python scripts/screenshots.py --address http://127.0.0.1:8265   # plus a live cluster
+
+Replayed runs use the TUI tests' fixed snapshots (tests/support/tui_fakes.py) fed through a fake
+connection, so the pictures are the app as it runs, with deterministic numbers. PNG conversion
+uses cairosvg if importable, else rsvg-convert or ImageMagick if on PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support import tui_fakes as demo  # noqa: E402
+from textual.pilot import Pilot  # noqa: E402
+
+from raytui.errors import ClusterUnreachable  # noqa: E402
+from raytui.tui.app import RaytuiApp  # noqa: E402
+
+Steps = Callable[[Pilot[Any], RaytuiApp], Any]
+
+
+async def _until(pilot: Pilot[Any], cond: Callable[[], object], within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the app did not get there in time")
+        await pilot.pause(0.05)
+    await pilot.pause()
+
+
+async def shoot(
+    app: RaytuiApp,
+    out: Path,
+    name: str,
+    size: tuple[int, int],
+    keys: Sequence[str] = (),
+    history: Sequence[Any] = (),
+    fail_next: bool = False,
+) -> Path:
+    async with app.run_test(size=size) as pilot:
+        await _until(pilot, lambda: app.state.generation >= 1 and not app.poller.busy)
+        for snap in history:
+            generation = app.state.generation
+            app.feed(snap)
+            await _until(pilot, lambda g=generation: app.state.generation > g)  # type: ignore[misc]
+        if fail_next:
+            await pilot.press("r")
+            await _until(pilot, lambda: app.poller.failures > 0 and not app.poller.busy)
+        for key in keys:
+            await pilot.press(key)
+            await pilot.pause(0.2)
+        await pilot.pause(0.3)
+        path = out / f"{name}.svg"
+        app.save_screenshot(filename=path.name, path=str(out))
+        await pilot.press("q")
+        await _until(pilot, lambda: not app.is_running)
+    return path
+
+
+def demo_app(script: list[Any], **kw: Any) -> RaytuiApp:
+    return RaytuiApp(
+        demo.connector_for(demo.FakeConnection(script), progress=()),
+        refresh=3600,
+        clock=demo.frozen_clock,
+        target="http://10.0.0.5:8265",
+        nvml_sampler=kw.pop("nvml", None),
+        local_hostname=kw.pop("local_hostname", "not-a-cluster-node"),
+    )
+
+
+async def replayed(out: Path) -> list[Path]:
+    series = demo.sparkline_series()
+    lost = ClusterUnreachable("cannot reach http://10.0.0.5:8265: connection refused")
+    shots = [
+        ("nodes-120x36", (120, 36), [series[0]], (), series[1:], False, {}),
+        ("nodes-80x24", (80, 24), [series[0]], (), series[1:], False, {}),
+        ("gpus-120x36", (120, 36), [series[0]], ("2",), series[1:], False, {}),
+        ("jobs-120x36", (120, 36), [series[0]], ("3",), series[1:], False, {}),
+        (
+            "node-detail-120x36",
+            (120, 36),
+            [series[0]],
+            ("enter",),
+            series[1:],
+            False,
+            {"nvml": demo.nvml_report, "local_hostname": "gpu-head"},
+        ),
+        ("node-dead-120x36", (120, 36), [demo.with_dead_gpu2()], ("j",), (), False, {}),
+        ("disconnected-120x36", (120, 36), [series[0], lost], (), series[1:], True, {}),
+        ("help-120x36", (120, 36), [series[0]], ("question_mark",), (), False, {}),
+    ]
+    paths = []
+    for name, size, script, keys, history, fail, kw in shots:
+        app = demo_app(list(script), **kw)
+        paths.append(await shoot(app, out, name, size, keys, history, fail))
+    return paths
+
+
+async def live(out: Path, address: str) -> list[Path]:
+    tui = importlib.import_module("raytui.commands.tui")
+    paths = []
+    for name, size, keys in (
+        ("live-nodes-120x36", (120, 36), ()),
+        ("live-gpus-120x36", (120, 36), ("2",)),
+        ("live-node-detail-120x36", (120, 36), ("enter",)),
+    ):
+        app = RaytuiApp(
+            lambda progress: tui.connect(address, None, progress),
+            refresh=2.0,
+            target=address,
+        )
+        paths.append(await shoot(app, out, name, size, keys))
+    return paths
+
+
+def to_png(svg: Path) -> Path | None:
+    png = svg.with_suffix(".png")
+    try:
+        import cairosvg  # type: ignore[import-not-found]
+    except ImportError:
+        pass
+    else:
+        # cairosvg ignores the web font and its fallback; name an installed monospace font.
+        text = svg.read_text(encoding="utf-8")
+        for mono in ("Fira Code", "DejaVu Sans Mono", "Liberation Mono", "monospace"):
+            if mono == "monospace" or _has_font(mono):
+                text = text.replace("Fira Code, monospace", f"'{mono}', monospace")
+                break
+        cairosvg.svg2png(bytestring=text.encode(), write_to=str(png), output_width=1600)
+        return png
+    for tool, args in (
+        ("rsvg-convert", ["-w", "1600", "-o", str(png), str(svg)]),
+        ("convert", [str(svg), str(png)]),
+    ):
+        if shutil.which(tool):
+            result = subprocess.run([tool, *args], capture_output=True)
+            if result.returncode == 0:
+                return png
+    return None
+
+
+def _has_font(name: str) -> bool:
+    if not shutil.which("fc-list"):
+        return False
+    result = subprocess.run(["fc-list", name], capture_output=True, text=True)
+    return bool(result.stdout.strip())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--address", help="also shoot a live cluster at this address")
+    parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
+    parser.add_argument("--no-png", action="store_true")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    paths = asyncio.run(replayed(args.out))
+    if args.address:
+        paths += asyncio.run(live(args.out, args.address))
+    for svg in paths:
+        png = None if args.no_png else to_png(svg)
+        print(svg.relative_to(ROOT) if svg.is_relative_to(ROOT) else svg, "+ png" if png else "")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,81 @@
+"""Helpers for prompt tests: run `raytui submit` as a user would, collect a run's events."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from raytui.backends import dispatch
+from raytui.model.prompts import Event
+from tests.support.ray_cluster import RayTestCluster, TestNode
+
+RAYTUI = Path(sys.executable).parent / "raytui"
+
+
+def submit_cli(
+    cluster: RayTestCluster,
+    *args: str,
+    stdin: str | None = None,
+    timeout: float = 90,
+) -> subprocess.CompletedProcess[str]:
+    """`raytui submit --address <gcs> ARGS...`, prompts passed as argv items (never a shell)."""
+    return subprocess.run(
+        [str(RAYTUI), "submit", "--address", cluster.gcs_address, *args],
+        input=stdin,
+        env=cluster.client_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def json_events(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def gpu2(cluster: RayTestCluster) -> TestNode:
+    return next(n for n in cluster.nodes if n.num_gpus == 2)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+async def collect(run: dispatch.Run, on_event: Callable[[Event], Any] | None = None) -> list[Event]:
+    events: list[Event] = []
+    async for event in run.events():
+        events.append(event)
+        if on_event is not None:
+            on_event(event)
+    return events
+
+
+def driver_with_token_auth(request: Any) -> RayTestCluster:
+    """The session's `ray_driver`, making sure token auth is on while it connects.
+
+    Ray 2.60 never turns token auth on by itself for an explicit address, so `RAY_AUTH_MODE`
+    must be set at `ray.init` time; it is restored afterwards so other tests see the env as is.
+    """
+    import os
+
+    previous = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "token"
+    try:
+        cluster: RayTestCluster = request.getfixturevalue("ray_driver")
+    finally:
+        if previous is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = previous
+    return cluster
