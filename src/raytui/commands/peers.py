@@ -1,0 +1,46 @@
+"""`raytui peers list|add|remove`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from raytui.commands.proxy import format_peer
+from raytui.errors import RaytuiError, UsageError
+from raytui.model.peers import parse_peer_multiaddr
+from raytui.sources.proxy_control import ProxyControl
+
+
+def run(args: argparse.Namespace) -> int:
+    action = args.peers_command
+    if action == "add":
+        # Validate here too so a typo gets a clear message even with no daemon running.
+        parse_peer_multiaddr(args.multiaddr)
+    control = ProxyControl()
+    if action == "list":
+        peers = control.peers()
+        if args.json:
+            print(json.dumps([p.to_dict() for p in peers], indent=2))
+        elif not peers:
+            print("no peers (add one: raytui peers add MULTIADDR --name NAME)")
+        else:
+            for p in peers:
+                print(format_peer(p))
+        return 0
+    if action == "add":
+        health, error = control.add_peer(args.multiaddr, args.name)
+        if error is None:
+            rtt = f", rtt {health.rtt_ms:.1f} ms" if health.rtt_ms is not None else ""
+            print(f"added {health.label} ({health.peer_id}): connected{rtt}")
+            return 0
+        print(f"added {health.label} ({health.peer_id}) to the allow-list", file=sys.stderr)
+        raise RaytuiError(
+            f"but cannot reach it yet: {error} (the daemon keeps retrying; the peer may also "
+            "dial in)"
+        )
+    if action == "remove":
+        peer_id = control.remove_peer(args.peer)
+        print(f"removed {peer_id}")
+        return 0
+    raise UsageError(f"unknown peers action {action!r}")

@@ -1,0 +1,131 @@
+"""`raytui proxy run|start|stop|status|expose|forward`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from raytui.errors import UsageError
+from raytui.model.peers import DaemonStatus, PeerHealth, short_peer_id
+from raytui.sources.proxy_control import ProxyControl
+
+
+def run(args: argparse.Namespace) -> int:
+    action = args.proxy_command
+    if action == "run":
+        from raytui.proxy import daemon
+
+        return daemon.run(args.listen)
+    if action == "start":
+        from raytui.proxy import daemon
+
+        pid, started = daemon.start(args.listen)
+        if started:
+            print(f"proxy daemon started (pid {pid}); log: {daemon.log_path()}")
+        else:
+            print(f"proxy daemon already running (pid {pid})")
+        _print_addrs(ProxyControl().status())
+        return 0
+    if action == "stop":
+        from raytui.proxy import daemon
+
+        stopped = daemon.stop()
+        if stopped is None:
+            print("proxy daemon not running")
+        else:
+            print(f"proxy daemon stopped (pid {stopped})")
+        return 0
+    control = ProxyControl()
+    if action == "status":
+        status = control.status()
+        if args.json:
+            print(json.dumps(status.to_dict(), indent=2))
+        else:
+            print(format_status(status))
+        return 0
+    if action == "expose":
+        return _expose(control, args)
+    if action == "forward":
+        fwd = control.forward(args.peer, args.name, args.bind)
+        print(f"forwarding {fwd.bind} -> {args.peer}:{fwd.service}")
+        return 0
+    raise UsageError(f"unknown proxy action {action!r}")
+
+
+def _expose(control: ProxyControl, args: argparse.Namespace) -> int:
+    if args.ray_head:
+        if args.name or args.target:
+            raise UsageError("--ray-head takes no NAME or HOST:PORT")
+        for service in control.expose_ray_head(share_token=args.share_token):
+            print(f"exposed {service.name} -> {service.target}")
+        if args.share_token:
+            print("the Ray auth token is handed to allowed peers on request")
+        return 0
+    if not args.name or not args.target:
+        if args.share_token and not args.name and not args.target:
+            control.set_share_token(True)
+            print("the Ray auth token is handed to allowed peers on request")
+            return 0
+        raise UsageError("expose needs NAME HOST:PORT (or --ray-head)")
+    service = control.expose(args.name, args.target)
+    if args.share_token:
+        control.set_share_token(True)
+    print(f"exposed {service.name} -> {service.target}")
+    return 0
+
+
+def _print_addrs(status: DaemonStatus) -> None:
+    print(f"peer ID: {status.peer_id}")
+    print("addresses (paste one on the other machine: raytui peers add ADDRESS):")
+    for addr in status.addrs:
+        print(f"  {addr}")
+
+
+def _bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def format_peer(p: PeerHealth, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    rtt = f"{p.rtt_ms:.1f} ms" if p.rtt_ms is not None else "-"
+    since = f"{now - p.since:.0f}s" if p.since else "-"
+    line = (
+        f"  {p.label:<16} {p.state.value:<10} rtt {rtt:<9} streams {p.active_streams:<3} "
+        f"in {_bytes(p.bytes_in):<10} out {_bytes(p.bytes_out):<10} "
+        f"reconnects {p.reconnects} (for {since})"
+    )
+    if p.name:
+        line += f"\n    id {p.peer_id}"
+    if p.last_error:
+        line += f"\n    last error: {p.last_error}"
+    return line
+
+
+def format_status(status: DaemonStatus) -> str:
+    lines = [f"proxy daemon pid {status.pid}, up {status.uptime_s:.0f}s"]
+    lines.append(f"peer ID: {status.peer_id}")
+    lines.append("addresses (paste one on the other machine: raytui peers add ADDRESS):")
+    lines += [f"  {a}" for a in status.addrs]
+    lines.append(f"peers ({len(status.peers)}):" if status.peers else "peers: none")
+    lines += [format_peer(p) for p in status.peers]
+    if status.services:
+        lines.append("exposed services:")
+        lines += [f"  {s.name} -> {s.target}" for s in status.services]
+    if status.share_token:
+        lines.append("Ray token: shared with allowed peers")
+    if status.forwards:
+        lines.append("forwards:")
+        names = {p.peer_id: p.label for p in status.peers}
+        for f in status.forwards:
+            peer = names.get(f.peer_id, short_peer_id(f.peer_id))
+            extra = f"  ERROR: {f.error}" if f.error else f"  active {f.active}"
+            lines.append(f"  {f.bind} -> {peer}:{f.service}{extra}")
+    if status.refused:
+        lines.append(f"refused connections from peers not on the allow-list: {status.refused}")
+    return "\n".join(lines)

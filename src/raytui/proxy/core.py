@@ -1,0 +1,376 @@
+"""The running proxy node: the libp2p host, the peer manager, exposed services, forwards and
+Ray-token sharing. The control server (control.py) calls its methods; daemon.py runs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import multiaddr
+import trio
+from libp2p.abc import IHost, INetStream
+from libp2p.crypto.keys import KeyPair
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+from libp2p.utils.address_validation import expand_wildcard_address
+
+from raytui.errors import RaytuiError, UsageError
+from raytui.model.peers import (
+    RAY_CLIENT,
+    RAY_DASHBOARD,
+    RAY_GCS,
+    RAY_HEAD_PORTS,
+    TOKEN_PROTOCOL,
+    TUNNEL_PROTOCOL,
+    ConsoleEndpoints,
+    DaemonStatus,
+    Forward,
+    LinkState,
+    Service,
+    check_service_name,
+    parse_host_port,
+    parse_peer_multiaddr,
+)
+from raytui.proxy import store
+from raytui.proxy.host import build_host
+from raytui.proxy.peers import PeerManager, describe
+from raytui.proxy.tunnel import (
+    CONNECT_TIMEOUT,
+    LinkCounters,
+    forward_connection,
+    read_line,
+    reset_stream,
+    serve_stream,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 4701
+DEFAULT_LISTEN = (f"/ip4/0.0.0.0/tcp/{DEFAULT_PORT}",)
+# Ray rewrites 127.0.0.1 to the LAN IP; another loopback alias keeps console forwards local.
+CONSOLE_BIND_HOST = "127.0.0.3"
+
+
+def read_ray_token() -> str | None:
+    """The Ray auth token as Ray itself finds it: env, env-named file, ~/.ray/auth_token."""
+    token = os.environ.get("RAY_AUTH_TOKEN")
+    if token:
+        return token.strip()
+    candidates = []
+    if os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        candidates.append(Path(os.environ["RAY_AUTH_TOKEN_PATH"]))
+    candidates.append(Path.home() / ".ray" / "auth_token")
+    for path in candidates:
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except OSError:
+            continue
+        if text:
+            return text
+    return None
+
+
+@dataclass
+class _ForwardRuntime:
+    entry: store.ForwardEntry
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    active: int = 0
+    error: str | None = None
+
+    def model(self) -> Forward:
+        return Forward(
+            peer_id=self.entry.peer_id,
+            service=self.entry.service,
+            bind=self.entry.bind,
+            active=self.active,
+            error=self.error,
+        )
+
+
+class ProxyNode:
+    def __init__(self, key_pair: KeyPair, state: store.StoredState, listen: list[str]) -> None:
+        self._key_pair = key_pair
+        self._state = state
+        self._listen = [multiaddr.Multiaddr(a) for a in listen]
+        self.peers = PeerManager(state, self.save)
+        self._forwards: list[_ForwardRuntime] = []
+        self._nursery: trio.Nursery | None = None
+        self._host: IHost | None = None
+        self._started = time.time()
+        self.shutdown = trio.Event()
+
+    def save(self) -> None:
+        store.save(self._state)
+
+    @property
+    def host(self) -> IHost:
+        if self._host is None:
+            raise RaytuiError("proxy node not started")
+        return self._host
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        host = build_host(self._key_pair, self._listen, self.peers.allowed, self.peers.on_refused)
+        self._host = host
+        try:
+            async with host.run(self._listen), trio.open_nursery() as nursery:
+                self._nursery = nursery
+                host.set_stream_handler(TProtocol(TUNNEL_PROTOCOL), self._on_tunnel_stream)
+                host.set_stream_handler(TProtocol(TOKEN_PROTOCOL), self._on_token_stream)
+                self.peers.start(host, nursery)
+                for entry in list(self._state.forwards):
+                    await self._start_forward(entry, persist=False)
+                task_status.started()
+                await self.shutdown.wait()
+                nursery.cancel_scope.cancel()
+        except OSError as exc:
+            where = ", ".join(map(str, self._listen))
+            raise RaytuiError(f"cannot listen on {where}: {exc}") from exc
+
+    # --- status --------------------------------------------------------------------------------
+
+    def addrs(self) -> list[str]:
+        """Full multiaddrs to paste on another machine, wildcards expanded to interfaces."""
+        host = self.host
+        out: list[str] = []
+        for addr in host.get_transport_addrs():
+            text = str(addr)
+            expanded = (
+                expand_wildcard_address(addr)
+                if text.startswith(("/ip4/0.0.0.0/", "/ip6/::/"))
+                else [addr]
+            )
+            for a in expanded:
+                full = f"{a}/p2p/{host.get_id()}"
+                if full not in out:
+                    out.append(full)
+        # Loopback last: the address a remote machine needs comes first.
+        out.sort(key=lambda a: a.startswith(("/ip4/127.", "/ip6/::1/")))
+        return out
+
+    def status(self) -> DaemonStatus:
+        return DaemonStatus(
+            peer_id=str(self.host.get_id()),
+            addrs=tuple(self.addrs()),
+            pid=os.getpid(),
+            uptime_s=time.time() - self._started,
+            share_token=self._state.share_token,
+            refused=self.peers.refused,
+            peers=tuple(self.peers.health()),
+            services=tuple(
+                Service(name, target) for name, target in sorted(self._state.services.items())
+            ),
+            forwards=tuple(f.model() for f in self._forwards),
+        )
+
+    # --- services (serving side) -----------------------------------------------------------------
+
+    def expose(self, name: str, target: str) -> Service:
+        check_service_name(name)
+        host, port = parse_host_port(target)
+        if port == 0:
+            raise UsageError("the service's port cannot be 0")
+        self._state.services[name] = f"{host}:{port}"
+        self.save()
+        return Service(name, self._state.services[name])
+
+    def expose_ray_head(self, share_token: bool) -> list[Service]:
+        out = [self.expose(name, f"127.0.0.1:{port}") for name, port in RAY_HEAD_PORTS.items()]
+        if share_token:
+            self.set_share_token(True)
+        return out
+
+    def unexpose(self, name: str) -> None:
+        if self._state.services.pop(name, None) is None:
+            raise UsageError(f"no exposed service named {name!r}")
+        self.save()
+
+    def set_share_token(self, enabled: bool) -> None:
+        self._state.share_token = enabled
+        self.save()
+
+    def _lookup_service(self, name: str) -> tuple[str, int] | None:
+        target = self._state.services.get(name)
+        return parse_host_port(target) if target else None
+
+    def _peer_of(self, stream: INetStream) -> str | None:
+        peer = stream.muxed_conn.peer_id
+        return str(peer) if self.peers.allowed(peer) else None
+
+    async def _on_tunnel_stream(self, stream: INetStream) -> None:
+        peer = self._peer_of(stream)
+        if peer is None:
+            await reset_stream(stream)
+            return
+        await serve_stream(stream, self._lookup_service, self.peers.counters(peer))
+
+    async def _on_token_stream(self, stream: INetStream) -> None:
+        if self._peer_of(stream) is None:
+            await reset_stream(stream)
+            return
+        token = read_ray_token() if self._state.share_token else None
+        if not self._state.share_token:
+            reply = b"-this head does not share its Ray token (expose --share-token)\n"
+        elif token is None:
+            reply = b"-this head has no Ray token (auth is off, or the token file is missing)\n"
+        else:
+            reply = b"+" + token.encode() + b"\n"
+        try:
+            await stream.write(reply)
+            await stream.close()
+        except Exception:
+            await reset_stream(stream)
+
+    # --- forwards (dialing side) -----------------------------------------------------------------
+
+    async def forward(self, peer_key: str, service: str, bind: str | None) -> Forward:
+        peer_id = self.peers.resolve(peer_key)
+        check_service_name(service)
+        if bind is None:
+            for f in self._forwards:
+                if f.entry.peer_id == peer_id and f.entry.service == service and f.error is None:
+                    return f.model()
+            bind = "127.0.0.1:0"
+        host, port = parse_host_port(bind, default_host="127.0.0.1")
+        for f in self._forwards:
+            if f.entry.bind == f"{host}:{port}" and port != 0:
+                raise UsageError(f"already forwarding {f.entry.bind} to {f.entry.service}")
+        runtime = await self._start_forward(
+            store.ForwardEntry(peer_id, service, f"{host}:{port}"), persist=True
+        )
+        if runtime.error:
+            raise RaytuiError(runtime.error)
+        return runtime.model()
+
+    async def unforward(self, bind: str) -> None:
+        for f in list(self._forwards):
+            if f.entry.bind == bind:
+                f.scope.cancel()
+                self._forwards.remove(f)
+                if f.entry in self._state.forwards:
+                    self._state.forwards.remove(f.entry)
+                self.save()
+                return
+        raise UsageError(f"no forward bound to {bind}")
+
+    async def _start_forward(self, entry: store.ForwardEntry, persist: bool) -> _ForwardRuntime:
+        assert self._nursery is not None
+        runtime = _ForwardRuntime(entry)
+        host, port = parse_host_port(entry.bind)
+        try:
+            listeners = await trio.open_tcp_listeners(port, host=host)
+        except OSError as exc:
+            runtime.error = f"cannot listen on {entry.bind}: {exc.strerror or exc}"
+            if not persist:
+                self._forwards.append(runtime)  # restored from disk: show why it is not running
+            return runtime
+        bound = listeners[0].socket.getsockname()
+        entry.bind = f"{host}:{bound[1]}"
+        self._forwards.append(runtime)
+        if persist:
+            self._state.forwards.append(entry)
+            self.save()
+        self._nursery.start_soon(self._serve_forward, runtime, listeners)
+        return runtime
+
+    async def _serve_forward(
+        self, runtime: _ForwardRuntime, listeners: list[trio.SocketListener]
+    ) -> None:
+        entry = runtime.entry
+
+        async def handle(sock: trio.SocketStream) -> None:
+            try:
+                peer_id = ID.from_base58(entry.peer_id)
+            except Exception:
+                return
+            counters = (
+                self.peers.counters(entry.peer_id)
+                if self.peers.allowed(peer_id)
+                else LinkCounters()
+            )
+
+            async def open_stream() -> INetStream:
+                if not self.peers.allowed(peer_id):
+                    raise RaytuiError("peer is no longer on the allow-list")
+                return await self.host.new_stream(peer_id, [TProtocol(TUNNEL_PROTOCOL)])
+
+            runtime.active += 1
+            try:
+                why = await forward_connection(sock, open_stream, entry.service, counters)
+            finally:
+                runtime.active -= 1
+            if why:
+                log.info("forward %s -> %s: %s", entry.bind, entry.service, why)
+                if entry.peer_id in {p.peer_id for p in self.peers.health()}:
+                    self.peers.link(entry.peer_id).last_error = f"{entry.service}: {why}"
+
+        with runtime.scope:
+            try:
+                await trio.serve_listeners(handle, listeners)
+            finally:
+                for listener in listeners:
+                    with trio.CancelScope(shield=True):
+                        await listener.aclose()
+
+    # --- token and remote console ----------------------------------------------------------------
+
+    async def fetch_token(self, peer_key: str) -> str | None:
+        """The peer's Ray token, or None when it does not share one (the reason is logged)."""
+        peer_id = ID.from_base58(self.peers.resolve(peer_key))
+        try:
+            with trio.fail_after(CONNECT_TIMEOUT):
+                stream = await self.host.new_stream(peer_id, [TProtocol(TOKEN_PROTOCOL)])
+                line, _ = await read_line(stream)
+        except Exception as exc:
+            raise RaytuiError(f"cannot ask the peer for its Ray token: {describe(exc)}") from exc
+        with contextlib.suppress(Exception):
+            await stream.close()
+        text = line.decode("utf-8", "replace")
+        if text.startswith("+"):
+            return text[1:]
+        log.info("peer %s shares no token: %s", peer_key, text[1:])
+        return None
+
+    async def console(self, peer_key: str) -> ConsoleEndpoints:
+        peer_id = self.peers.resolve(peer_key)
+        link = self.peers.link(peer_id)
+        if link.state != LinkState.CONNECTED:
+            await self.peers._first_outcome(link)
+        binds: dict[str, str] = {}
+        for service in (RAY_DASHBOARD, RAY_CLIENT, RAY_GCS):
+            existing = next(
+                (
+                    f
+                    for f in self._forwards
+                    if f.entry.peer_id == peer_id and f.entry.service == service and not f.error
+                ),
+                None,
+            )
+            if existing is not None:
+                binds[service] = existing.entry.bind
+                continue
+            try:
+                fwd = await self.forward(peer_id, service, f"{CONSOLE_BIND_HOST}:0")
+            except RaytuiError:
+                fwd = await self.forward(peer_id, service, "127.0.0.1:0")
+            binds[service] = fwd.bind
+        token = None
+        if link.state == LinkState.CONNECTED:
+            token = await self.fetch_token(peer_id)
+        return ConsoleEndpoints(
+            peer_id=peer_id,
+            dashboard_url=f"http://{binds[RAY_DASHBOARD]}",
+            gcs_address=binds[RAY_GCS],
+            client_address=f"ray://{binds[RAY_CLIENT]}",
+            token=token,
+        )
+
+    async def add_peer(self, text: str, name: str | None) -> tuple[object, str | None]:
+        address = parse_peer_multiaddr(text)
+        health, error = await self.peers.add(address, name)
+        return health, error

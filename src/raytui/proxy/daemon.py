@@ -1,0 +1,186 @@
+"""Running the daemon: in the foreground (`raytui proxy run`), detached (`start`, a new session
+so it outlives the SSH login that started it), and stopping it (`stop`).
+
+Files: the control socket and the pid file in the runtime dir, the log in the state dir.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import multiaddr
+import trio
+
+from raytui import locations
+from raytui.errors import RaytuiError, UsageError
+from raytui.proxy import identity, store
+from raytui.proxy.control import ControlServer, socket_path
+from raytui.proxy.core import DEFAULT_LISTEN, ProxyNode
+from raytui.sources.proxy_control import ProxyControl, is_running
+
+log = logging.getLogger(__name__)
+
+PID_NAME = "proxy.pid"
+LOG_NAME = "proxy.log"
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+
+
+def pid_path() -> Path:
+    return locations.runtime_dir() / PID_NAME
+
+
+def log_path() -> Path:
+    return locations.state_dir() / LOG_NAME
+
+
+def _check_listen(listen: list[str]) -> list[str]:
+    for text in listen:
+        try:
+            addr = multiaddr.Multiaddr(text)
+        except Exception as exc:
+            raise UsageError(f"bad --listen multiaddr {text!r}: {exc}") from None
+        names = [p.name for p in addr.protocols()]
+        if len(names) != 2 or names[0] not in ("ip4", "ip6") or names[1] != "tcp":
+            raise UsageError(
+                f"bad --listen multiaddr {text!r}: "
+                "expected /ip4/ADDR/tcp/PORT or /ip6/ADDR/tcp/PORT"
+            )
+    return listen
+
+
+def _read_pid() -> int | None:
+    try:
+        pid = int(pid_path().read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+def run(listen: list[str] | None) -> int:
+    """The daemon in the foreground, until SIGINT/SIGTERM/SIGHUP or a `shutdown` request."""
+    logging.basicConfig(
+        level=os.environ.get("RAYTUI_PROXY_LOG", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # libp2p logs expected churn (refused peers, lost links) as warnings with tracebacks.
+    logging.getLogger("libp2p").setLevel(logging.ERROR)
+    if is_running():
+        raise RaytuiError(f"a proxy daemon is already running (control socket {socket_path()})")
+    key_pair = identity.load_or_create()
+    state = store.load()
+    if listen:
+        state.listen = _check_listen(list(listen))
+        store.save(state)
+    addrs = state.listen or list(DEFAULT_LISTEN)
+    trio.run(_main, ProxyNode(key_pair, state, addrs))
+    return 0
+
+
+async def _main(node: ProxyNode) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        await nursery.start(ControlServer(node).serve, socket_path())
+        pid_path().write_text(f"{os.getpid()}\n")
+        status = node.status()
+        log.info("proxy daemon up: peer ID %s", status.peer_id)
+        for addr in status.addrs:
+            log.info("listening: %s", addr)
+        nursery.start_soon(_on_signals, node)
+        await node.shutdown.wait()
+        nursery.cancel_scope.cancel()
+    with contextlib.suppress(FileNotFoundError):
+        pid_path().unlink()
+    log.info("proxy daemon stopped")
+
+
+async def _on_signals(node: ProxyNode) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+        async for _ in signals:
+            node.shutdown.set()
+            return
+
+
+def start(listen: list[str] | None) -> tuple[int, bool]:
+    """Start detached; returns (pid, started_now). Waits until the control socket answers."""
+    if is_running():
+        return int(ProxyControl().ping()["pid"]), False
+    if listen:
+        _check_listen(list(listen))
+    cmd = [sys.executable, "-m", "raytui", "proxy", "run"]
+    for addr in listen or []:
+        cmd += ["--listen", addr]
+    logfile = log_path()
+    with open(logfile, "ab") as out:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+            close_fds=True,
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = _tail(logfile)
+            raise RaytuiError(f"the proxy daemon exited at start (code {proc.returncode}):\n{tail}")
+        if is_running():
+            return proc.pid, True
+        time.sleep(0.1)
+    raise RaytuiError(f"the proxy daemon did not come up within {START_TIMEOUT:g} s; see {logfile}")
+
+
+def stop() -> int | None:
+    """Stop the daemon; returns its pid, or None when none was running."""
+    pid = _read_pid()
+    try:
+        pid = int(ProxyControl(timeout=5.0).ping()["pid"])
+        ProxyControl(timeout=5.0).shutdown()
+    except RaytuiError:
+        if pid is None:
+            return None
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline:
+        if not _alive(pid) and not is_running():
+            return pid
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours counts as gone.
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return done == 0
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

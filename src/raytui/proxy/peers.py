@@ -1,0 +1,355 @@
+"""The allow-list and one supervisor per allowed peer.
+
+A supervisor keeps the link to its peer: it dials (clearing the library's negative dial cache
+first, which would otherwise refuse a redial for 60 s), pings every PING_INTERVAL seconds over one
+long-lived ping stream, and redials with jittered exponential backoff. It records health
+(state, RTT, reconnects, last error); the tunnel code adds traffic counters.
+
+States: `connecting` until the first dial after start/add has an outcome; `connected` while a
+connection is up; `down` after a loss or a failed dial, while retrying.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import multiaddr
+import trio
+from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
+from libp2p.custom_types import TProtocol
+from libp2p.host.ping import ID as PING_PROTOCOL
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo
+
+from raytui.errors import UsageError
+from raytui.model.peers import LinkState, PeerAddress, PeerHealth
+from raytui.proxy.store import PeerEntry, StoredState
+from raytui.proxy.tunnel import LinkCounters
+
+log = logging.getLogger(__name__)
+
+PING_INTERVAL = 1.5
+PING_TIMEOUT = 5.0
+PING_FAILURES_BEFORE_DROP = 3
+DIAL_TIMEOUT = 10.0
+MIN_BACKOFF = 0.5
+MAX_BACKOFF = 8.0
+ADDR_TTL = 10**9  # the peerstore forgets addresses after their TTL; ours come from the user
+
+
+def describe(exc: BaseException) -> str:
+    """The most specific message in an exception chain (libp2p wraps causes several deep)."""
+    messages: list[str] = []
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        text = str(cur).strip()
+        if isinstance(cur, ConnectionRefusedError):
+            text = "connection refused"
+        elif isinstance(cur, trio.TooSlowError):
+            text = "timed out"
+        if text:
+            messages.append(text)
+        nested = getattr(cur, "errors", None) or getattr(cur, "exceptions", None)
+        if isinstance(nested, list | tuple) and nested and isinstance(nested[0], BaseException):
+            cur = nested[0]
+        else:
+            cur = cur.__cause__ or cur.__context__
+    if not messages:
+        return type(exc).__name__
+    if any("upgrade mux" in m or "muxer" in m for m in messages):
+        return (
+            "the peer hung up after the handshake: this machine is probably not on its "
+            "allow-list (on the peer, run `raytui peers add` with this machine's address)"
+        )
+    final = messages[-1]
+    for m in messages:
+        where = re.search(r" to (/ip[46]/[^\s:]+|/dns[46]?/[^\s:]+)", m)
+        if where and where.group(1) not in final:
+            final = f"{final} ({where.group(1)})"
+            break
+    return final[:300]
+
+
+@dataclass
+class Link:
+    entry: PeerEntry
+    state: LinkState = LinkState.CONNECTING
+    rtt_ms: float | None = None
+    reconnects: int = 0
+    last_error: str | None = None
+    since: float = field(default_factory=time.time)
+    counters: LinkCounters = field(default_factory=LinkCounters)
+    ever_connected: bool = False
+    wake: trio.Event = field(default_factory=trio.Event)
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+
+    def set_state(self, state: LinkState) -> None:
+        if state != self.state:
+            log.info("peer %s: %s -> %s", self.entry.peer_id, self.state, state)
+            self.state = state
+            self.since = time.time()
+
+    def poke(self) -> None:
+        self.wake.set()
+
+    def health(self) -> PeerHealth:
+        return PeerHealth(
+            peer_id=self.entry.peer_id,
+            name=self.entry.name,
+            addrs=tuple(self.entry.addrs),
+            state=self.state,
+            rtt_ms=self.rtt_ms if self.state == LinkState.CONNECTED else None,
+            reconnects=self.reconnects,
+            active_streams=self.counters.active_streams,
+            bytes_in=self.counters.bytes_in,
+            bytes_out=self.counters.bytes_out,
+            last_error=self.last_error,
+            since=self.since,
+        )
+
+
+class _Notifee(INotifee):
+    """Wakes a supervisor as soon as its peer connects or disconnects."""
+
+    def __init__(self, manager: PeerManager) -> None:
+        self._manager = manager
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        self._manager.poke(str(conn.muxed_conn.peer_id))
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        self._manager.poke(str(conn.muxed_conn.peer_id))
+
+    async def listen(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
+        return None
+
+    async def listen_close(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
+        return None
+
+
+class PeerManager:
+    """Owns the allow-list (in `state.peers`) and the supervisors. `save` persists `state`."""
+
+    def __init__(self, state: StoredState, save: Callable[[], None]) -> None:
+        self._state = state
+        self._save = save
+        self._links: dict[str, Link] = {pid: Link(entry) for pid, entry in state.peers.items()}
+        self._host: IHost | None = None
+        self._nursery: trio.Nursery | None = None
+        self.refused = 0
+
+    # --- used by the host's security step (synchronous, no I/O) -------------------------------
+
+    def allowed(self, peer: ID) -> bool:
+        return str(peer) in self._links
+
+    def on_refused(self, peer: ID, direction: str) -> None:
+        self.refused += 1
+        log.warning("refused %s connection from peer %s: not on the allow-list", direction, peer)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self, host: IHost, nursery: trio.Nursery) -> None:
+        self._host = host
+        self._nursery = nursery
+        host.get_network().register_notifee(_Notifee(self))
+        for link in self._links.values():
+            nursery.start_soon(self._supervise, link)
+
+    def poke(self, peer_id: str) -> None:
+        link = self._links.get(peer_id)
+        if link is not None:
+            link.poke()
+
+    # --- queries --------------------------------------------------------------------------------
+
+    def health(self) -> list[PeerHealth]:
+        return [link.health() for link in self._links.values()]
+
+    def counters(self, peer_id: str) -> LinkCounters:
+        link = self._links.get(peer_id)
+        return link.counters if link is not None else LinkCounters()
+
+    def resolve(self, key: str) -> str:
+        """Peer ID for a peer ID or name on the list; UsageError otherwise."""
+        if key in self._links:
+            return key
+        for pid, link in self._links.items():
+            if link.entry.name == key:
+                return pid
+        raise UsageError(f"no peer {key!r} on the allow-list (see `raytui peers list`)")
+
+    def link(self, peer_id: str) -> Link:
+        return self._links[peer_id]
+
+    # --- changes --------------------------------------------------------------------------------
+
+    async def add(self, address: PeerAddress, name: str | None) -> tuple[PeerHealth, str | None]:
+        """Allow-list and dial. Returns the health after the first dial and its error, if any."""
+        if self._host is not None and address.peer_id == str(self._host.get_id()):
+            raise UsageError("that address is this daemon's own peer ID")
+        if name is not None:
+            for pid, other in self._links.items():
+                if other.entry.name == name and pid != address.peer_id:
+                    raise UsageError(f"the name {name!r} is already used by peer {pid}")
+        link = self._links.get(address.peer_id)
+        if link is None:
+            entry = PeerEntry(address.peer_id, name, [address.transport])
+            link = Link(entry)
+            self._links[entry.peer_id] = link
+            self._state.peers[entry.peer_id] = entry
+            if self._nursery is not None:
+                self._nursery.start_soon(self._supervise, link)
+        else:
+            if name is not None:
+                link.entry.name = name
+            if address.transport in link.entry.addrs:
+                link.entry.addrs.remove(address.transport)
+            link.entry.addrs.insert(0, address.transport)
+            link.poke()
+        self._save()
+        error = await self._first_outcome(link)
+        return link.health(), error
+
+    async def _first_outcome(self, link: Link) -> str | None:
+        """Wait (bounded) until the supervisor has connected or failed once."""
+        with trio.move_on_after(DIAL_TIMEOUT + 1):
+            while True:
+                if link.state == LinkState.CONNECTED:
+                    return None
+                if link.state == LinkState.DOWN and link.last_error:
+                    return link.last_error
+                await trio.sleep(0.05)
+        return link.last_error or "no answer yet"
+
+    async def remove(self, key: str) -> str:
+        peer_id = self.resolve(key)
+        link = self._links.pop(peer_id)
+        self._state.peers.pop(peer_id, None)
+        self._save()
+        link.scope.cancel()
+        if self._host is not None:
+            with trio.move_on_after(5):
+                try:
+                    await self._host.disconnect(ID.from_base58(peer_id))
+                except Exception:
+                    log.debug("disconnect %s failed", peer_id, exc_info=True)
+        return peer_id
+
+    # --- the supervisor -------------------------------------------------------------------------
+
+    def _connected(self, pid: ID) -> bool:
+        assert self._host is not None
+        return bool(self._host.get_network().get_connections(pid))
+
+    async def _wait(self, link: Link, seconds: float) -> None:
+        with trio.move_on_after(seconds):
+            await link.wake.wait()
+        link.wake = trio.Event()
+
+    async def _supervise(self, link: Link) -> None:
+        with link.scope:
+            try:
+                await self._supervise_loop(link)
+            except Exception:
+                log.exception("supervisor for %s crashed", link.entry.peer_id)
+                link.set_state(LinkState.DOWN)
+                link.last_error = "supervisor crashed; see the daemon log"
+
+    async def _supervise_loop(self, link: Link) -> None:
+        assert self._host is not None
+        host = self._host
+        pid = ID.from_base58(link.entry.peer_id)
+        backoff = MIN_BACKOFF
+        ping: INetStream | None = None
+        failures = 0
+        while True:
+            if self._connected(pid):
+                if link.state != LinkState.CONNECTED:
+                    if link.ever_connected:
+                        link.reconnects += 1
+                    link.ever_connected = True
+                    link.set_state(LinkState.CONNECTED)
+                    backoff = MIN_BACKOFF
+                    failures = 0
+                try:
+                    with trio.fail_after(PING_TIMEOUT):
+                        if ping is None:
+                            ping = await host.new_stream(pid, [TProtocol(PING_PROTOCOL)])
+                        link.rtt_ms = await _ping_once(ping)
+                    failures = 0
+                except Exception as exc:
+                    failures += 1
+                    link.last_error = f"ping failed: {describe(exc)}"
+                    if ping is not None:
+                        with trio.move_on_after(1):
+                            with contextlib.suppress(Exception):
+                                await ping.reset()
+                    ping = None
+                    if failures >= PING_FAILURES_BEFORE_DROP:
+                        log.warning("peer %s: %d pings failed, dropping", pid, failures)
+                        with trio.move_on_after(5):
+                            await host.disconnect(pid)
+                await self._wait(link, PING_INTERVAL)
+                continue
+            ping = None
+            if link.state == LinkState.CONNECTED:
+                link.last_error = "connection lost"
+                link.set_state(LinkState.DOWN)
+            error = await self._dial(host, pid, link)
+            if error is None:
+                continue
+            link.last_error = error
+            link.set_state(LinkState.DOWN)
+            await self._wait(link, backoff * random.uniform(0.8, 1.2))
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+    async def _dial(self, host: IHost, pid: ID, link: Link) -> str | None:
+        addrs = []
+        for text in link.entry.addrs:
+            try:
+                addrs.append(multiaddr.Multiaddr(text))
+            except Exception as exc:
+                return f"bad stored address {text!r}: {exc}"
+        if not addrs:
+            return "no known address; waiting for the peer to dial in"
+        network = host.get_network()
+        unblock = getattr(network, "unblock_peer", None)
+        if unblock is not None:
+            unblock(pid)
+        try:
+            with trio.fail_after(DIAL_TIMEOUT):
+                await host.connect(PeerInfo(pid, addrs))
+        except Exception as exc:
+            return f"dial failed: {describe(exc)}"
+        return None
+
+
+async def _ping_once(stream: INetStream) -> float:
+    payload = secrets.token_bytes(32)
+    start = time.perf_counter()
+    await stream.write(payload)
+    got = b""
+    while len(got) < len(payload):
+        chunk = await stream.read(len(payload) - len(got))
+        if not chunk:
+            raise EOFError("ping stream closed")
+        got += chunk
+    if got != payload:
+        raise ValueError("ping answer does not match")
+    return (time.perf_counter() - start) * 1000.0

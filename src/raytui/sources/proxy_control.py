@@ -1,0 +1,167 @@
+"""Client of the proxy daemon's control socket (`raytui proxy run`), for the CLI and the TUI.
+
+Plain blocking stdlib sockets, one short connection per request: call it directly from the CLI,
+or from a thread worker in the TUI. Every method returns `raytui.model.peers` snapshots and raises:
+- `DaemonNotRunning` (a `RaytuiError`) when no daemon listens on the socket;
+- `UsageError` when the daemon rejected the input (unknown peer, bad multiaddr, …);
+- `RaytuiError` for other failures, with a message meant for the user.
+
+Typical use::
+
+    control = ProxyControl()
+    status = control.status()            # DaemonStatus: own peer ID, addrs, peers' health
+    health, error = control.add_peer("/ip4/203.0.113.7/tcp/4701/p2p/12D3KooW…", name="lab")
+    endpoints = connect_console("lab")   # ConsoleEndpoints for `raytui --via lab`
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+from raytui import locations
+from raytui.errors import RaytuiError, UsageError
+from raytui.model.peers import (
+    ConsoleEndpoints,
+    DaemonStatus,
+    Forward,
+    PeerHealth,
+    Service,
+)
+
+SOCKET_NAME = "proxy.sock"  # must match raytui.proxy.control.SOCKET_NAME
+NOT_RUNNING = "proxy daemon not running: start it with `raytui proxy start`"
+
+
+class DaemonNotRunning(RaytuiError):
+    """No proxy daemon answers on the control socket."""
+
+
+def socket_path() -> Path:
+    return locations.runtime_dir() / SOCKET_NAME
+
+
+class ProxyControl:
+    """Talks to the daemon whose control socket is at `path` (default: this user's)."""
+
+    def __init__(self, path: Path | None = None, timeout: float = 30.0) -> None:
+        self.path = path or socket_path()
+        self.timeout = timeout
+
+    def request(self, op: str, **args: Any) -> Any:
+        """Send one request, return its `result`; raise as the module docstring says."""
+        payload = json.dumps({"op": op, **args}).encode() + b"\n"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            try:
+                sock.connect(str(self.path))
+            except (FileNotFoundError, ConnectionRefusedError):
+                raise DaemonNotRunning(NOT_RUNNING) from None
+            except OSError as exc:
+                raise RaytuiError(f"cannot reach the proxy daemon at {self.path}: {exc}") from exc
+            try:
+                sock.sendall(payload)
+                buf = b""
+                while b"\n" not in buf:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        raise RaytuiError("the proxy daemon closed the control connection")
+                    buf += chunk
+            except TimeoutError:
+                raise RaytuiError(
+                    f"the proxy daemon did not answer {op!r} within {self.timeout:g} s"
+                ) from None
+            except OSError as exc:
+                raise RaytuiError(f"control connection to the proxy daemon failed: {exc}") from exc
+        finally:
+            sock.close()
+        try:
+            reply = json.loads(buf.partition(b"\n")[0])
+        except ValueError as exc:
+            raise RaytuiError(f"garbled reply from the proxy daemon: {exc}") from exc
+        if not reply.get("ok"):
+            message = str(reply.get("error", "unknown error"))
+            if reply.get("code") == 2:
+                raise UsageError(message)
+            raise RaytuiError(message)
+        return reply.get("result")
+
+    # --- queries --------------------------------------------------------------------------------
+
+    def ping(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("ping")
+        return result
+
+    def status(self) -> DaemonStatus:
+        return DaemonStatus.from_dict(self.request("status"))
+
+    def peers(self) -> list[PeerHealth]:
+        return [PeerHealth.from_dict(p) for p in self.request("peers.list")]
+
+    # --- peers ----------------------------------------------------------------------------------
+
+    def add_peer(self, multiaddr: str, name: str | None = None) -> tuple[PeerHealth, str | None]:
+        """Allow-list and dial. Returns the peer's health and the first dial's error (None when
+        it connected). The peer stays on the list either way; the daemon keeps retrying."""
+        result = self.request("peers.add", multiaddr=multiaddr, name=name)
+        error = result.get("error")
+        return PeerHealth.from_dict(result["peer"]), None if error is None else str(error)
+
+    def remove_peer(self, peer: str) -> str:
+        """Remove by peer ID or name; returns the peer ID. UsageError if it is not listed."""
+        return str(self.request("peers.remove", peer=peer)["peer_id"])
+
+    # --- services and forwards ------------------------------------------------------------------
+
+    def expose(self, name: str, target: str) -> Service:
+        return Service.from_dict(self.request("expose", name=name, target=target))
+
+    def expose_ray_head(self, share_token: bool = False) -> list[Service]:
+        result = self.request("expose.ray_head", share_token=share_token)
+        return [Service.from_dict(s) for s in result]
+
+    def unexpose(self, name: str) -> None:
+        self.request("unexpose", name=name)
+
+    def set_share_token(self, enabled: bool) -> None:
+        self.request("share_token", enabled=enabled)
+
+    def forward(self, peer: str, service: str, bind: str | None = None) -> Forward:
+        return Forward.from_dict(self.request("forward", peer=peer, service=service, bind=bind))
+
+    def unforward(self, bind: str) -> None:
+        self.request("unforward", bind=bind)
+
+    def token(self, peer: str) -> str | None:
+        token = self.request("token", peer=peer)["token"]
+        return None if token is None else str(token)
+
+    def console(self, peer: str) -> ConsoleEndpoints:
+        return ConsoleEndpoints.from_dict(self.request("console", peer=peer))
+
+    def shutdown(self) -> None:
+        self.request("shutdown")
+
+
+def is_running(path: Path | None = None) -> bool:
+    try:
+        ProxyControl(path, timeout=3.0).ping()
+    except RaytuiError:
+        return False
+    return True
+
+
+def connect_console(peer: str, path: Path | None = None) -> ConsoleEndpoints:
+    """For `raytui --via PEER`: forwards to PEER's `ray-dashboard`, `ray-client` and `ray-gcs`
+    services on 127.0.0.3 (reused when they exist) and PEER's Ray token if it shares it.
+
+    Pass `endpoints.dashboard_url` to the state API / dashboard client, `client_address` to
+    `ray.init`, and `token` as `RAY_AUTH_TOKEN` (when not None)."""
+    return ProxyControl(path).console(peer)
+
+
+# The name `raytui.sources.attach` looks up for `--via PEER`.
+ray_endpoints = connect_console

@@ -1,0 +1,139 @@
+"""The `raytui proxy` / `raytui peers` command line, and multiaddr validation."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from raytui.errors import UsageError
+from raytui.model.peers import multiaddr_error, parse_peer_multiaddr
+from tests.proxy_support.daemons import Daemon, free_port
+
+GOOD_ID = "12D3KooWA73AbUA2dz1hWm1PToPN21piJoqKKoKioTHyCHR5m8jD"
+
+
+def raytui(*args: str) -> subprocess.CompletedProcess[str]:
+    """Uses the autouse RAYTUI_HOME of conftest.py (no daemon there)."""
+    return subprocess.run(
+        [sys.executable, "-m", "raytui", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("", "empty address"),
+        ("hello world", "is not a multiaddr"),
+        ("/ip4/1.2.3/tcp/4701/p2p/" + GOOD_ID, "not an IPv4 address"),
+        ("/ip4/10.0.0.5/tcp/4701", "no /p2p/PEER_ID"),
+        ("/ip4/10.0.0.5/udp/4701/quic-v1/p2p/" + GOOD_ID, "no /tcp/PORT"),
+        ("/ip4/10.0.0.5/tcp/99999/p2p/" + GOOD_ID, "bad TCP port"),
+        ("/ip4/10.0.0.5/tcp/4701/p2p/" + GOOD_ID[:-3], "not a valid libp2p peer ID"),
+        ("/ip4/10.0.0.5/tcp/4701/p2p/12D3KooW0OIl", "not base58"),
+        ("/ip4/10.0.0.5/tcp/4701/p2p/", "missing peer ID"),
+        (
+            "/ip4/10.0.0.5/tcp/4701/p2p/bafzbeigai3eoy2ccc7ybwjfz5r3rdxqrinwi4rwytly24tdbh6yk7zslrm",
+            "CID form",
+        ),
+        ("/unix/tmp/x/p2p/" + GOOD_ID, "must start with /ip4/, /ip6/ or /dns/"),
+    ],
+)
+def test_bad_multiaddrs_explain_themselves(text: str, expect: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(expect)):
+        parse_peer_multiaddr(text)
+    message = multiaddr_error(text)
+    assert message is not None and expect in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"/ip4/203.0.113.7/tcp/4701/p2p/{GOOD_ID}",
+        f"/ip6/::1/tcp/4701/p2p/{GOOD_ID}",
+        f"/dns4/lab.example.org/tcp/4701/p2p/{GOOD_ID}",
+        f" /ip4/10.0.0.5/tcp/4701/ipfs/{GOOD_ID}/ ",
+        "/ip4/10.0.0.5/tcp/4701/p2p/QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N",
+    ],
+)
+def test_good_multiaddrs_parse(text: str) -> None:
+    address = parse_peer_multiaddr(text)
+    assert multiaddr_error(text) is None
+    assert address.multiaddr == f"{address.transport}/p2p/{address.peer_id}"
+    assert address.multiaddr.startswith(address.transport)
+
+
+def test_cli_rejects_bad_multiaddr_with_exit_2() -> None:
+    out = raytui("peers", "add", f"/ip4/10.0.0.5/tcp/4701/p2p/{GOOD_ID[:-3]}")
+    assert out.returncode == 2
+    assert "not a valid libp2p peer ID" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_cli_without_daemon_says_how_to_start_it() -> None:
+    out = raytui("proxy", "status")
+    assert out.returncode == 1
+    assert "proxy daemon not running: start it with `raytui proxy start`" in out.stderr
+
+
+@pytest.fixture(scope="module")
+def daemon() -> Iterator[Daemon]:
+    d = Daemon("c")
+    try:
+        yield d.start()
+    finally:
+        d.cleanup()
+
+
+@pytest.mark.proxy
+def test_peers_remove_unknown_exits_2(daemon: Daemon) -> None:
+    out = daemon.cli("peers", "remove", "nobody")
+    assert out.returncode == 2
+    assert "no peer 'nobody' on the allow-list" in out.stderr
+
+
+@pytest.mark.proxy
+def test_unreachable_peer_is_listed_and_reported(daemon: Daemon) -> None:
+    port = free_port()  # nothing listens there
+    out = daemon.cli("peers", "add", f"/ip4/127.0.0.1/tcp/{port}/p2p/{GOOD_ID}", "--name", "gone")
+    assert out.returncode == 1
+    assert "cannot reach it yet" in out.stderr
+    assert "refused" in out.stderr.lower()
+    listed = json.loads(daemon.cli("peers", "list", "--json").stdout)
+    assert [(p["name"], p["state"]) for p in listed] == [("gone", "down")]
+    out = daemon.cli("peers", "remove", "gone")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(daemon.cli("peers", "list", "--json").stdout) == []
+
+
+@pytest.mark.proxy
+def test_expose_and_forward_errors_are_usage_errors(daemon: Daemon) -> None:
+    assert daemon.cli("proxy", "expose", "bad name", "127.0.0.1:80").returncode == 2
+    assert daemon.cli("proxy", "expose", "web", "nohostport").returncode == 2
+    assert daemon.cli("proxy", "forward", "nobody", "web").returncode == 2
+    out = daemon.cli("proxy", "expose", "web", "127.0.0.1:8080")
+    assert out.returncode == 0, out.stderr
+    status = json.loads(daemon.cli("proxy", "status", "--json").stdout)
+    assert status["services"] == [{"name": "web", "target": "127.0.0.1:8080"}]
+
+
+@pytest.mark.proxy
+def test_start_detaches_and_stop_stops(tmp_path_factory: pytest.TempPathFactory) -> None:
+    d = Daemon("s")
+    try:
+        out = d.cli("proxy", "start", "--listen", d.listen)
+        assert out.returncode == 0, out.stderr + d.log_tail()
+        assert "/p2p/" in out.stdout
+        pid = d.control.ping()["pid"]
+        again = d.cli("proxy", "start")
+        assert "already running" in again.stdout
+        out = d.cli("proxy", "stop")
+        assert out.returncode == 0 and f"pid {pid}" in out.stdout
+        assert d.cli("proxy", "status").returncode == 1
+    finally:
+        d.cli("proxy", "stop")
+        d.cleanup()
