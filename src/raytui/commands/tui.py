@@ -1,0 +1,52 @@
+"""`raytui` with no subcommand: the Textual console."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from functools import partial
+
+from raytui import config, locations
+from raytui.sources.connection import ClusterConnection, ProgressFn
+
+
+def connect(address: str | None, via: str | None, progress: ProgressFn) -> ClusterConnection:
+    """Resolve, start or attach (blocking; the app runs it in a worker)."""
+    attach = importlib.import_module("raytui.sources.attach")  # lazily: it pulls in Ray
+    conn: ClusterConnection = attach.connect(address, via, progress)
+    return conn
+
+
+def describe_target(address: str | None, via: str | None) -> str:
+    if via:
+        return f"the head via peer {via}"
+    if address == "local":
+        return "a new embedded Ray (this takes a few seconds)"
+    if address:
+        return address
+    return "RAY_ADDRESS, a cluster on this machine, or a new embedded Ray"
+
+
+def run(args: argparse.Namespace) -> int:
+    from raytui.tui.app import RaytuiApp
+
+    cfg = config.load()
+    address = getattr(args, "address", None)
+    via = getattr(args, "via", None)
+    refresh = getattr(args, "refresh", None) or cfg.refresh
+    app = RaytuiApp(
+        partial(connect, address, via),
+        refresh=refresh,
+        readonly=bool(getattr(args, "readonly", False)),
+        keymap=cfg.keys,
+        target=describe_target(address, via),
+        config_path=str(locations.config_file()),
+    )
+    try:
+        app.run()
+    finally:
+        # Killed by a signal or an exception before the close worker ran: still stop Ray.
+        app.poller.close_blocking()
+    if app.return_code not in (None, 0):
+        return int(app.return_code)
+    return 0

@@ -1,0 +1,234 @@
+"""The raytui Textual app.
+
+It is handed a `Connector` (see sources/connection.py) and never imports Ray: the poller calls the
+connector and the connection in thread workers and posts messages back. Tests and the benchmark
+feed `SnapshotReady` messages exactly as the poller does (`app.feed(snapshot)` from any thread).
+
+Screens are registered here: `ClusterScreen` is the default (views inside it are listed in
+`screens/cluster.py`), `NodeDetailScreen` and `HelpScreen` are pushed on top. A new screen that
+shows live data subclasses `LiveScreen` and gets `show_snapshot` / `show_link` calls while on top.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import ClassVar
+
+from textual.app import App
+from textual.binding import BindingType
+from textual.command import Provider
+from textual.screen import Screen
+
+from raytui.model.cluster import ClusterSnapshot
+from raytui.model.history import DEFAULT_CAPACITY, GpuHistory
+from raytui.model.nvml import NvmlReport
+from raytui.sources.connection import Connector
+from raytui.tui import keys
+from raytui.tui.commands import RaytuiCommands
+from raytui.tui.messages import (
+    Connected,
+    ConnectFailed,
+    ConnectionClosed,
+    ConnectionStateChanged,
+    ConnectProgress,
+    ConnState,
+    OpenNode,
+    PollFinished,
+    SnapshotReady,
+)
+from raytui.tui.pollers import ClusterPoller
+from raytui.tui.screens.cluster import ClusterScreen
+from raytui.tui.screens.help import HelpScreen
+from raytui.tui.screens.live import LiveScreen
+from raytui.tui.screens.node_detail import NodeDetailScreen
+from raytui.tui.state import UiState
+
+Clock = Callable[[], float]
+
+
+def _local_nvml() -> NvmlReport:
+    from raytui.sources import nvml
+
+    return nvml.sample()
+
+
+class RaytuiApp(App[int]):
+    CSS_PATH = "raytui.tcss"
+    TITLE = "raytui"
+    BINDINGS: ClassVar[list[BindingType]] = keys.bindings(
+        "quit", "quit_now", "help", "palette", "refresh", "view_nodes", "view_gpus", "view_jobs"
+    )
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {
+        *App.COMMANDS,
+        RaytuiCommands,
+    }
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+
+    def __init__(
+        self,
+        connector: Connector,
+        refresh: float = 2.0,
+        readonly: bool = False,
+        keymap: Mapping[str, str] | None = None,
+        clock: Clock = time.time,
+        *,
+        target: str = "",
+        nvml_sampler: Callable[[], NvmlReport] | None = _local_nvml,
+        config_path: str | None = None,
+        history_capacity: int = DEFAULT_CAPACITY,
+        local_hostname: str | None = None,
+    ) -> None:
+        """
+        connector: blocking; resolves the address and starts or attaches (run in a worker).
+        refresh: seconds between polls. readonly: no actions that change the cluster.
+        keymap: binding id -> keys (config `[keys]`). clock: wall clock for ages and countdowns.
+        target: what we connect to, shown while connecting ("embedded Ray", an address).
+        nvml_sampler: reads this machine's GPUs (blocking; None: no local NVML).
+        """
+        super().__init__()
+        self.state = UiState(
+            clock=clock,
+            readonly=readonly,
+            history=GpuHistory(history_capacity),
+            refresh=refresh,
+        )
+        if local_hostname is not None:
+            self.state.local_hostname = local_hostname
+        self.state.link.target = target
+        known, self.unknown_keys = keys.split_keymap(dict(keymap or {}))
+        self.keymap = known
+        self.state.keys = keys.current_keys(known)
+        self.poller = ClusterPoller(self, connector, refresh)
+        self.nvml_sampler = nvml_sampler
+        self.config_path = config_path
+        self._quitting = False
+        self.exit_code = 0
+
+    # -- screens ------------------------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen[None]:
+        return ClusterScreen(self.state)
+
+    @property
+    def cluster_screen(self) -> ClusterScreen:
+        return next(s for s in self.screen_stack if isinstance(s, ClusterScreen))
+
+    def on_mount(self) -> None:
+        self.set_keymap(self.keymap)
+        if self.unknown_keys:
+            self.notify(
+                "unknown key binding ids in [keys]: "
+                + ", ".join(self.unknown_keys)
+                + " (see ? for the ids)",
+                severity="warning",
+            )
+        self.poller.start()
+
+    # -- data from the poller -----------------------------------------------------------------
+
+    def feed(self, snapshot: ClusterSnapshot) -> None:
+        """Hand the app a snapshot as the poller would (thread-safe)."""
+        self.post_message(SnapshotReady(snapshot))
+
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        state = self.state
+        state.snapshot = message.snapshot
+        state.generation += 1
+        state.history.record(message.snapshot)
+        if not state.link.ever_connected or state.link.state is ConnState.CONNECTING:
+            # Fed directly (tests, bench) or the first fetch: we are connected.
+            state.link.ever_connected = True
+            if state.link.state is ConnState.CONNECTING:
+                state.link.state = ConnState.CONNECTED
+                self._show_link()
+        screen = self.screen
+        if isinstance(screen, LiveScreen) and screen.ready:
+            screen.show_snapshot()
+
+    def on_connect_progress(self, message: ConnectProgress) -> None:
+        self.state.link.progress = message.text
+        self._show_link()
+
+    def on_connected(self, message: Connected) -> None:
+        self.poller.connected(message.connection)
+
+    def on_connect_failed(self, message: ConnectFailed) -> None:
+        self.poller.connect_failed(message.error)
+
+    def on_poll_finished(self, message: PollFinished) -> None:
+        self.poller.poll_finished(message.error)
+
+    def on_connection_state_changed(self, message: ConnectionStateChanged) -> None:
+        link = self.state.link
+        link.state = message.state
+        link.error = message.error
+        if message.description is not None:
+            link.description = message.description
+        link.retry_at = (
+            None if message.next_retry_in is None else self.state.now() + message.next_retry_in
+        )
+        if message.state is ConnState.CONNECTED:
+            link.ever_connected = True
+        self._show_link()
+
+    def _show_link(self) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, LiveScreen) and screen.ready:
+                screen.show_link()
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def action_refresh(self) -> None:
+        self.poller.poll_now()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.state.keys, self.config_path))
+
+    def action_switch_view(self, view: str) -> None:
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, ClusterScreen):
+            self.pop_screen()
+        self.cluster_screen.switch_view(view)
+
+    def action_filter(self) -> None:
+        self.action_switch_view(self.cluster_screen.view)
+        self.cluster_screen.action_filter()
+
+    def on_open_node(self, message: OpenNode) -> None:
+        if isinstance(self.screen, NodeDetailScreen):
+            self.pop_screen()
+        self.push_screen(
+            NodeDetailScreen(
+                self.state,
+                message.node_id,
+                sample_local=self.nvml_sampler,
+                probe=self.poller.probe_node,
+            )
+        )
+
+    async def action_quit(self) -> None:
+        """Close the connection in a worker (stopping an embedded Ray), then exit.
+
+        Quitting again while that runs exits at once.
+        """
+        if self._quitting:
+            self.exit(self.exit_code)
+            return
+        self._quitting = True
+        embedded = "embedded" in (self.state.link.description or self.state.link.target).lower()
+        self.state.link.state = ConnState.STOPPING
+        self.state.link.progress = (
+            "stopping embedded Ray… (q again to quit at once)"
+            if embedded
+            else "disconnecting… (q again to quit at once)"
+        )
+        self._show_link()
+        self.notify(self.state.link.progress, title="raytui", timeout=30)
+        self.poller.stop()
+
+    def on_connection_closed(self, message: ConnectionClosed) -> None:
+        detail = None
+        if message.error:
+            detail = f"raytui: closing the connection failed: {message.error}"
+        self.exit(self.exit_code, message=detail)

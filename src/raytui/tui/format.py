@@ -1,0 +1,157 @@
+"""Text helpers shared by the widgets: bars, sparklines, sizes, ages. Pure functions of their input.
+
+Colours come in as a `Palette` built from the app's theme, so the helpers stay testable and the
+widgets follow theme changes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from rich.style import Style
+from rich.text import Text
+
+SPARK = "▁▂▃▄▅▆▇█"
+BAR_FULL = "█"
+BAR_EMPTY = "░"
+NA = "-"
+
+
+class Palette(NamedTuple):
+    low: Style
+    mid: Style
+    high: Style
+    dim: Style
+    label: Style
+    ok: Style
+    bad: Style
+
+    def level(self, pct: float | None) -> Style:
+        if pct is None:
+            return self.dim
+        if pct < 60:
+            return self.low
+        if pct < 85:
+            return self.mid
+        return self.high
+
+
+PLAIN = Palette(
+    low=Style(color="green"),
+    mid=Style(color="yellow"),
+    high=Style(color="red"),
+    dim=Style(dim=True),
+    label=Style(bold=True),
+    ok=Style(color="green"),
+    bad=Style(color="red", bold=True),
+)
+
+
+def bar(pct: float | None, width: int, palette: Palette = PLAIN) -> Text:
+    """A horizontal bar `width` cells wide; empty and dim when the value is unknown."""
+    width = max(0, width)
+    if pct is None:
+        return Text(BAR_EMPTY * width, style=palette.dim)
+    filled = round(max(0.0, min(100.0, pct)) * width / 100.0)
+    text = Text(BAR_FULL * filled, style=palette.level(pct))
+    text.append(BAR_EMPTY * (width - filled), style=palette.dim)
+    return text
+
+
+def sparkline(values: Sequence[float | None], width: int, palette: Palette = PLAIN) -> Text:
+    """The newest `width` values (0-100) as block characters, right-aligned; gaps as spaces."""
+    if width <= 0:
+        return Text()
+    tail = list(values[-width:])
+    text = Text(" " * (width - len(tail)))
+    for v in tail:
+        if v is None or math.isnan(v):
+            text.append(" ")
+            continue
+        i = min(len(SPARK) - 1, max(0, int(v / 100.0 * len(SPARK))))
+        text.append(SPARK[i], style=palette.level(v))
+    return text
+
+
+def pct(value: float | None) -> str:
+    return NA if value is None else f"{value:.0f}%"
+
+
+def gib_from_mib(mib: float | None) -> str:
+    return NA if mib is None else f"{mib / 1024:.1f}"
+
+
+def mem_mib(used: float | None, total: float | None) -> str:
+    """'12.0/79.6 GiB' (or MiB when small)."""
+    if used is None and total is None:
+        return NA
+    if (total or used or 0) < 1024:
+        return f"{_n(used)}/{_n(total)} MiB"
+    return f"{gib_from_mib(used)}/{gib_from_mib(total)} GiB"
+
+
+def mem_bytes(used: int | None, total: int | None) -> str:
+    if used is None and total is None:
+        return NA
+    gib = 1024**3
+    return f"{_f1(used, gib)}/{_f1(total, gib)} GiB"
+
+
+def _n(v: float | None) -> str:
+    return NA if v is None else f"{v:.0f}"
+
+
+def _f1(v: float | None, div: float) -> str:
+    return NA if v is None else f"{v / div:.1f}"
+
+
+def num(v: float) -> str:
+    """Logical resources: '3' for whole numbers, '0.5' otherwise."""
+    return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
+
+
+def span(seconds: float | None) -> str:
+    """Compact duration: '42s', '3m', '2h05m', '3d04h'."""
+    if seconds is None:
+        return NA
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+
+
+def ago(then: float | None, now: float) -> str:
+    return "a while ago" if then is None else f"{span(now - then)} ago"
+
+
+def died(node_death_time: float | None, now: float) -> str:
+    return "died" if node_death_time is None else f"died {ago(node_death_time, now)}"
+
+
+def ellipsize(text: str, width: int) -> str:
+    if width <= 0:
+        return ""
+    if len(text) <= width:
+        return text
+    return text[: max(0, width - 1)] + "…"
+
+
+def palette_from_theme(
+    success: str | None, warning: str | None, error: str | None, muted: str | None = None
+) -> Palette:
+    """The palette for a Textual theme's colours (any of them may be missing)."""
+    return Palette(
+        low=Style(color=success or "green"),
+        mid=Style(color=warning or "yellow"),
+        high=Style(color=error or "red"),
+        dim=Style(color=muted) if muted else Style(dim=True),
+        label=Style(bold=True),
+        ok=Style(color=success or "green"),
+        bad=Style(color=error or "red", bold=True),
+    )

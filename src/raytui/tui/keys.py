@@ -1,0 +1,91 @@
+"""Every key binding of the TUI, in one table, each with an id the config file can remap.
+
+```toml
+[keys]
+quit = "q,ctrl+c"
+cursor_down = "down,j,n"
+```
+The app applies `[keys]` with `App.set_keymap`; the help screen (`?`) lists ids and current keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from textual.binding import Binding, BindingType
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    id: str
+    keys: str  # Textual key names, comma-separated
+    action: str
+    description: str
+    where: str  # shown in help: "everywhere", "node list", "tables", "node detail", ...
+    show: bool = True
+    priority: bool = False
+    key_display: str | None = None
+
+    def binding(self) -> Binding:
+        return Binding(
+            self.keys,
+            self.action,
+            self.description,
+            show=self.show,
+            priority=self.priority,
+            key_display=self.key_display,
+            id=self.id,
+        )
+
+
+KEYS: tuple[KeySpec, ...] = (
+    KeySpec("quit", "q", "quit", "Quit", "everywhere"),
+    KeySpec("quit_now", "ctrl+c,ctrl+q", "quit", "Quit", "everywhere", show=False, priority=True),
+    KeySpec("help", "question_mark", "help", "Help", "everywhere", key_display="?"),
+    KeySpec(
+        "palette", "colon,ctrl+p", "command_palette", "Commands", "everywhere", key_display=":"
+    ),
+    KeySpec("refresh", "r", "refresh", "Refresh", "everywhere", show=False),
+    KeySpec("view_nodes", "1", "switch_view('nodes')", "Nodes", "cluster view"),
+    KeySpec("view_gpus", "2", "switch_view('gpus')", "GPUs", "cluster view"),
+    KeySpec("view_jobs", "3", "switch_view('jobs')", "Jobs", "cluster view"),
+    KeySpec("filter", "slash", "filter", "Filter", "cluster view", key_display="/"),
+    KeySpec("back", "escape", "back", "Back", "cluster view, node detail", show=False),
+    KeySpec("cursor_down", "down,j", "cursor_down", "Down", "tables", show=False),
+    KeySpec("cursor_up", "up,k", "cursor_up", "Up", "tables", show=False),
+    KeySpec("page_down", "pagedown,ctrl+f", "page_down", "Page down", "tables", show=False),
+    KeySpec("page_up", "pageup,ctrl+b", "page_up", "Page up", "tables", show=False),
+    KeySpec("first", "home,g", "first", "First row", "tables", show=False),
+    KeySpec("last", "end", "last", "Last row", "tables", show=False),
+    KeySpec("select", "enter", "select", "Details", "node list, GPU list", key_display="⏎"),
+    KeySpec("probe", "p", "probe", "Probe NVML", "node detail"),
+)
+
+BY_ID: Mapping[str, KeySpec] = {k.id: k for k in KEYS}
+
+
+def bindings(*ids: str) -> list[BindingType]:
+    return [BY_ID[i].binding() for i in ids]
+
+
+def app_bindings(*ids: str) -> list[BindingType]:
+    """The same bindings, acting on the app: for modal screens, which hide the app's bindings."""
+    return [replace(BY_ID[i].binding(), action=f"app.{BY_ID[i].action}") for i in ids]
+
+
+def split_keymap(keymap: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The known ids of a config `[keys]` table, and the unknown ones (reported to the user)."""
+    known = {k: v for k, v in keymap.items() if k in BY_ID and v.strip()}
+    unknown = sorted(k for k in keymap if k not in BY_ID)
+    return known, unknown
+
+
+def current_keys(keymap: Mapping[str, str]) -> dict[str, str]:
+    """Binding id -> the keys in effect after the config's remaps."""
+    return {k.id: keymap.get(k.id, k.keys) for k in KEYS}
+
+
+def display_keys(keys: str) -> str:
+    names = {"question_mark": "?", "colon": ":", "slash": "/", "escape": "esc", "enter": "⏎"}
+    return " ".join(names.get(k.strip(), k.strip()) for k in keys.split(",") if k.strip())

@@ -1,0 +1,303 @@
+"""The main screen: header, one of the views (Nodes, GPUs, Jobs), the `/` filter, key hints.
+
+Views are listed once in `VIEWS`; only the view on screen is updated when a snapshot arrives,
+the others catch up when switched to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import Container, Vertical
+from textual.widgets import Footer, Input, LoadingIndicator, Static
+
+from raytui.model.cluster import ClusterSnapshot, Node
+from raytui.tui import keys
+from raytui.tui.messages import ConnState, OpenNode
+from raytui.tui.screens.live import LiveScreen
+from raytui.tui.state import UiState
+from raytui.tui.widgets.common import palette
+from raytui.tui.widgets.gpus import GpuPanel, GpuTable, gpu_rows
+from raytui.tui.widgets.header import ClusterHeader
+from raytui.tui.widgets.jobs import JobsView
+from raytui.tui.widgets.nodes import NodeTable, matches
+from raytui.tui.widgets.table import VirtualTable
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    id: str
+    title: str
+    binding_id: str
+
+
+VIEWS: tuple[ViewSpec, ...] = (
+    ViewSpec("nodes", "Nodes", "view_nodes"),
+    ViewSpec("gpus", "GPUs", "view_gpus"),
+    ViewSpec("jobs", "Jobs", "view_jobs"),
+)
+
+
+class ConnectingPanel(Vertical):
+    """What the body shows before the first snapshot: progress, or why it failed."""
+
+    DEFAULT_CSS = """
+    ConnectingPanel { align: center middle; }
+    ConnectingPanel > LoadingIndicator { height: 1; width: 100%; }
+    ConnectingPanel > #connect-text { width: 100%; text-align: center; padding: 1 2; }
+    """
+
+    def __init__(self, state: UiState, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.state = state
+
+    def compose(self) -> ComposeResult:
+        yield LoadingIndicator()
+        yield Static("", id="connect-text")
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self._tick)
+        self.show()
+
+    def _tick(self) -> None:
+        if self.display and self.state.link.state is ConnState.DISCONNECTED:
+            self.show()
+
+    def show(self) -> None:
+        link = self.state.link
+        p = palette(self.app)
+        spinning = link.state in (ConnState.CONNECTING, ConnState.STOPPING)
+        self.query_one(LoadingIndicator).display = spinning
+        text = Text(justify="center")
+        if link.state is ConnState.DISCONNECTED:
+            text.append("Cannot reach the Ray cluster\n\n", style=p.bad)
+            text.append(f"{link.error or 'unknown error'}\n\n")
+            retry = link.retry_in(self.state.now())
+            if retry is not None:
+                text.append(f"retrying in {retry:.0f}s · ", style=p.dim)
+            text.append(f"{keys.display_keys(self.state.keys.get('refresh', 'r'))}", style=p.label)
+            text.append(" to retry now", style=p.dim)
+        elif link.state is ConnState.STOPPING:
+            text.append(link.progress or "stopping…")
+        else:
+            target = link.target or "the Ray cluster"
+            text.append(f"connecting to {target}…\n\n", style=p.label)
+            text.append(link.progress or "", style=p.dim)
+        self.query_one("#connect-text", Static).update(text)
+
+
+class NodesView(Container):
+    """Node table, and the GPU panes of the highlighted node beside or below it."""
+
+    def __init__(self, state: UiState, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.state = state
+        self._node_by_id: dict[str, Node] = {}
+        self._gpu_node: str | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="node-box", classes="box"):
+            yield NodeTable(id="node-table")
+        with Vertical(id="gpu-box", classes="box"):
+            yield GpuPanel(self.state.history, id="gpu-panel")
+
+    @property
+    def table(self) -> NodeTable:
+        return self.query_one(NodeTable)
+
+    def show(self, snapshot: ClusterSnapshot, needle: str) -> None:
+        now = self.state.now()
+        nodes = [n for n in snapshot.nodes if matches(n, needle)]
+        self._node_by_id = {n.node_id: n for n in nodes}
+        table = self.table
+        table.show(nodes, now)
+        total = len(snapshot.nodes)
+        shown = f"{len(nodes)}/{total}" if needle else str(total)
+        box = self.query_one("#node-box")
+        box.border_title = f"Nodes [{shown}]" + (f" /{needle}" if needle else "")
+        table.set_empty_text(f"no node matches /{needle}" if needle else "no nodes")
+        self.show_gpus(table.cursor_key)
+
+    def show_gpus(self, node_id: str | None) -> None:
+        node = self._node_by_id.get(node_id) if node_id else None
+        box = self.query_one("#gpu-box")
+        if node is None:
+            box.border_title = "GPUs"
+        else:
+            box.border_title = f"GPUs · {node.hostname or node.ip} ({node.short_id})"
+        self.query_one(GpuPanel).show_node(node, self.state.now())
+
+    def on_virtual_table_highlighted(self, event: VirtualTable.Highlighted) -> None:
+        if isinstance(event.table, NodeTable):
+            self.show_gpus(event.key)
+
+
+class GpusView(Container):
+    def __init__(self, state: UiState, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.state = state
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="gpus-box", classes="box"):
+            yield GpuTable(id="gpu-table")
+
+    @property
+    def table(self) -> GpuTable:
+        return self.query_one(GpuTable)
+
+    def show(self, snapshot: ClusterSnapshot, needle: str) -> None:
+        nodes = [n for n in snapshot.nodes if matches(n, needle)]
+        keys_, rows = gpu_rows(nodes)
+        self.table.set_rows(keys_, rows)
+        total = sum(len(n.gpus) for n in snapshot.nodes)
+        shown = f"{len(rows)}/{total}" if needle else str(total)
+        self.query_one("#gpus-box").border_title = f"GPUs [{shown}]" + (
+            f" /{needle}" if needle else ""
+        )
+
+
+class ClusterScreen(LiveScreen):
+    BINDINGS: ClassVar[list[BindingType]] = keys.bindings("filter", "back")
+
+    def __init__(self, state: UiState) -> None:
+        super().__init__(state, id="cluster")
+        self.view = VIEWS[0].id
+        self.needle = ""
+        self.body = "connecting"  # the child of #body on screen
+        self._shown: dict[str, tuple[int, str]] = {}  # view id -> (generation, filter) on screen
+
+    def compose(self) -> ComposeResult:
+        yield ClusterHeader(self.state, id="header")
+        with Container(id="body"):
+            yield ConnectingPanel(self.state, id="connecting")
+            yield NodesView(self.state, id="nodes")
+            yield GpusView(self.state, id="gpus")
+            with Vertical(id="jobs", classes="box"):
+                yield JobsView(id="jobs-view")
+        yield Input(placeholder="filter nodes by id, host, IP or state", id="filter")
+        yield Footer(show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.query_one("#jobs").border_title = "Jobs"
+        self._update_tabs()
+        self._set_body("connecting")
+        super().on_mount()
+
+    def _set_body(self, current: str) -> None:
+        self.body = current
+        for child in self.query_one("#body").children:
+            child.display = child.id == current
+
+    # -- data ---------------------------------------------------------------------------------
+
+    def show_snapshot(self) -> None:
+        super().show_snapshot()
+        self.query_one(ClusterHeader).refresh()
+        snap = self.state.snapshot
+        if snap is None:
+            return
+        first = self.body == "connecting"
+        if first:
+            self._set_body(self.view)
+        self._show_view(self.view)
+        if first:
+            self._focus_view()
+
+    def show_link(self) -> None:
+        self.query_one(ClusterHeader).refresh()
+        self.query_one(ConnectingPanel).show()
+        stale = self.state.link.state is ConnState.DISCONNECTED and self.state.snapshot is not None
+        self.set_class(stale, "-stale")
+        for box in self.query(".box"):
+            box.border_subtitle = "stale: cluster unreachable" if stale else ""
+
+    def _show_view(self, view: str) -> None:
+        snap = self.state.snapshot
+        if snap is None:
+            return
+        mark = (self.state.generation, self.needle)
+        if self._shown.get(view) == mark:
+            return
+        self._shown[view] = mark
+        if view == "nodes":
+            self.query_one(NodesView).show(snap, self.needle)
+        elif view == "gpus":
+            self.query_one(GpusView).show(snap, self.needle)
+        elif view == "jobs":
+            self.query_one(JobsView).show(snap, self.state.now())
+            jobs = self.query_one("#jobs")
+            jobs.border_title = f"Jobs [{len(snap.jobs)}]"
+
+    # -- views --------------------------------------------------------------------------------
+
+    def switch_view(self, view: str) -> None:
+        if view not in {v.id for v in VIEWS}:
+            return
+        self.view = view
+        self._update_tabs()
+        if self.state.snapshot is None:
+            return
+        self._set_body(view)
+        self._show_view(view)
+        self._focus_view()
+
+    def _focus_view(self) -> None:
+        table = self.query_one(f"#{self.view}").query(VirtualTable).first()
+        table.focus()
+
+    def _update_tabs(self) -> None:
+        p = palette(self.app)
+        tabs = Text()
+        for spec in VIEWS:
+            key = keys.display_keys(self.state.keys.get(spec.binding_id, "")).split(" ")[0]
+            label = f" {key}:{spec.title} "
+            if spec.id == self.view:
+                tabs.append(label, style="reverse bold")
+            else:
+                tabs.append(label, style=p.dim)
+        self.query_one(ClusterHeader).set_right(tabs)
+
+    # -- filter -------------------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        if self.view == "jobs":
+            self.switch_view("nodes")
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_back(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display or self.needle:
+            box.value = ""
+            box.display = False
+            self._set_needle("")
+            self._focus_view()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self._set_needle(event.value.strip())
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            if not event.value.strip():
+                event.input.display = False
+            self._focus_view()
+
+    def _set_needle(self, needle: str) -> None:
+        if needle != self.needle:
+            self.needle = needle
+            self._show_view(self.view)
+
+    # -- selection ----------------------------------------------------------------------------
+
+    def on_virtual_table_selected(self, event: VirtualTable.Selected) -> None:
+        if isinstance(event.table, NodeTable):
+            self.post_message(OpenNode(event.key))
+        elif isinstance(event.table, GpuTable):
+            self.post_message(OpenNode(event.key.split("/", 1)[0]))

@@ -1,0 +1,346 @@
+"""GPU panes (one node's GPUs, with bars and sparklines) and the all-GPUs table.
+
+A `GpuPanel` keeps one `GpuPane` per GPU and updates them in place; panes are only mounted or
+removed when the number of GPUs changes. The all-GPUs view is a `VirtualTable`, so 8,192 GPUs
+cost nothing until they scroll into view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.geometry import Size
+from textual.widget import Widget
+from textual.widgets import Static
+
+from raytui.model.cluster import Gpu, Node
+from raytui.model.history import GpuHistory, gpu_key
+from raytui.model.nvml import GpuDetail
+from raytui.tui import format as fmt
+from raytui.tui.format import Palette
+from raytui.tui.widgets.common import palette
+from raytui.tui.widgets.table import Column, VirtualTable
+
+LABEL = 5  # "util " / "mem  "
+VALUE = 14  # "12.0/79.6 GiB"
+COMPACT_PROCESSES = 3
+
+
+def gpu_lines(
+    gpu: Gpu,
+    width: int,
+    p: Palette,
+    util_hist: Sequence[float | None] = (),
+    mem_hist: Sequence[float | None] = (),
+    *,
+    max_processes: int | None = COMPACT_PROCESSES,
+    detail: GpuDetail | None = None,
+) -> list[Text]:
+    """The text of one GPU pane, `width` cells wide."""
+    width = max(24, width)
+    title = Text.assemble((f"GPU {gpu.index} ", p.label), (gpu.name, p.label))
+    right = Text()
+    if gpu.temperature_c is not None:
+        right.append(f"{gpu.temperature_c:.0f}°C", style=p.level(_temp_level(gpu.temperature_c)))
+    if gpu.power_w is not None:
+        limit = detail.power_limit_w if detail else None
+        right.append("  " if right else "")
+        right.append(f"{gpu.power_w:.0f}" + (f"/{limit:.0f}" if limit else "") + " W")
+    title.truncate(max(1, width - right.cell_len - 1), overflow="ellipsis")
+    title.append(" " * max(1, width - title.cell_len - right.cell_len))
+    title.append_text(right)
+
+    room = width - LABEL - VALUE - 2
+    bar_w = max(4, room // 2)
+    spark_w = max(0, room - bar_w)
+    util = _metric_line(
+        "util", gpu.utilization_pct, fmt.pct(gpu.utilization_pct), bar_w, spark_w, util_hist, p
+    )
+    mem = _metric_line(
+        "mem",
+        gpu.memory_pct,
+        fmt.mem_mib(gpu.memory_used_mib, gpu.memory_total_mib),
+        bar_w,
+        spark_w,
+        mem_hist,
+        p,
+    )
+    lines = [title, util, mem]
+    if detail is not None:
+        lines.extend(_detail_lines(detail, width, p))
+    procs = gpu.processes
+    shown = procs if max_processes is None else procs[:max_processes]
+    if not procs:
+        lines.append(Text("  no processes", style=p.dim))
+    for proc in shown:
+        line = Text("  pid ", style=p.dim)
+        line.append(f"{proc.pid:<7}", style=p.label)
+        mem_txt = fmt.NA if proc.memory_mib is None else _mib(proc.memory_mib)
+        line.append(f" {mem_txt:>10}  ")
+        line.append(proc.label or "", style=p.dim if not proc.label else "")
+        line.truncate(width, overflow="ellipsis")
+        lines.append(line)
+    if len(shown) < len(procs):
+        lines.append(Text(f"  +{len(procs) - len(shown)} more processes", style=p.dim))
+    return lines
+
+
+def _temp_level(celsius: float) -> float:
+    # Map 40 °C -> 0 %, 90 °C -> 100 % so the level colours mean "cool / warm / hot".
+    return max(0.0, min(100.0, (celsius - 40.0) * 2.0))
+
+
+def _metric_line(
+    label: str,
+    value: float | None,
+    value_text: str,
+    bar_w: int,
+    spark_w: int,
+    hist: Sequence[float | None],
+    p: Palette,
+) -> Text:
+    line = Text(f"{label:<{LABEL}}", style=p.dim)
+    line.append_text(fmt.bar(value, bar_w, p))
+    line.append(f" {value_text:>{VALUE}} ")
+    if spark_w:
+        line.append_text(fmt.sparkline(hist, spark_w, p))
+    return line
+
+
+def _detail_lines(d: GpuDetail, width: int, p: Palette) -> list[Text]:
+    """NVML extras: clocks, fan, ECC, PCIe."""
+    parts: list[tuple[str, str]] = []
+    if d.sm_clock_mhz is not None:
+        mx = f"/{d.sm_clock_max_mhz:.0f}" if d.sm_clock_max_mhz else ""
+        parts.append(("SM", f"{d.sm_clock_mhz:.0f}{mx} MHz"))
+    if d.mem_clock_mhz is not None:
+        mx = f"/{d.mem_clock_max_mhz:.0f}" if d.mem_clock_max_mhz else ""
+        parts.append(("mem clk", f"{d.mem_clock_mhz:.0f}{mx} MHz"))
+    if d.fan_pct is not None:
+        parts.append(("fan", f"{d.fan_pct:.0f}%"))
+    if d.power_limit_w is not None:
+        parts.append(("power limit", f"{d.power_limit_w:.0f} W"))
+    if d.ecc_corrected is not None or d.ecc_uncorrected is not None:
+        parts.append(("ECC", f"{_int(d.ecc_corrected)} corr {_int(d.ecc_uncorrected)} uncorr"))
+    if d.pcie_gen is not None or d.pcie_width is not None:
+        link = f"gen{_int(d.pcie_gen)} x{_int(d.pcie_width)}"
+        if d.pcie_gen_max is not None and d.pcie_width_max is not None:
+            link += f" (max gen{d.pcie_gen_max} x{d.pcie_width_max})"
+        parts.append(("PCIe", link))
+    if d.pcie_tx_kbps is not None or d.pcie_rx_kbps is not None:
+        parts.append(("PCIe tx/rx", f"{_mbps(d.pcie_tx_kbps)}/{_mbps(d.pcie_rx_kbps)} MB/s"))
+    if d.mig_enabled:
+        parts.append(("MIG", "on"))
+    if not parts:
+        return [Text("  NVML: no extra fields readable on this GPU", style=p.dim)]
+    lines: list[Text] = []
+    line = Text("  ")
+    for label, value in parts:
+        piece = Text.assemble((label + " ", p.dim), value)
+        if line.cell_len > 2 and line.cell_len + piece.cell_len + 3 > width:
+            lines.append(line)
+            line = Text("  ")
+        if line.cell_len > 2:
+            line.append(" · ", style=p.dim)
+        line.append_text(piece)
+    lines.append(line)
+    return lines
+
+
+def _mib(mib: float) -> str:
+    return f"{mib:.0f} MiB" if mib < 1024 else f"{mib / 1024:.1f} GiB"
+
+
+def _int(v: int | None) -> str:
+    return fmt.NA if v is None else str(v)
+
+
+def _mbps(kbps: float | None) -> str:
+    return fmt.NA if kbps is None else f"{kbps / 1024:.1f}"
+
+
+class GpuPane(Widget):
+    """One GPU: title, utilisation and memory bars with sparklines, processes."""
+
+    DEFAULT_CSS = """
+    GpuPane {
+        height: auto;
+        padding: 0 1;
+        margin-bottom: 1;
+    }
+    """
+
+    def __init__(
+        self,
+        gpu: Gpu,
+        node_id: str,
+        history: GpuHistory,
+        *,
+        full: bool = False,
+    ) -> None:
+        super().__init__()
+        self.gpu = gpu
+        self.node_id = node_id
+        self.history = history
+        self.full = full
+        self.detail: GpuDetail | None = None
+
+    def show(self, gpu: Gpu, node_id: str, detail: GpuDetail | None = None) -> None:
+        layout = len(gpu.processes) != len(self.gpu.processes) or (detail is None) != (
+            self.detail is None
+        )
+        self.gpu, self.node_id, self.detail = gpu, node_id, detail
+        self.refresh(layout=layout)
+
+    def _lines(self, width: int) -> list[Text]:
+        key = gpu_key(self.node_id, self.gpu.uuid, self.gpu.index)
+        util = self.history.utilization(key)
+        mem = self.history.memory(key)
+        spark = max(0, width)
+        return gpu_lines(
+            self.gpu,
+            width,
+            palette(self.app),
+            util.values(spark) if util else (),
+            mem.values(spark) if mem else (),
+            max_processes=None if self.full else COMPACT_PROCESSES,
+            detail=self.detail,
+        )
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self._lines(width))
+
+    def render(self) -> Text:
+        return Text("\n").join(self._lines(self.content_region.width))
+
+
+class GpuPanel(VerticalScroll):
+    """All GPUs of one node, or a plain sentence saying why there are none."""
+
+    DEFAULT_CSS = """
+    GpuPanel {
+        height: 1fr;
+        & > #gpu-message { color: $text-muted; padding: 1 1; }
+    }
+    """
+
+    def __init__(self, history: GpuHistory, *, full: bool = False, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.history = history
+        self.full = full
+        self._panes: list[GpuPane] = []
+        self._message = Static("", id="gpu-message")
+
+    def compose(self) -> ComposeResult:
+        yield self._message
+
+    def show_node(
+        self,
+        node: Node | None,
+        now: float,
+        details: dict[str, GpuDetail] | None = None,
+    ) -> None:
+        """Update in place. `details` maps GPU uuid (or index as text) to NVML extras."""
+        if node is None:
+            self._say("no node selected")
+            return
+        if not node.alive:
+            self._say(f"node {node.short_id} {fmt.died(node.death_time, now)}: no live GPU data")
+            return
+        if not node.gpus:
+            self._say("no GPUs on this node")
+            return
+        self._message.display = False
+        gpus = node.gpus
+        for pane, gpu in zip(self._panes, gpus, strict=False):
+            pane.show(gpu, node.node_id, _detail_for(details, gpu))
+        if len(gpus) > len(self._panes):
+            new = [
+                GpuPane(gpu, node.node_id, self.history, full=self.full)
+                for gpu in gpus[len(self._panes) :]
+            ]
+            for pane, gpu in zip(new, gpus[len(self._panes) :], strict=True):
+                pane.detail = _detail_for(details, gpu)
+            self._panes.extend(new)
+            self.mount_all(new)
+        elif len(gpus) < len(self._panes):
+            extra = self._panes[len(gpus) :]
+            del self._panes[len(gpus) :]
+            for pane in extra:
+                pane.remove()
+
+    def _say(self, text: str) -> None:
+        self._message.update(text)
+        self._message.display = True
+        if self._panes:
+            for pane in self._panes:
+                pane.remove()
+            self._panes = []
+
+    @property
+    def message(self) -> str:
+        return str(self._message.render()) if self._message.display else ""
+
+
+def _detail_for(details: dict[str, GpuDetail] | None, gpu: Gpu) -> GpuDetail | None:
+    if not details:
+        return None
+    return details.get(gpu.uuid) or details.get(str(gpu.index))
+
+
+# -- the all-GPUs table -------------------------------------------------------------------------
+
+GPU_COLUMNS = (
+    Column("node", "NODE", 0, min_width=9, max_width=24),
+    Column("gpu", "GPU", 3, "right"),
+    Column("name", "NAME", 0, min_width=8, flex=2, max_width=40),
+    Column("util", "UTIL", 0, min_width=12, max_width=40),
+    Column("mem", "MEMORY", 0, min_width=20, max_width=50),
+    Column("temp", "TEMP", 5, "right"),
+    Column("power", "POWER", 5, "right"),
+    Column("procs", "PROC", 4, "right"),
+)
+
+GpuRow = tuple[Node, Gpu]
+
+
+class GpuTable(VirtualTable[GpuRow]):
+    """Every GPU of every node: one row each, formatted only when on screen."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(GPU_COLUMNS, self._format_row, empty_text="no GPUs in this cluster", id=id)
+
+    def _format_row(self, row: GpuRow, widths: Sequence[int]) -> list[Text | str]:
+        node, gpu = row
+        p = palette(self.app)
+        dead = not node.alive
+        util_w = widths[3] - 5
+        mem_w = max(3, widths[4] - 14)
+        cells: list[Text | str] = [
+            Text(node.hostname or node.short_id),
+            str(gpu.index),
+            gpu.name,
+            fmt.bar(None if dead else gpu.utilization_pct, util_w, p)
+            + Text(f" {fmt.pct(gpu.utilization_pct):>4}"),
+            fmt.bar(None if dead else gpu.memory_pct, mem_w, p)
+            + Text(f" {fmt.mem_mib(gpu.memory_used_mib, gpu.memory_total_mib):>13}"),
+            fmt.NA if gpu.temperature_c is None else f"{gpu.temperature_c:.0f}°C",
+            fmt.NA if gpu.power_w is None else f"{gpu.power_w:.0f}W",
+            str(len(gpu.processes)),
+        ]
+        if dead:
+            return [Text(c.plain if isinstance(c, Text) else c, style=p.dim) for c in cells]
+        return cells
+
+
+def gpu_rows(nodes: Sequence[Node]) -> tuple[list[str], list[GpuRow]]:
+    keys: list[str] = []
+    rows: list[GpuRow] = []
+    for node in nodes:
+        for gpu in node.gpus:
+            keys.append(f"{node.node_id}/{gpu.index}")
+            rows.append((node, gpu))
+    return keys, rows

@@ -1,0 +1,89 @@
+"""The node list: one row per node, dead nodes greyed with how long ago they died."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+
+from raytui.model.cluster import Node
+from raytui.tui import format as fmt
+from raytui.tui.widgets.common import palette
+from raytui.tui.widgets.table import Column, VirtualTable
+
+NODE_COLUMNS = (
+    Column("id", "ID", 8),
+    Column("host", "HOST / IP", 0, min_width=10, flex=3),
+    Column("state", "STATE", 11),
+    Column("role", "ROLE", 4),
+    Column("cpu", "CPU", 0, min_width=13, max_width=32),
+    Column("mem", "MEMORY", 0, min_width=15, max_width=36),
+    Column("gpu", "GPU", 5, "right"),
+)
+
+
+def matches(node: Node, needle: str) -> bool:
+    """The `/` filter: a case-insensitive substring of id, hostname, IP, state or 'head'."""
+    if not needle:
+        return True
+    n = needle.lower()
+    return (
+        n in node.node_id.lower()
+        or n in node.hostname.lower()
+        or n in node.ip
+        or n in node.state.value.lower()
+        or (node.is_head and n in "head")
+    )
+
+
+class NodeTable(VirtualTable[Node]):
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(NODE_COLUMNS, self._format_row, empty_text="no nodes", id=id)
+        self.now = 0.0
+
+    def show(self, nodes: Sequence[Node], now: float) -> None:
+        self.now = now
+        self.set_rows([n.node_id for n in nodes], nodes)
+
+    def _format_row(self, node: Node, widths: Sequence[int]) -> list[Text | str]:
+        p = palette(self.app)
+        host = node.hostname or node.ip
+        if node.hostname and node.ip and node.ip != node.hostname:
+            both = f"{node.hostname} {node.ip}"
+            host = both if len(both) <= widths[1] else node.hostname
+        gpus = str(len(node.gpus)) if node.gpus else fmt.num(node.gpus_total)
+        if not node.alive:
+            cells: list[Text | str] = [
+                node.short_id,
+                host,
+                fmt.died(node.death_time, self.now),
+                "head" if node.is_head else "",
+                "",
+                "",
+                gpus,
+            ]
+            return [Text(c if isinstance(c, str) else c.plain, style=p.dim) for c in cells]
+        cpu_w = max(3, widths[4] - 5)
+        mem_total = node.memory_total_bytes
+        mem_pct = (
+            100.0 * node.memory_used_bytes / mem_total
+            if node.memory_used_bytes is not None and mem_total
+            else None
+        )
+        mem_w = max(3, widths[5] - 10)
+        return [
+            node.short_id,
+            host,
+            Text("ALIVE", style=p.ok),
+            Text("head", style=p.label) if node.is_head else "",
+            fmt.bar(node.cpu_percent, cpu_w, p) + Text(f" {fmt.pct(node.cpu_percent):>4}"),
+            fmt.bar(mem_pct, mem_w, p) + Text(f" {_gib(node.memory_used_bytes, mem_total):>9}"),
+            gpus,
+        ]
+
+
+def _gib(used: int | None, total: int | None) -> str:
+    if used is None or not total:
+        return fmt.NA
+    g = 1024**3
+    return f"{used / g:.0f}/{total / g:.0f}G"

@@ -1,0 +1,501 @@
+"""The Textual app driven by Pilot, fed by a FAKE connection that replays hand-built snapshots.
+
+Snapshots reach the UI through the very message the poller posts (`SnapshotReady`); the clock is
+frozen, so ages ("died 3m ago") and countdowns are exact.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from raytui import config
+from raytui.errors import ClusterUnreachable
+from raytui.model.cluster import ClusterSnapshot, Gpu, Node, NodeState
+from raytui.model.history import GpuHistory, Ring, gpu_key
+from raytui.tui.app import RaytuiApp
+from raytui.tui.messages import ConnState, SnapshotReady
+from raytui.tui.pollers import backoff_delay
+from raytui.tui.screens.cluster import ClusterScreen
+from raytui.tui.screens.help import HelpScreen
+from raytui.tui.screens.node_detail import NodeDetailScreen
+from raytui.tui.widgets.gpus import GpuPanel, GpuTable
+from raytui.tui.widgets.nodes import NodeTable
+from tests.support.tui_fakes import (
+    CPU_ID,
+    GPU2_ID,
+    HEAD_ID,
+    NOW,
+    FakeConnection,
+    connector_for,
+    frozen_clock,
+    healthy,
+    nvml_report,
+    screen_text,
+    snapshot,
+    with_dead_gpu2,
+)
+
+
+def make_app(
+    conn: FakeConnection,
+    *,
+    fail_first: int = 0,
+    keymap: dict[str, str] | None = None,
+    gate: threading.Event | None = None,
+    nvml: Callable[[], object] | None = None,
+    local_hostname: str = "not-a-cluster-node",
+) -> RaytuiApp:
+    return RaytuiApp(
+        connector_for(conn, fail_first=fail_first, gate=gate),
+        refresh=3600,  # tests poll with `r`, never on a timer
+        keymap=keymap,
+        clock=frozen_clock,
+        target="http://10.0.0.5:8265",
+        nvml_sampler=nvml,  # type: ignore[arg-type]
+        local_hostname=local_hostname,
+    )
+
+
+async def wait_for(pilot: Pilot[object], cond: Callable[[], object], within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.01)
+    await pilot.pause()
+
+
+async def started(pilot: Pilot[object], app: RaytuiApp, generation: int = 1) -> None:
+    await wait_for(pilot, lambda: app.state.generation >= generation and not app.poller.busy)
+
+
+def nodes_table(app: RaytuiApp) -> NodeTable:
+    return app.screen.query_one(NodeTable)
+
+
+# -- the cluster view -----------------------------------------------------------------------------
+
+
+async def test_nodes_and_gpu_panes_shown_with_replayed_snapshots() -> None:
+    conn = FakeConnection([healthy()])
+    app = make_app(conn)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot, app)
+        text = screen_text(app)
+        for expected in ("gpu-head", "gpu-box-2", "cpu-only", "ALIVE", "head", "a1b2c3d4"):
+            assert expected in text
+        # Header totals and link.
+        assert "connected" in text and "nodes 3 alive" in text and "Ray 2.60.0" in text
+        assert "GPU 3/3" in text and "CPU 34/56" in text
+        # GPU pane of the highlighted (first) node.
+        for expected in ("Fake H100 80GB", "37%", "12.0/79.6 GiB", "61°C", "215 W"):
+            assert expected in text
+        assert "pid 4242" in text and "actor VLLMEngine" in text
+        # Every call on the connection ran in a worker thread, never on the event loop.
+        assert conn.threads and threading.main_thread().name not in conn.threads
+
+
+async def test_gpu_panes_follow_the_highlighted_node_with_replayed_snapshots() -> None:
+    app = make_app(FakeConnection([healthy()]))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot, app)
+        await pilot.press("j")
+        await wait_for(pilot, lambda: nodes_table(app).cursor_key == GPU2_ID)
+        text = screen_text(app)
+        assert "Fake A100 40GB" in text and "91%" in text and "29.3/40.0 GiB" in text
+        assert "task generate" in text and "pid 5152" in text
+
+
+async def test_node_without_gpus_says_so_with_replayed_snapshots() -> None:
+    app = make_app(FakeConnection([healthy()]))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot, app)
+        await pilot.press("down", "down")
+        await wait_for(pilot, lambda: nodes_table(app).cursor_key == CPU_ID)
+        assert app.screen.query_one(GpuPanel).message == "no GPUs on this node"
+        assert "no GPUs on this node" in screen_text(app)
+
+
+async def test_node_death_turns_row_dead_with_replayed_snapshots() -> None:
+    conn = FakeConnection([healthy(), with_dead_gpu2(died_ago=180)])
+    app = make_app(conn)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot, app)
+        assert "ALIVE" in nodes_table(app).row_text(GPU2_ID)
+        await pilot.press("r")
+        await started(pilot, app, generation=2)
+        row = nodes_table(app).row_text(GPU2_ID)
+        assert "died 3m ago" in row and "ALIVE" not in row
+        text = screen_text(app)
+        assert "1 dead" in text and "nodes 2 alive" in text
+        # The dead node's GPU pane says why there is nothing to show.
+        await pilot.press("j")
+        await wait_for(pilot, lambda: nodes_table(app).cursor_key == GPU2_ID)
+        assert "died 3m ago: no live GPU data" in app.screen.query_one(GpuPanel).message
+
+
+async def test_gpus_view_lists_every_gpu_with_replayed_snapshots() -> None:
+    app = make_app(FakeConnection([healthy()]))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot, app)
+        await pilot.press("2")
+        table = app.screen.query_one(GpuTable)
+        await wait_for(pilot, lambda: table.row_count == 3 and table.has_focus)
+        assert "Fake A100 40GB" in table.row_text(f"{GPU2_ID}/1")
+        await pilot.press("3")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "raysubmit_Kq2fP9" in text and "python train.py" in text and "12m" in text
+        assert "running 3" in text and "failed 2" in text and "actors alive 4" in text
+
+
+async def test_snapshot_fed_as_poller_message_is_shown() -> None:
+    """The bench path: `SnapshotReady` posted straight to the app (here from another thread)."""
+    app = make_app(FakeConnection([healthy()]))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot, app)
+        bigger = snapshot(
+            (
+                *healthy().nodes,
+                Node("d" * 56, "late-joiner", "10.0.0.9", NodeState.ALIVE, False),
+            ),
+            taken_at=NOW + 2,
+        )
+        feeder = threading.Thread(target=app.feed, args=(bigger,))
+        feeder.start()
+        feeder.join()
+        await wait_for(pilot, lambda: nodes_table(app).row_count == 4)
+        assert "late-joiner" in screen_text(app)
+
+
+def test_snapshot_ready_replaces_an_older_one() -> None:
+    a, b = SnapshotReady(healthy()), SnapshotReady(with_dead_gpu2())
+    assert b.can_replace(a)
+    assert not b.can_replace(Input.Changed(Input(), "x"))
+
+
+# -- connecting, disconnected, recovery -----------------------------------------------------------
+
+
+async def test_first_frame_shows_progress_while_connecting_with_fake_connection() -> None:
+    gate = threading.Event()
+    app = make_app(FakeConnection([healthy()]), gate=gate)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: "starting embedded Ray" in screen_text(app))
+            text = screen_text(app)
+            assert "connecting to http://10.0.0.5:8265" in text
+            assert app.state.link.state is ConnState.CONNECTING
+            gate.set()
+            await started(pilot, app)
+            assert "gpu-head" in screen_text(app)
+    finally:
+        gate.set()
+
+
+async def test_disconnected_state_and_recovery_with_fake_connection() -> None:
+    lost = ClusterUnreachable("cannot reach http://10.0.0.5:8265: connection refused")
+    conn = FakeConnection([healthy(), lost, lost, with_dead_gpu2()])
+    app = make_app(conn)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot, app)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: app.state.link.state is ConnState.DISCONNECTED)
+        text = screen_text(app)
+        assert "disconnected · retry in 1s" in text
+        # Stale data stays on screen, dimmed.
+        assert "gpu-head" in text and app.screen.has_class("-stale")
+        await wait_for(pilot, lambda: not app.poller.busy)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: app.poller.failures == 2 and not app.poller.busy)
+        assert "retry in 2s" in screen_text(app)
+        # One notification when it started failing, not one per poll.
+        assert [n.title for n in app._notifications] == ["Lost the Ray cluster"]
+        await pilot.press("r")
+        await started(pilot, app, generation=2)
+        await wait_for(pilot, lambda: app.state.link.state is ConnState.CONNECTED)
+        assert not app.screen.has_class("-stale")
+        assert "died 3m ago" in nodes_table(app).row_text(GPU2_ID)
+        assert "The Ray cluster answers again" in [n.message for n in app._notifications]
+
+
+async def test_backoff_retries_on_its_own_with_fake_connection() -> None:
+    conn = FakeConnection([healthy()])
+    app = make_app(conn, fail_first=1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.state.link.state is ConnState.DISCONNECTED)
+        text = screen_text(app)
+        assert "Cannot reach the Ray cluster" in text and "connection refused" in text
+        assert "retrying in 1s" in text
+        await started(pilot, app, generation=1)  # the 1 s backoff timer reconnected
+        assert app.state.link.state is ConnState.CONNECTED
+
+
+def test_backoff_delays() -> None:
+    assert [backoff_delay(n) for n in range(1, 9)] == [1, 2, 4, 8, 16, 30, 30, 30]
+
+
+# -- keys, filter, screens ------------------------------------------------------------------------
+
+
+async def test_filter_narrows_the_node_list_with_replayed_snapshots() -> None:
+    app = make_app(FakeConnection([healthy()]))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot, app)
+        await pilot.press("slash")
+        box = app.screen.query_one("#filter", Input)
+        assert box.has_focus
+        await pilot.press(*"box")
+        await wait_for(pilot, lambda: nodes_table(app).row_count == 1)
+        assert nodes_table(app).cursor_key == GPU2_ID
+        assert "Nodes [1/3] /box" in screen_text(app)
+        await pilot.press("enter")
+        assert nodes_table(app).has_focus
+        await pilot.press("slash")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: nodes_table(app).row_count == 3)
+        assert not box.display
+        # By IP and by state too.
+        await pilot.press("slash", *"10.0.0.7")
+        await wait_for(pilot, lambda: nodes_table(app).row_count == 1)
+        assert nodes_table(app).cursor_key == CPU_ID
+
+
+async def test_enter_opens_node_detail_and_escape_returns_with_replayed_snapshots() -> None:
+    app = make_app(FakeConnection([healthy()]), nvml=nvml_report, local_hostname="gpu-head")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot, app)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, NodeDetailScreen))
+        detail = app.screen
+        assert isinstance(detail, NodeDetailScreen)
+        # This machine's node: the local NVML sampler adds clocks, power limit, PCIe.
+        await wait_for(pilot, lambda: detail.report is not None)
+        text = screen_text(app)
+        assert HEAD_ID in text and "Fake H100 80GB" in text
+        assert "SM 1410/1980 MHz" in text and "PCIe gen5 x16" in text
+        assert "NVML (this machine) · driver 550.54.15 · CUDA 12.4" in text
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ClusterScreen))
+
+
+async def test_node_detail_probes_a_remote_node_in_a_worker_with_fake_connection() -> None:
+    conn = FakeConnection([healthy()])
+    app = make_app(conn)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot, app)
+        await pilot.press("j", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, NodeDetailScreen))
+        assert "p: read clocks" in screen_text(app)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: conn.probes == [GPU2_ID] and not app.screen.probing)  # type: ignore[attr-defined]
+        assert "NVML (probe)" in screen_text(app)
+        assert threading.main_thread().name not in conn.threads
+
+
+async def test_dead_node_detail_says_so_with_replayed_snapshots() -> None:
+    app = make_app(FakeConnection([with_dead_gpu2(died_ago=180)]))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot, app)
+        await pilot.press("j", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, NodeDetailScreen))
+        text = screen_text(app)
+        assert "DEAD · died 3m ago" in text and "raylet died" in text
+        assert "the node is not alive" in text
+
+
+async def test_keymap_remap_from_config_file(raytui_home: Path) -> None:
+    cfg_file = raytui_home / "config" / "config.toml"
+    cfg_file.parent.mkdir(parents=True, exist_ok=True)
+    cfg_file.write_text('[keys]\nview_gpus = "v"\nquit = "x"\nno_such_key = "z"\n')
+    cfg = config.load(cfg_file)
+    conn = FakeConnection([healthy()])
+    app = make_app(conn, keymap=cfg.keys)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot, app)
+        await pilot.press("2")  # no longer bound
+        await pilot.pause()
+        assert app.cluster_screen.view == "nodes"
+        await pilot.press("v")
+        await wait_for(pilot, lambda: app.cluster_screen.view == "gpus")
+        assert "v:GPUs" in screen_text(app)
+        assert any("no_such_key" in str(n.message) for n in app._notifications)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: not app.is_running)
+    assert conn.closed.is_set()
+
+
+async def test_help_lists_keys_and_binding_ids_with_replayed_snapshots() -> None:
+    app = make_app(FakeConnection([healthy()]), keymap={"refresh": "f5"})
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot, app)
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        text = screen_text(app)
+        for expected in ("view_gpus", "cursor_down", "probe", "palette", "f5", "[keys]"):
+            assert expected in text
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ClusterScreen))
+
+
+async def test_palette_commands_switch_views_and_open_nodes_with_replayed_snapshots() -> None:
+    app = make_app(FakeConnection([healthy()]))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot, app)
+        await pilot.press("colon")
+        await pilot.pause()
+        await pilot.press(*"jobs")
+        await wait_for(pilot, lambda: ":jobs" in screen_text(app))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.cluster_screen.view == "jobs")
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"node gpu-box")
+        await wait_for(pilot, lambda: ":node gpu-box-2" in screen_text(app))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, NodeDetailScreen))
+        assert app.screen.node_id == GPU2_ID  # type: ignore[attr-defined]
+
+
+async def test_quit_closes_the_connection_in_a_worker_with_fake_connection() -> None:
+    conn = FakeConnection([healthy()])
+    app = make_app(conn)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, app)
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running)
+    assert conn.closed.is_set()
+    assert threading.main_thread().name not in conn.threads
+    assert app.return_code == 0
+
+
+async def test_quit_while_connecting_closes_once_connected_with_fake_connection() -> None:
+    gate = threading.Event()
+    conn = FakeConnection([healthy()])
+    app = make_app(conn, gate=gate)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.poller.busy)
+            await pilot.press("q")
+            await wait_for(pilot, lambda: "stopping" in screen_text(app))
+            gate.set()
+            await wait_for(pilot, lambda: not app.is_running)
+    finally:
+        gate.set()
+    assert conn.closed.is_set() and conn.fetches == 0
+
+
+async def test_gpus_view_at_1024_nodes_only_draws_what_is_visible() -> None:
+    gpus = tuple(
+        Gpu(i, "Fake H100 80GB", f"GPU-{i}", 50.0, 1000.0, 81_559.0, 60.0, 300.0) for i in range(8)
+    )
+    nodes = tuple(
+        Node(
+            f"{n:056x}",
+            f"node-{n:04d}",
+            f"10.1.{n // 256}.{n % 256}",
+            NodeState.ALIVE,
+            n == 0,
+            cpu_percent=10.0,
+            gpus_total=8,
+            gpus=gpus,
+        )
+        for n in range(1024)
+    )
+    big = ClusterSnapshot("http://10.0.0.5:8265", "2.60.0", nodes, taken_at=NOW)
+    app = make_app(FakeConnection([big]))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await started(pilot, app)
+        await pilot.press("2")
+        table = app.screen.query_one(GpuTable)
+        await wait_for(pilot, lambda: table.row_count == 8192)
+        await pilot.press("end")
+        await pilot.pause()
+        assert "node-1023" in screen_text(app)
+        assert len(app.state.history) == 8192
+
+
+# -- history and hygiene --------------------------------------------------------------------------
+
+
+def test_ring_keeps_the_newest_samples() -> None:
+    ring = Ring(3)
+    for v in (1.0, None, 3.0, 4.0):
+        ring.append(v)
+    assert ring.values() == [None, 3.0, 4.0]
+    assert ring.values(2) == [3.0, 4.0] and ring.latest() == 4.0 and len(ring) == 3
+
+
+def test_gpu_history_records_once_per_snapshot_and_forgets_vanished_gpus() -> None:
+    history = GpuHistory(capacity=10)
+    history.record(healthy())
+    history.record(healthy())  # same taken_at: not a new sample
+    key = gpu_key(HEAD_ID, "GPU-fake-head-0", 0)
+    ring = history.utilization(key)
+    assert ring is not None and ring.values() == [37.0]
+    history.record(with_dead_gpu2())
+    assert history.utilization(gpu_key(GPU2_ID, "GPU-fake-gpu2-0", 0)) is None
+    assert len(history) == 1
+
+
+def test_tui_never_imports_ray_trio_or_libp2p() -> None:
+    code = (
+        "import sys, raytui.tui.app, raytui.commands.tui;"
+        "bad = [m for m in ('ray', 'trio', 'libp2p') if m in sys.modules];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+async def test_header_fits_two_lines_with_replayed_snapshots(size: tuple[int, int]) -> None:
+    app = make_app(FakeConnection([with_dead_gpu2()]))
+    async with app.run_test(size=size) as pilot:
+        await started(pilot, app)
+        lines = screen_text(app).splitlines()
+        assert "raytui ● connected" in lines[0] and "Ray 2.60.0" in lines[0]
+        assert "nodes 2 alive · 1 dead" in lines[1]
+
+
+# -- the real session cluster ---------------------------------------------------------------------
+
+
+@pytest.mark.ray
+@pytest.mark.multinode
+async def test_tui_shows_the_real_cluster_with_fake_gpus(
+    ray_cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pilot against the shared 3-node Ray cluster (agents report fake GPUs)."""
+    attach = pytest.importorskip("raytui.sources.attach")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", ray_cluster.token)
+    app = RaytuiApp(
+        lambda progress: attach.connect(ray_cluster.dashboard_url, None, progress),
+        refresh=1.0,
+        target=ray_cluster.dashboard_url,
+        nvml_sampler=None,
+    )
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(
+            pilot,
+            lambda: app.state.snapshot is not None and len(app.state.snapshot.alive_nodes) >= 3,
+            within=60,
+        )
+        snap = app.state.snapshot
+        assert snap is not None
+        head = next(n for n in snap.nodes if n.is_head)
+        nodes_table(app).move_cursor_to_key(head.node_id)
+        await wait_for(pilot, lambda: "Fake H100 80GB" in screen_text(app))
+        assert nodes_table(app).row_count >= 3
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, within=60)

@@ -1,0 +1,118 @@
+"""SVG snapshots of the main states at 80x24 and 160x48 (pytest-textual-snapshot).
+
+Deterministic: a frozen clock, fixed snapshots replayed by a FAKE connection, sparkline history fed
+through `SnapshotReady` one message at a time, no spinner on screen. Update with
+`pytest tests/test_tui_snapshots.py --snapshot-update`, then look at the SVGs before keeping them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from raytui.errors import ClusterUnreachable
+from raytui.model.cluster import ClusterSnapshot
+from raytui.tui.app import RaytuiApp
+from raytui.tui.messages import ConnState
+from tests.support.tui_fakes import (
+    CPU_ID,
+    GPU2_ID,
+    FakeConnection,
+    connector_for,
+    frozen_clock,
+    sparkline_series,
+    with_dead_gpu2,
+)
+
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
+
+SnapCompare = Callable[..., bool]
+
+
+def replay_app(script: list[ClusterSnapshot | BaseException]) -> RaytuiApp:
+    return RaytuiApp(
+        connector_for(FakeConnection(script), progress=()),
+        refresh=3600,
+        clock=frozen_clock,
+        target="http://10.0.0.5:8265",
+        nvml_sampler=None,
+        local_hostname="not-a-cluster-node",
+    )
+
+
+async def _until(pilot: Pilot[Any], cond: Callable[[], object]) -> None:
+    deadline = time.monotonic() + 10
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await pilot.pause(0.01)
+
+
+def prepare(
+    history: list[ClusterSnapshot], *keys: str, poll_again: bool = False
+) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    """Wait for the first fetch, feed `history` one snapshot at a time, then press `keys`."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, RaytuiApp)
+        await _until(pilot, lambda: app.state.generation >= 1 and not app.poller.busy)
+        for snap in history:
+            generation = app.state.generation
+            app.feed(snap)
+            await _until(pilot, lambda g=generation: app.state.generation > g)  # type: ignore[misc]
+        if poll_again:
+            await pilot.press("r")
+            await _until(pilot, lambda: app.poller.failures > 0 and not app.poller.busy)
+        for key in keys:
+            await pilot.press(key)
+        await pilot.pause()
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_snapshot_healthy(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    series = sparkline_series()
+    app = replay_app([series[0]])
+    assert snap_compare(app, terminal_size=size, run_before=prepare(series[1:]))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_snapshot_node_dead(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    app = replay_app([with_dead_gpu2(died_ago=180)])
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await prepare([], "j")(pilot)
+        assert pilot.app.screen.query_one("#node-table").cursor_key == GPU2_ID  # type: ignore[attr-defined]
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_snapshot_no_gpu(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    series = sparkline_series()
+    app = replay_app([series[0]])
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await prepare(series[1:], "j", "j")(pilot)
+        assert pilot.app.screen.query_one("#node-table").cursor_key == CPU_ID  # type: ignore[attr-defined]
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_snapshot_disconnected(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    series = sparkline_series()
+    lost = ClusterUnreachable("cannot reach http://10.0.0.5:8265: connection refused")
+    app = replay_app([series[0], lost])
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await prepare(series[1:], poll_again=True)(pilot)
+        assert isinstance(pilot.app, RaytuiApp)
+        assert pilot.app.state.link.state is ConnState.DISCONNECTED
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
