@@ -68,7 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--readonly", action="store_true", help="disable actions that change the cluster"
     )
-    parser.set_defaults(command="tui")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     status = sub.add_parser("status", help="print one cluster snapshot")
@@ -140,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "via", None) and getattr(args, "address", None):
         parser.error("--address and --via are exclusive")
-    module = importlib.import_module(_HANDLERS[args.command])
+    module = importlib.import_module(_HANDLERS[args.command or "tui"])
     try:
         code: int = module.run(args)
     except RaytuiError as exc:

@@ -1,0 +1,45 @@
+"""The command-line contract of DESIGN.md: names, flags and where they route."""
+
+from __future__ import annotations
+
+import pytest
+
+from raytui import cli
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        ([], None),
+        (["--address", "http://h:8265", "--refresh", "1"], None),
+        (["status", "--json"], "status"),
+        (["proxy", "status"], "proxy"),
+        (["peers", "list"], "peers"),
+    ],
+)
+def test_commands_route(argv: list[str], command: str | None) -> None:
+    args = cli.build_parser().parse_args(argv)
+    assert args.command == command
+    assert cli._HANDLERS[args.command or "tui"].startswith("raytui.commands.")
+
+
+def test_top_level_address_reaches_subcommand() -> None:
+    args = cli.build_parser().parse_args(["--address", "h:6379", "status"])
+    assert args.address == "h:6379"
+    args = cli.build_parser().parse_args(["status", "--address", "h:6379"])
+    assert args.address == "h:6379"
+
+
+@pytest.mark.parametrize("bad", ["-1", "0", "soon"])
+def test_refresh_must_be_positive(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--refresh", bad])
+    assert exc.value.code == 2
+    assert "--refresh" in capsys.readouterr().err
+
+
+def test_address_and_via_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--address", "local", "--via", "home"])
+    assert exc.value.code == 2
+    assert "exclusive" in capsys.readouterr().err
