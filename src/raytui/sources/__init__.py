@@ -1,1 +1,4 @@
-"""Where data comes from (Ray dashboard, NVML, the proxy daemon), returned as model snapshots. No Textual."""
+"""Where data comes from (Ray dashboard, NVML, the proxy daemon), as model snapshots.
+
+No Textual here.
+"""

@@ -1,0 +1,495 @@
+"""Dispatch: place prompt runs on the cluster's GPUs, stream their events, cancel them.
+
+The caller has connected to Ray (`ray.init`). The API, for the TUI's composer and the CLI:
+
+    run = submit(PromptRequest(...), history=store)   # schedules now; quick GCS calls, no waiting
+    async for event in run.events():                  # Waiting*, Started, Chunk*, Done | Failed
+        ...
+    run.cancel()                                       # any thread; ends Failed(CANCELLED)
+
+- `submit(request, index=..., history=..., config=...)` returns a `Run` at once. Placement: the
+  request's `num_gpus` (default 1) and, with `node`, hard node affinity to the node named by id
+  (or unique id prefix), IP or hostname (`resolve_node`). A node name that matches no alive node,
+  or several, raises `UsageError`. A request no node could ever satisfy (not enough GPUs in the
+  cluster or on the pinned node) does not wait forever: its stream is a single
+  `Failed(kind=NO_GPU)`. `await asubmit(...)` does the same off the event loop.
+- `Run.events()` is an async iterator (consume on any asyncio loop; refs are awaited, never
+  `ray.get` on the loop). Until the task reports `Started` it yields `Waiting(free, total)` every
+  `WAITING_POLL_S` when the eligible GPUs are all taken (counts from Ray's available/total
+  resources, per node when pinned). A worker that dies or a node that is removed mid-stream ends
+  the stream with `Failed(kind=NODE_DIED)`; the text so far stays in `Run.text` and in history.
+  `events()` can be iterated once.
+- `Run.cancel()` calls `ray.cancel` on the generator: the task is interrupted, its HTTP stream to
+  the model server is closed and Ray frees the GPU. The stream then ends with
+  `Failed(kind=CANCELLED)`.
+- `merge(runs)` fans several runs' events into one async iterator of `(run, event)`;
+  `stream_sync(runs)` is the same for plain blocking code (the CLI): it runs an asyncio loop in a
+  helper thread and cancels every run when the consumer stops early.
+- Code on the nodes: connect with `ray.init(..., runtime_env=runtime_env())` so the tasks find
+  raytui's package on nodes that only have Ray.
+- History: with `history=HistoryStore`, each event is committed before `events()` yields it, so
+  whatever a user saw is on disk even if the process is killed next.
+
+`Run.state`, `Run.started`, `Run.text` and `Run.final` are kept current as events are yielded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import queue
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import raytui
+from raytui import config as config_mod
+from raytui.backends.history import HistoryStore
+from raytui.errors import ClusterUnreachable, UsageError
+from raytui.model.prompts import (
+    Chunk,
+    Done,
+    Event,
+    Failed,
+    FailureKind,
+    PromptRequest,
+    RunState,
+    Started,
+    Waiting,
+)
+
+__all__ = [
+    "Run",
+    "asubmit",
+    "gpu_counts",
+    "merge",
+    "resolve_node",
+    "runtime_env",
+    "stream_sync",
+    "submit",
+]
+
+WAITING_GRACE_S = 0.5  # no Started by then: look at the GPUs and maybe report Waiting
+WAITING_POLL_S = 1.0
+CANCEL_GRACE_S = 5.0  # a cancelled run whose task never answers is ended by us after this
+
+
+# -- placement -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    node_id: str
+    ip: str
+    hostname: str
+    gpus_total: float
+    alive: bool
+
+
+def cluster_nodes() -> list[NodeInfo]:
+    import ray
+
+    try:
+        raw: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+    except Exception as exc:  # GCS gone: any error means the same to the user
+        raise ClusterUnreachable(f"cannot list Ray nodes: {_first_line(exc)}") from exc
+    return [
+        NodeInfo(
+            node_id=str(n.get("NodeID", "")),
+            ip=str(n.get("NodeManagerAddress", "")),
+            hostname=str(n.get("NodeManagerHostname", "")),
+            gpus_total=float((n.get("Resources") or {}).get("GPU", 0.0)),
+            alive=bool(n.get("Alive", False)),
+        )
+        for n in raw
+    ]
+
+
+def resolve_node(spec: str, nodes: list[NodeInfo] | None = None) -> NodeInfo:
+    """The alive node named by `spec`: node id, unique id prefix, IP or hostname."""
+    wanted = spec.strip().lower()
+    if not wanted:
+        raise UsageError("empty node name")
+    alive = [n for n in (nodes if nodes is not None else cluster_nodes()) if n.alive]
+    for match in (
+        [n for n in alive if n.node_id.lower() == wanted],
+        [n for n in alive if n.ip == wanted],
+        [n for n in alive if n.hostname.lower() == wanted],
+        [n for n in alive if n.node_id.lower().startswith(wanted)],
+    ):
+        if len(match) == 1:
+            return match[0]
+        if len(match) > 1:
+            ids = ", ".join(n.node_id[:8] for n in match)
+            raise UsageError(f"node {spec!r} is ambiguous ({ids}): give a node id prefix")
+    raise UsageError(f"no alive Ray node {spec!r} (give a node id prefix, IP or hostname)")
+
+
+def gpu_counts(node_id: str | None = None) -> tuple[float, float]:
+    """(free, total) logical GPUs on one node, or in the whole cluster."""
+    import ray
+
+    if node_id is None:
+        return (
+            float(ray.available_resources().get("GPU", 0.0)),  # type: ignore[no-untyped-call]
+            float(ray.cluster_resources().get("GPU", 0.0)),  # type: ignore[no-untyped-call]
+        )
+    from ray._private import state
+
+    gs: Any = state.state
+    free = gs.available_resources_per_node().get(node_id, {}).get("GPU", 0.0)
+    total = gs.total_resources_per_node().get(node_id, {}).get("GPU", 0.0)
+    return float(free), float(total)
+
+
+@functools.cache
+def runtime_env() -> dict[str, Any]:
+    """The job-level runtime env that ships raytui (and the ollama client) to every node.
+
+    Pass it to `ray.init(..., runtime_env=runtime_env())` so a node needs only Ray (Ray accepts
+    local directories only at the job level). Without it, nodes must have raytui installed.
+    """
+    modules = [str(Path(raytui.__file__).resolve().parent)]
+    with contextlib.suppress(ImportError):
+        import ollama
+
+        modules.append(str(Path(ollama.__file__).resolve().parent))
+    return {"py_modules": modules, "excludes": ["__pycache__", "*.pyc"]}
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+
+_counter = itertools.count()
+
+
+@dataclass
+class Run:
+    """One prompt on the cluster. Iterate `events()` once; `cancel()` from anywhere."""
+
+    request: PromptRequest
+    index: int = 0
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    state: RunState = RunState.WAITING
+    started: Started | None = None
+    final: Done | Failed | None = None
+    text: str = ""
+    submitted_at: float = field(default_factory=time.monotonic)
+    first_chunk_at: float | None = None
+    node_id: str | None = None  # pinned node, when the request named one
+    history: HistoryStore | None = None
+    _gen: Any = None
+    _immediate: Failed | None = None
+    _cancelled: bool = False
+    _consumed: bool = False
+
+    @property
+    def text_so_far(self) -> str:
+        return self.text
+
+    def cancel(self) -> None:
+        """Stop the run: the task is interrupted (HTTP stream closed) and its GPU freed."""
+        if self._cancelled or self.final is not None:
+            return
+        self._cancelled = True
+        if self._gen is not None:
+            import ray
+
+            with contextlib.suppress(Exception):  # already finished or its node is gone
+                ray.cancel(self._gen)
+
+    async def events(self) -> AsyncIterator[Event]:
+        if self._consumed:
+            raise RuntimeError("Run.events() can be iterated only once")
+        self._consumed = True
+        if self._immediate is not None:
+            await self._note(self._immediate)
+            yield self._immediate
+            return
+        pending: asyncio.Queue[Event | None] = asyncio.Queue()
+        pump = asyncio.ensure_future(self._pump(pending))
+        try:
+            waited = WAITING_GRACE_S
+            last_waiting: Waiting | None = None
+            cancel_deadline: float | None = None
+            while True:
+                timeout = waited if self.started is None else None
+                if self._cancelled:
+                    if cancel_deadline is None:
+                        cancel_deadline = time.monotonic() + CANCEL_GRACE_S
+                    timeout = max(0.0, cancel_deadline - time.monotonic())
+                try:
+                    event = await asyncio.wait_for(pending.get(), timeout)
+                except TimeoutError:
+                    if self._cancelled:
+                        if cancel_deadline is None or time.monotonic() < cancel_deadline:
+                            continue
+                        event = Failed(
+                            "cancelled (the task did not confirm)", FailureKind.CANCELLED
+                        )
+                    else:
+                        waiting = await self._waiting()
+                        waited = WAITING_POLL_S
+                        if waiting is not None and waiting != last_waiting:
+                            last_waiting = waiting
+                            yield waiting
+                        continue
+                if event is None:
+                    return
+                await self._note(event)
+                yield event
+                if isinstance(event, Done | Failed):
+                    return
+        finally:
+            pump.cancel()
+            with contextlib.suppress(BaseException):
+                await pump
+            if self.final is None:  # the consumer stopped early: do not leave the task running
+                self.cancel()
+
+    async def _waiting(self) -> Waiting | None:
+        try:
+            free, total = await asyncio.to_thread(gpu_counts, self.node_id)
+        except Exception:
+            return None
+        if free >= self.request.num_gpus:
+            return None  # a GPU is there: the worker is starting, not waiting
+        where = f"node {self.node_id[:8]}" if self.node_id else "cluster"
+        return Waiting(self.request.num_gpus, free, total, where)
+
+    async def _pump(self, out: asyncio.Queue[Event | None]) -> None:
+        from ray.exceptions import RayError, TaskCancelledError
+
+        try:
+            async for ref in self._gen:
+                try:
+                    event = await ref
+                except TaskCancelledError:
+                    event = Failed("cancelled", FailureKind.CANCELLED)
+                except RayError as exc:
+                    event = self._ray_failure(exc)
+                except Exception as exc:  # an exception raised inside the task
+                    event = Failed(f"task failed: {_first_line(exc)}", FailureKind.INTERNAL)
+                await out.put(event)
+                if isinstance(event, Done | Failed):
+                    return
+        except TaskCancelledError:
+            await out.put(Failed("cancelled", FailureKind.CANCELLED))
+            return
+        except RayError as exc:
+            await out.put(self._ray_failure(exc))
+            return
+        if self._cancelled:
+            await out.put(Failed("cancelled", FailureKind.CANCELLED))
+        else:
+            await out.put(Failed("the task ended without a result", FailureKind.INTERNAL))
+
+    def _ray_failure(self, exc: BaseException) -> Failed:
+        from ray.exceptions import TaskCancelledError
+
+        if self._cancelled or isinstance(exc, TaskCancelledError):
+            return Failed("cancelled", FailureKind.CANCELLED)
+        where = (
+            f"node {self.started.node_id[:8]} ({self.started.node_ip})"
+            if self.started
+            else "its node"
+        )
+        return Failed(
+            f"run lost: {where} died or its worker was killed mid-stream"
+            f" ({type(exc).__name__}: {_first_line(exc)})",
+            FailureKind.NODE_DIED,
+        )
+
+    async def _note(self, event: Event) -> None:
+        """Update the run from an event and commit it to history before anyone sees it."""
+        if isinstance(event, Started):
+            self.started = event
+            self.state = RunState.LOADING
+        elif isinstance(event, Chunk):
+            if self.first_chunk_at is None:
+                self.first_chunk_at = time.monotonic()
+            self.state = RunState.STREAMING
+            self.text += event.text
+        elif isinstance(event, Done):
+            self.final = event
+            self.state = RunState.DONE
+        elif isinstance(event, Failed):
+            self.final = event
+            self.state = (
+                RunState.CANCELLED if event.kind == FailureKind.CANCELLED else RunState.FAILED
+            )
+        if self.history is not None and not isinstance(event, Waiting):
+            await asyncio.wrap_future(self.history.record(self.run_id, event))
+
+
+def submit(
+    request: PromptRequest,
+    *,
+    index: int | None = None,
+    history: HistoryStore | None = None,
+    config: config_mod.Config | None = None,
+    nodes: list[NodeInfo] | None = None,
+) -> Run:
+    """Schedule one run now and return its handle (see the module docstring)."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    run = Run(request, index=next(_counter) if index is None else index, history=history)
+    if history is not None:
+        history.create(run.run_id, request)
+    nodes = nodes if nodes is not None else cluster_nodes()
+    options: dict[str, Any] = {"num_gpus": request.num_gpus}
+    if request.node:
+        node = resolve_node(request.node, nodes)
+        run.node_id = node.node_id
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node.node_id, soft=False)
+        if node.gpus_total < request.num_gpus:
+            run._immediate = Failed(
+                f"no GPU resource: node {node.node_id[:8]} ({node.ip}) has"
+                f" {node.gpus_total:g} GPU(s), the run needs {request.num_gpus:g}",
+                FailureKind.NO_GPU,
+            )
+            return run
+    elif request.num_gpus > 0:
+        most = max((n.gpus_total for n in nodes if n.alive), default=0.0)
+        if most < request.num_gpus:
+            run._immediate = Failed(
+                f"no GPU resource in the cluster: no node has {request.num_gpus:g} GPU(s)"
+                f" (the largest has {most:g})",
+                FailureKind.NO_GPU,
+            )
+            return run
+    cfg = config if config is not None else config_mod.load()
+    if request.backend == "ollama":
+        from raytui.backends import ollama
+
+        run._gen = ollama.remote_chat().options(**options).remote(request, cfg.ollama_endpoints)
+    elif request.backend == "openai":
+        from raytui.backends import openai
+
+        run._gen = openai.remote_chat().options(**options).remote(request, cfg.openai_endpoints)
+    elif request.backend == "vllm":
+        from raytui.backends import vllm
+
+        run._gen = vllm.generate(request, run.run_id, node_id=run.node_id)
+    else:
+        raise UsageError(f"unknown backend {request.backend!r}")
+    return run
+
+
+async def asubmit(request: PromptRequest, **kwargs: Any) -> Run:
+    """`submit` run in a thread, for an asyncio loop that must not wait on GCS calls."""
+    return await asyncio.to_thread(functools.partial(submit, request, **kwargs))
+
+
+async def merge(runs: Iterable[Run]) -> AsyncIterator[tuple[Run, Event]]:
+    """All events of several runs as they come, each tagged with its run."""
+    out: asyncio.Queue[tuple[Run, Event] | None] = asyncio.Queue()
+    runs = list(runs)
+
+    async def drain(run: Run) -> None:
+        try:
+            async for event in run.events():
+                await out.put((run, event))
+        finally:
+            await out.put(None)
+
+    tasks = [asyncio.ensure_future(drain(r)) for r in runs]
+    try:
+        left = len(tasks)
+        while left:
+            item = await out.get()
+            if item is None:
+                left -= 1
+                continue
+            yield item
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(BaseException):
+                await t
+
+
+def stream_sync(runs: Iterable[Run]) -> Iterator[tuple[Run, Event]]:
+    """Blocking variant of `merge` for code without an event loop (the CLI).
+
+    Closing the iterator early (break, exception, KeyboardInterrupt) cancels the runs.
+    """
+    runs = list(runs)
+    items: queue.SimpleQueue[tuple[Run, Event] | BaseException | None] = queue.SimpleQueue()
+    loop = asyncio.new_event_loop()
+
+    async def main() -> None:
+        try:
+            async for item in merge(runs):
+                items.put(item)
+        except BaseException as exc:
+            items.put(exc)
+            raise
+        finally:
+            items.put(None)
+
+    task_box: list[asyncio.Task[None]] = []
+
+    def thread_main() -> None:
+        asyncio.set_event_loop(loop)
+        task = loop.create_task(main())
+        task_box.append(task)
+        with contextlib.suppress(BaseException):
+            loop.run_until_complete(task)
+        loop.close()
+
+    thread = threading.Thread(target=thread_main, name="raytui-dispatch", daemon=True)
+    thread.start()
+    finished = False
+    try:
+        while True:
+            try:
+                item = items.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if item is None:
+                finished = True
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        if not finished:
+            for run in runs:
+                run.cancel()
+            # Let the cancellations come back (and reach history); then stop the loop.
+            deadline = time.monotonic() + CANCEL_GRACE_S + 1
+            while time.monotonic() < deadline:
+                try:
+                    if items.get(timeout=0.1) is None:
+                        break
+                except queue.Empty:
+                    continue
+            else:
+                for task in task_box:
+                    loop.call_soon_threadsafe(task.cancel)
+        thread.join(timeout=CANCEL_GRACE_S + 2)
+
+
+def requests_for(
+    prompts: Iterable[str], template: PromptRequest
+) -> list[PromptRequest]:  # pragma: no cover - trivial
+    from dataclasses import replace
+
+    return [replace(template, prompt=p) for p in prompts]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def per_node_endpoints(cfg: config_mod.Config, backend: str) -> Mapping[str, str]:
+    return cfg.ollama_endpoints if backend == "ollama" else cfg.openai_endpoints

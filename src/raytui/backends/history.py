@@ -1,0 +1,336 @@
+"""Every prompt run, on disk as it streams: SQLite (WAL) in the user's data dir.
+
+Schema: `runs` holds one row per run (prompt, parameters, backend, model, node, GPUs, timings,
+state, and the full text once the run ended); `chunks` holds the text of a run still streaming,
+one row per chunk (O(1) per chunk, no rewriting of a growing text). When a run ends its chunks are
+folded into `runs.text`. A run whose process was killed keeps its chunks and its last state, so
+`get`/`list` return everything that arrived.
+
+Writes go through one writer thread per store: `record()` queues and returns a Future that
+resolves once the write is committed. The writer commits everything queued at once (one small
+transaction per batch), so many concurrent streams cost one commit per batch, and an asyncio loop
+never blocks on the disk (`await asyncio.wrap_future(fut)`). Readers use their own connections.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from raytui import locations
+from raytui.model.prompts import (
+    Chunk,
+    Done,
+    Event,
+    Failed,
+    FailureKind,
+    PromptRequest,
+    RunRecord,
+    RunState,
+    Started,
+    Waiting,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    prompt TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    model TEXT NOT NULL,
+    params TEXT NOT NULL,
+    state TEXT NOT NULL,
+    text TEXT NOT NULL DEFAULT '',
+    node_id TEXT, node_ip TEXT, hostname TEXT, gpu_ids TEXT NOT NULL DEFAULT '[]',
+    started_at REAL, finished_at REAL,
+    ttft_s REAL, tokens_per_s REAL, eval_count INTEGER,
+    done_reason TEXT, error TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at);
+CREATE TABLE IF NOT EXISTS chunks (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+"""
+
+
+def default_path() -> Path:
+    return locations.data_dir() / "history.sqlite3"
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")  # a killed process loses nothing committed
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+@dataclass
+class _Op:
+    fn: Callable[[sqlite3.Connection], None]
+    future: Future[None]
+
+
+class HistoryStore:
+    """The history database. Thread-safe; `close()` flushes and stops the writer."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or default_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = _connect(self.path)
+        conn.executescript(SCHEMA)
+        conn.close()
+        self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._seq: dict[str, int] = {}
+        self._writer: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def create(
+        self, run_id: str, request: PromptRequest, created_at: float | None = None
+    ) -> Future[None]:
+        at = time.time() if created_at is None else created_at
+
+        def op(c: sqlite3.Connection) -> None:
+            c.execute(
+                "INSERT OR REPLACE INTO runs (run_id, created_at, prompt, backend, model, params,"
+                " state) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    at,
+                    request.prompt,
+                    request.backend,
+                    request.model,
+                    json.dumps(request.params()),
+                    str(RunState.WAITING),
+                ),
+            )
+
+        return self._submit(op)
+
+    def record(self, run_id: str, event: Event) -> Future[None]:
+        """Queue the effect of one event on a run; the Future resolves once committed."""
+        if isinstance(event, Chunk):
+            seq = self._seq.get(run_id, 0)
+            self._seq[run_id] = seq + 1
+            return self._submit(lambda c: self._chunk(c, run_id, seq, event.text))
+        if isinstance(event, Started):
+            return self._submit(lambda c: self._started(c, run_id, event))
+        if isinstance(event, Done | Failed):
+            self._seq.pop(run_id, None)
+            return self._submit(lambda c: self._final(c, run_id, event))
+        if isinstance(event, Waiting):
+            done: Future[None] = Future()
+            done.set_result(None)
+            return done
+        raise TypeError(f"not a run event: {event!r}")
+
+    def flush(self, timeout: float | None = 10.0) -> None:
+        """Block until everything queued so far is committed."""
+        self._submit(lambda c: None).result(timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            writer = self._writer
+        if writer is not None:
+            self._queue.put(None)
+            writer.join(timeout=10.0)
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _submit(self, fn: Callable[[sqlite3.Connection], None]) -> Future[None]:
+        future: Future[None] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("history store is closed")
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_loop, name="raytui-history", daemon=True
+                )
+                self._writer.start()
+            self._queue.put(_Op(fn, future))
+        return future
+
+    def _write_loop(self) -> None:
+        conn = _connect(self.path)
+        try:
+            while True:
+                op = self._queue.get()
+                if op is None:
+                    return
+                batch = [op]
+                stop = False
+                while True:  # take whatever else is queued: one transaction for all of it
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        stop = True
+                        break
+                    batch.append(nxt)
+                self._commit(conn, batch)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _commit(conn: sqlite3.Connection, batch: list[_Op]) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op in batch:
+                op.fn(conn)
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for op in batch:
+                op.future.set_exception(exc)
+            return
+        for op in batch:
+            op.future.set_result(None)
+
+    @staticmethod
+    def _chunk(c: sqlite3.Connection, run_id: str, seq: int, text: str) -> None:
+        c.execute("INSERT INTO chunks (run_id, seq, text) VALUES (?, ?, ?)", (run_id, seq, text))
+        c.execute(
+            "UPDATE runs SET state = ? WHERE run_id = ? AND state != ?",
+            (str(RunState.STREAMING), run_id, str(RunState.STREAMING)),
+        )
+
+    @staticmethod
+    def _started(c: sqlite3.Connection, run_id: str, ev: Started) -> None:
+        c.execute(
+            "UPDATE runs SET state = ?, node_id = ?, node_ip = ?, hostname = ?, gpu_ids = ?,"
+            " started_at = ? WHERE run_id = ?",
+            (
+                str(RunState.LOADING),
+                ev.node_id,
+                ev.node_ip,
+                ev.hostname,
+                json.dumps(list(ev.gpu_ids)),
+                time.time(),
+                run_id,
+            ),
+        )
+
+    @staticmethod
+    def _final(c: sqlite3.Connection, run_id: str, ev: Done | Failed) -> None:
+        rows = c.execute(
+            "SELECT text FROM chunks WHERE run_id = ? ORDER BY seq", (run_id,)
+        ).fetchall()
+        text = "".join(r[0] for r in rows)
+        if isinstance(ev, Done):
+            t = ev.timings
+            c.execute(
+                "UPDATE runs SET state = ?, text = text || ?, finished_at = ?, ttft_s = ?,"
+                " tokens_per_s = ?, eval_count = ?, done_reason = ? WHERE run_id = ?",
+                (
+                    str(RunState.DONE),
+                    text,
+                    time.time(),
+                    t.ttft_s,
+                    t.tokens_per_s,
+                    t.eval_count,
+                    ev.done_reason,
+                    run_id,
+                ),
+            )
+        else:
+            state = RunState.CANCELLED if ev.kind == FailureKind.CANCELLED else RunState.FAILED
+            c.execute(
+                "UPDATE runs SET state = ?, text = text || ?, finished_at = ?, error = ?"
+                " WHERE run_id = ?",
+                (str(state), text, time.time(), ev.error, run_id),
+            )
+        c.execute("DELETE FROM chunks WHERE run_id = ?", (run_id,))
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def get(self, run_id: str) -> RunRecord | None:
+        with _reader(self.path) as c:
+            row = c.execute(f"{_SELECT} WHERE r.run_id = ?", (run_id,)).fetchone()
+        return _to_record(row) if row else None
+
+    def list(self, limit: int = 20, search: str | None = None) -> list[RunRecord]:
+        """Newest first. `search` matches prompt or answer text (case-insensitive substring)."""
+        sql = _SELECT
+        args: list[Any] = []
+        if search:
+            sql += (
+                " WHERE instr(lower(r.prompt), lower(?)) > 0"
+                f" OR instr(lower({_TEXT}), lower(?)) > 0"
+            )
+            args += [search, search]
+        sql += " ORDER BY r.created_at DESC, r.rowid DESC LIMIT ?"
+        args.append(limit)
+        with _reader(self.path) as c:
+            return [_to_record(row) for row in c.execute(sql, args).fetchall()]
+
+
+_TEXT = (
+    "r.text || coalesce((SELECT group_concat(text, '') FROM"
+    " (SELECT text FROM chunks k WHERE k.run_id = r.run_id ORDER BY seq)), '')"
+)
+_SELECT = (
+    "SELECT r.run_id, r.created_at, r.prompt, r.backend, r.model, r.params, r.state, "
+    + _TEXT
+    + ", r.node_id, r.node_ip, r.hostname, r.gpu_ids, r.started_at, r.finished_at, r.ttft_s,"
+    " r.tokens_per_s, r.eval_count, r.done_reason, r.error FROM runs r"
+)
+
+
+class _reader:
+    def __init__(self, path: Path) -> None:
+        self.conn = _connect(path)
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.close()
+
+
+def _to_record(row: tuple[Any, ...]) -> RunRecord:
+    return RunRecord(
+        run_id=row[0],
+        created_at=row[1],
+        prompt=row[2],
+        backend=row[3],
+        model=row[4],
+        params=json.loads(row[5]),
+        state=RunState(row[6]),
+        text=row[7],
+        node_id=row[8],
+        node_ip=row[9],
+        hostname=row[10],
+        gpu_ids=tuple(json.loads(row[11] or "[]")),
+        started_at=row[12],
+        finished_at=row[13],
+        ttft_s=row[14],
+        tokens_per_s=row[15],
+        eval_count=row[16],
+        done_reason=row[17],
+        error=row[18],
+    )

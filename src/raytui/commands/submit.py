@@ -1,0 +1,227 @@
+"""`raytui submit`: send prompts to the cluster's GPUs and stream the answers to stdout.
+
+Prompts come from the arguments, or one per stdin line with `-` (blank lines skipped). All
+prompts are submitted at once and run in parallel as GPUs free up; each is recorded in history
+as it streams.
+
+Text output: with one prompt its answer streams to stdout as it arrives. With several, every
+answer line is printed once complete, prefixed with the prompt's number (`[1] `, `[2] `...), so
+streams never mix inside a line; a last partial line is printed when its run ends. Where each run
+runs, waiting for a GPU, timings and errors go to stderr with the same prefix.
+
+`--json`: one JSON object per line on stdout, each with `index` (1-based, the prompt's position)
+and `run_id`, and `event` one of: `waiting` (gpus_needed, gpus_free, gpus_total, where), `start`
+(node_id, node_ip, hostname, gpu_ids, endpoint, pid), `chunk` (text), `done` (done_reason,
+timings: ttft_s, tokens_per_s, prompt_eval_count, eval_count, eval_duration_s, load_duration_s,
+total_duration_s), `error` (error, kind: unreachable, model_missing, server, no_gpu, node_died,
+cancelled, bad_request, internal).
+
+Exit code: 0 when every run succeeded, 1 when any failed, 2 on bad usage or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import importlib
+import json
+import logging
+import os
+import sys
+from typing import Any, TextIO
+
+from raytui import config as config_mod
+from raytui.backends import dispatch
+from raytui.backends.history import HistoryStore
+from raytui.errors import ClusterUnreachable, UsageError
+from raytui.model.prompts import (
+    Chunk,
+    Done,
+    Event,
+    Failed,
+    PromptRequest,
+    Started,
+    Waiting,
+    event_to_json,
+)
+
+
+def read_prompts(args_prompts: list[str], stdin: TextIO) -> list[str]:
+    if "-" in args_prompts:
+        if len(args_prompts) != 1:
+            raise UsageError("'-' reads every prompt from stdin: give no other prompt")
+        prompts = [line.rstrip("\r\n") for line in stdin]
+        prompts = [p for p in prompts if p.strip()]
+    else:
+        prompts = list(args_prompts)
+    if not prompts or any(not p.strip() for p in prompts):
+        raise UsageError("empty prompt")
+    return prompts
+
+
+def connect(address: str | None) -> None:
+    """Attach this process to Ray as a driver (see DESIGN.md's address rules)."""
+    try:  # another module may own address resolution
+        attach: Any = importlib.import_module("raytui.sources.attach")
+    except ImportError:
+        attach = None
+    if attach is not None and hasattr(attach, "init_driver"):
+        attach.init_driver(address)
+        return
+    import ray
+
+    if sys.__stderr__ is not None:
+        faulthandler.enable(file=sys.__stderr__)
+    addr = address or os.environ.get("RAY_ADDRESS") or None
+    if addr and addr.startswith(("http://", "https://")):
+        raise UsageError(
+            f"{addr} is a dashboard URL: submit runs tasks, so it needs the GCS address"
+            " (host:6379) or ray://host:10001"
+        )
+    kwargs: dict[str, Any] = {
+        "log_to_driver": False,
+        "namespace": "raytui",
+        "logging_level": logging.WARNING,
+        "runtime_env": dispatch.runtime_env(),
+    }
+    try:
+        if addr is None:
+            try:
+                ray.init(address="auto", **kwargs)
+            except ConnectionError:
+                ray.init(address="local", **kwargs)
+        else:
+            ray.init(address=addr, **kwargs)
+    except (ConnectionError, TimeoutError) as exc:
+        raise ClusterUnreachable(f"cannot attach to Ray at {addr or 'auto'}: {exc}") from exc
+
+
+class TextPrinter:
+    """Human output: answers on stdout (prefixed per line when several), the rest on stderr."""
+
+    def __init__(self, count: int, out: TextIO, err: TextIO) -> None:
+        self.many = count > 1
+        self.out, self.err = out, err
+        self.partial: dict[int, str] = {}
+        self.ended_with_newline: dict[int, bool] = {}
+
+    def event(self, run: dispatch.Run, event: Event) -> None:
+        tag = f"[{run.index}] "
+        if isinstance(event, Chunk):
+            self._text(run.index, event.text)
+        elif isinstance(event, Waiting):
+            self._note(
+                tag,
+                f"waiting for a GPU: {event.gpus_free:g}/{event.gpus_total:g} free"
+                f" ({event.where}, needs {event.gpus_needed:g})",
+            )
+        elif isinstance(event, Started):
+            gpus = ",".join(event.gpu_ids) or "none"
+            self._note(
+                tag,
+                f"running on node {event.node_id[:8]} ({event.node_ip}, {event.hostname})"
+                f" GPU {gpus}",
+            )
+        elif isinstance(event, Done | Failed):
+            self._end(run.index)
+            if isinstance(event, Done):
+                t = event.timings
+                parts = [event.done_reason or "done"]
+                if t.eval_count is not None:
+                    parts.append(f"{t.eval_count} tokens")
+                if t.tokens_per_s is not None:
+                    parts.append(f"{t.tokens_per_s:.1f} tok/s")
+                if t.ttft_s is not None:
+                    parts.append(f"first token {t.ttft_s:.2f} s")
+                self._note(tag, "done: " + ", ".join(parts))
+            else:
+                self._note(tag, f"{event.kind}: {event.error}")
+
+    def _note(self, tag: str, text: str) -> None:
+        self.err.write(f"{tag if self.many else ''}{text}\n")
+        self.err.flush()
+
+    def _text(self, index: int, text: str) -> None:
+        if not self.many:
+            self.out.write(text)
+            self.out.flush()
+            self.ended_with_newline[index] = text.endswith("\n")
+            return
+        buf = self.partial.get(index, "") + text
+        *lines, rest = buf.split("\n")
+        for line in lines:
+            self.out.write(f"[{index}] {line}\n")
+        self.partial[index] = rest
+        if lines:
+            self.out.flush()
+
+    def _end(self, index: int) -> None:
+        if not self.many:
+            if index in self.ended_with_newline and not self.ended_with_newline[index]:
+                self.out.write("\n")
+                self.out.flush()
+            return
+        rest = self.partial.pop(index, "")
+        if rest:
+            self.out.write(f"[{index}] {rest}\n")
+            self.out.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    prompts = read_prompts(args.prompts, sys.stdin)
+    if args.temperature is not None and not 0 <= args.temperature <= 2:
+        raise UsageError("--temperature must be between 0 and 2")
+    gpus = args.gpus if args.gpus is not None else 1
+    template = PromptRequest(
+        prompt="",
+        backend=args.backend,
+        model=args.model,
+        system=args.system,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        num_gpus=gpus,
+        node=args.node,
+        endpoint=args.endpoint,
+    )
+    cfg = config_mod.load()
+    connect(getattr(args, "address", None))
+    history = HistoryStore()
+    failed = False
+    try:
+        nodes = dispatch.cluster_nodes()
+        if args.node:
+            dispatch.resolve_node(args.node, nodes)  # bad node names are usage errors (exit 2)
+        runs = [
+            dispatch.submit(
+                _with_prompt(template, p), index=i, history=history, config=cfg, nodes=nodes
+            )
+            for i, p in enumerate(prompts, start=1)
+        ]
+        printer = TextPrinter(len(runs), sys.stdout, sys.stderr)
+        for run_, event in dispatch.stream_sync(runs):
+            if args.json:
+                body = {"index": run_.index, "run_id": run_.run_id, **event_to_json(event)}
+                sys.stdout.write(json.dumps(body, ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+            else:
+                printer.event(run_, event)
+            if isinstance(event, Failed):
+                failed = True
+        failed = failed or any(not isinstance(r.final, Done) for r in runs)
+    finally:
+        history.close()
+        _shutdown()
+    return 1 if failed else 0
+
+
+def _with_prompt(template: PromptRequest, prompt: str) -> PromptRequest:
+    from dataclasses import replace
+
+    return replace(template, prompt=prompt)
+
+
+def _shutdown() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()

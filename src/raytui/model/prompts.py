@@ -1,0 +1,187 @@
+"""Prompts sent to the cluster's GPUs, the events their runs stream back, and history rows.
+
+A run streams, in order: zero or more `Waiting` (added by dispatch while no GPU was granted), one
+`Started` (sent by the task from the node it runs on), zero or more `Chunk`, then exactly one of
+`Done` or `Failed` (`Failed(kind="cancelled")` for a cancelled run). All are plain frozen values so
+they pickle across Ray and can be handed to a UI thread without locks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+BACKENDS = ("ollama", "openai", "vllm")
+
+DEFAULT_ENDPOINTS = {
+    "ollama": "http://127.0.0.1:11434",
+    "openai": "http://127.0.0.1:8000/v1",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PromptRequest:
+    """One prompt for one model. `endpoint` is the model server as the node sees it."""
+
+    prompt: str
+    backend: str
+    model: str
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    num_gpus: float = 1
+    node: str | None = None  # node id (prefix), IP or hostname; None = any node
+    endpoint: str | None = None  # None: config file's per-node value, else the backend default
+
+    def params(self) -> dict[str, Any]:
+        """The generation parameters as stored in history (JSON-serialisable)."""
+        return {
+            "system": self.system,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "num_gpus": self.num_gpus,
+            "node": self.node,
+            "endpoint": self.endpoint,
+        }
+
+
+class RunState(StrEnum):
+    WAITING = "waiting"  # submitted, no GPU granted yet
+    LOADING = "loading"  # running on a node, no token yet (model loading, prompt eval)
+    STREAMING = "streaming"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        return self in (RunState.DONE, RunState.FAILED, RunState.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """No GPU granted yet. GPU counts are for the pinned node, or the whole cluster."""
+
+    gpus_needed: float
+    gpus_free: float
+    gpus_total: float
+    where: str = "cluster"  # "cluster" or "node <id8>"
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """Sent by the task from the node it runs on, before it contacts the model server."""
+
+    node_id: str
+    node_ip: str
+    hostname: str
+    gpu_ids: tuple[str, ...]
+    endpoint: str = ""
+    pid: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """What is known when a run ends; None where the server did not say."""
+
+    ttft_s: float | None = None  # request sent on the node -> first text
+    tokens_per_s: float | None = None  # server's eval rate, else measured on the node
+    prompt_eval_count: int | None = None
+    eval_count: int | None = None
+    eval_duration_s: float | None = None
+    load_duration_s: float | None = None
+    total_duration_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    timings: Timings = field(default_factory=Timings)
+    done_reason: str | None = None
+
+
+class FailureKind(StrEnum):
+    UNREACHABLE = "unreachable"  # model server not reachable from the node
+    MODEL_MISSING = "model_missing"
+    SERVER = "server"  # the model server answered an error (before or mid-stream)
+    NO_GPU = "no_gpu"  # no node in the cluster can ever grant the GPUs asked for
+    NODE_DIED = "node_died"
+    CANCELLED = "cancelled"
+    BAD_REQUEST = "bad_request"  # unknown node, bad endpoint, ...
+    INTERNAL = "internal"
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    error: str
+    kind: FailureKind = FailureKind.INTERNAL
+
+
+@dataclass(frozen=True, slots=True)
+class PullProgress:
+    """One line of an Ollama model pull."""
+
+    status: str
+    completed: int | None = None
+    total: int | None = None
+
+
+Event = Waiting | Started | Chunk | Done | Failed
+
+EVENT_NAMES: dict[type[Any], str] = {
+    Waiting: "waiting",
+    Started: "start",
+    Chunk: "chunk",
+    Done: "done",
+    Failed: "error",
+}
+
+
+def event_to_json(event: Event) -> dict[str, Any]:
+    """The `--json` shape of an event (without the prompt index)."""
+    body: dict[str, Any] = {"event": EVENT_NAMES[type(event)]}
+    if isinstance(event, Done):
+        body["done_reason"] = event.done_reason
+        body["timings"] = asdict(event.timings)
+    elif isinstance(event, Started):
+        body.update(asdict(event))
+        body["gpu_ids"] = list(event.gpu_ids)
+    else:
+        body.update(asdict(event))
+    return body
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One history row. `text` is everything that arrived, even for a run that never finished."""
+
+    run_id: str
+    created_at: float  # epoch seconds
+    prompt: str
+    backend: str
+    model: str
+    params: dict[str, Any]
+    state: RunState
+    text: str = ""
+    node_id: str | None = None
+    node_ip: str | None = None
+    hostname: str | None = None
+    gpu_ids: tuple[str, ...] = ()
+    started_at: float | None = None
+    finished_at: float | None = None
+    ttft_s: float | None = None
+    tokens_per_s: float | None = None
+    eval_count: int | None = None
+    done_reason: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body = asdict(self)
+        body["state"] = str(self.state)
+        body["gpu_ids"] = list(self.gpu_ids)
+        return body

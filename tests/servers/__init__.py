@@ -1,0 +1,1 @@
+"""Real HTTP servers speaking model servers' wire formats byte for byte (Ollama, OpenAI SSE)."""
