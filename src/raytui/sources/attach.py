@@ -1,0 +1,770 @@
+"""Find the cluster the user meant and connect to it: the concrete `ClusterConnection`.
+
+Accepted addresses (`--address`, or the `RAY_ADDRESS` environment variable):
+
+- `http://host:8265` (or https) — the dashboard itself.
+- `host:6379` — the GCS. The dashboard URL is read from the GCS's internal KV (where the head
+  registered it); a dashboard bound to 0.0.0.0 or loopback on another host is taken to be on the
+  GCS's host.
+- `ray://host:10001` — Ray Client. The dashboard is assumed at `http://host:8265`.
+- `auto` — a cluster running on this machine (`<tmp>/ray/ray_current_cluster`, written by
+  `ray start`, else a running `gcs_server` process).
+- `local` — start an embedded single-node cluster (`ray.init(address="local")`) with as many GPUs
+  as NVML reports; `close()` stops it and every process it started.
+
+Without `--address`: `RAY_ADDRESS`, else a cluster running here, else embedded.
+`--via PEER` reaches a head through the peer daemon's forwards (`raytui.sources.proxy_control`).
+
+The auth token is looked up like Ray does: `RAY_AUTH_TOKEN`, else the file named by
+`RAY_AUTH_TOKEN_PATH`, else `~/.ray/auth_token`.
+
+Ray itself is imported only when needed (GCS lookup, embedded start, NVML probe), never at import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import ipaddress
+import logging
+import os
+import queue
+import re
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from raytui.errors import AuthenticationFailed, ClusterUnreachable, RaytuiError, UsageError
+from raytui.model.cluster import ClusterSnapshot
+from raytui.model.nvml import NvmlReport
+from raytui.sources.connection import ProgressFn
+from raytui.sources.dashboard import DashboardClient, token_hint
+
+__all__ = [
+    "ACCEPTED_FORMS",
+    "Address",
+    "AddressKind",
+    "RayConnection",
+    "connect",
+    "find_local_cluster",
+    "find_token",
+    "parse_address",
+]
+
+_T = TypeVar("_T")
+
+DASHBOARD_PORT = 8265
+CLIENT_PORT = 10001
+GCS_PORT = 6379
+
+ACCEPTED_FORMS = (
+    "a dashboard URL (http://host:8265), a GCS address (host:6379), "
+    "a Ray Client address (ray://host:10001), 'auto' (a cluster running here) "
+    "or 'local' (start an embedded one)"
+)
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
+
+
+class AddressKind(StrEnum):
+    DASHBOARD = "dashboard"
+    GCS = "gcs"
+    CLIENT = "client"
+    AUTO = "auto"
+    LOCAL = "local"
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A validated address. `host`/`port` are set for GCS and client forms, `url` for dashboards."""
+
+    kind: AddressKind
+    text: str
+    host: str | None = None
+    port: int | None = None
+    url: str | None = None
+
+    @property
+    def hostport(self) -> str:
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def _valid_host(host: str) -> bool:
+    if not host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    return bool(_HOSTNAME.match(host)) and not host.replace(".", "").isdigit()
+
+
+def _split_hostport(text: str) -> tuple[str, int | None]:
+    """'host:port', '[v6]:port', 'host' -> (host, port or None). Raises ValueError."""
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep:
+            raise ValueError("unclosed [")
+        if rest and not rest.startswith(":"):
+            raise ValueError("junk after ]")
+        port_text = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    elif ":" in text:
+        raise ValueError("an IPv6 address needs brackets: [addr]:port")
+    else:
+        host, port_text = text, None
+    if port_text is None:
+        return host, None
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"bad port {port_text!r}")
+    return host, int(port_text)
+
+
+def parse_address(text: str, source: str = "--address") -> Address:
+    """Validate an address in one of the accepted forms. Raises UsageError (exit 2) otherwise."""
+    raw = text.strip()
+
+    def bad(why: str) -> UsageError:
+        return UsageError(f"{source} {text!r}: {why}; expected {ACCEPTED_FORMS}")
+
+    if raw in ("local", "auto"):
+        return Address(AddressKind(raw), raw)
+    if not raw:
+        raise bad("empty")
+    if "://" in raw:
+        parts = urlsplit(raw)
+        scheme = parts.scheme.lower()
+        try:
+            host, port = _split_hostport(parts.netloc)
+        except ValueError as exc:
+            raise bad(str(exc)) from None
+        if not _valid_host(host):
+            raise bad(f"bad host {host!r}")
+        if scheme in ("http", "https"):
+            if parts.query or parts.fragment:
+                raise bad("a dashboard URL has no query or fragment")
+            url = f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+            return Address(AddressKind.DASHBOARD, raw, host, port, url)
+        if scheme == "ray":
+            if parts.path.strip("/") or parts.query:
+                raise bad("a Ray Client address is ray://host:port")
+            return Address(AddressKind.CLIENT, raw, host, port or CLIENT_PORT)
+        raise bad(f"unknown scheme {scheme!r}")
+    try:
+        host, port = _split_hostport(raw)
+    except ValueError as exc:
+        raise bad(str(exc)) from None
+    if port is None:
+        raise bad("not a known word and no port given")
+    if not _valid_host(host):
+        raise bad(f"bad host {host!r}")
+    return Address(AddressKind.GCS, raw, host, port)
+
+
+# -- token -----------------------------------------------------------------------------------
+
+
+def find_token() -> tuple[str | None, str | None]:
+    """(token, where it came from) as Ray looks it up; (None, None) when there is none."""
+    value = os.environ.get("RAY_AUTH_TOKEN", "").strip()
+    if value:
+        return value, "RAY_AUTH_TOKEN"
+    path_text = os.environ.get("RAY_AUTH_TOKEN_PATH", "").strip()
+    candidates = [(Path(path_text).expanduser(), "RAY_AUTH_TOKEN_PATH")] if path_text else []
+    candidates.append((Path.home() / ".ray" / "auth_token", "~/.ray/auth_token"))
+    for path, where in candidates:
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if token:
+            return token, f"{where} ({path})"
+    return None, None
+
+
+def _export_token(token: str | None) -> None:
+    """Make the token visible to Ray's own clients (GcsClient, ray.init) in this process."""
+    if token:
+        os.environ.setdefault("RAY_AUTH_TOKEN", token)
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+
+# -- a cluster running here ------------------------------------------------------------------
+
+
+def _ray_temp_dirs() -> list[Path]:
+    dirs = []
+    if os.environ.get("RAY_TMPDIR"):
+        dirs.append(Path(os.environ["RAY_TMPDIR"]) / "ray")
+    if sys.platform.startswith("linux") and os.environ.get("TMPDIR"):
+        dirs.append(Path(os.environ["TMPDIR"]) / "ray")
+    dirs.append(Path("/tmp/ray"))
+    return list(dict.fromkeys(dirs))
+
+
+def _port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def find_local_cluster() -> str | None:
+    """GCS address of a cluster running on this machine that answers, or None.
+
+    First the address `ray start` records (`<tmp>/ray/ray_current_cluster`), then the newest
+    running `gcs_server` process.
+    """
+    for folder in _ray_temp_dirs():
+        try:
+            text = (folder / "ray_current_cluster").read_text(encoding="utf-8").strip()
+        except OSError:
+            continue
+        try:
+            host, port = _split_hostport(text.splitlines()[0] if text else "")
+        except ValueError:
+            continue
+        if host and port and _port_open(host, port):
+            return f"{host}:{port}"
+    return _find_gcs_process()
+
+
+def _find_gcs_process() -> str | None:
+    import psutil
+
+    found: list[tuple[float, str]] = []
+    for proc in psutil.process_iter(["name", "cmdline", "create_time"]):
+        try:
+            if proc.info["name"] != "gcs_server":
+                continue
+            args = proc.info["cmdline"] or []
+        except psutil.Error:
+            continue
+        flags = dict(a.split("=", 1) for a in args if a.startswith("--") and "=" in a)
+        port, ip = flags.get("--gcs_server_port"), flags.get("--node-ip-address")
+        if port and port.isdigit() and ip:
+            found.append((float(proc.info["create_time"] or 0), f"{ip}:{port}"))
+    for _, address in sorted(found, reverse=True):
+        host, port = _split_hostport(address)
+        if port and _port_open(host, port):
+            return address
+    return None
+
+
+# -- GCS -> dashboard ------------------------------------------------------------------------
+
+
+def dashboard_url_from_gcs(gcs: Address, timeout: float = 5.0) -> str:
+    """Ask the GCS where the head's dashboard listens. Needs the token on auth clusters."""
+    assert gcs.host is not None and gcs.port is not None
+    if not _port_open(gcs.host, gcs.port, timeout=min(timeout, 3.0)):
+        # Checked first: Ray's client waits ~40 s for an unreachable GCS.
+        raise ClusterUnreachable(f"cannot reach the Ray GCS at {gcs.hostport}")
+    _prepare_ray_import()
+    from ray._raylet import GcsClient  # type: ignore[attr-defined]
+    from ray.exceptions import AuthenticationError
+
+    try:
+        client = GcsClient(address=gcs.hostport)
+        value = client.internal_kv_get(b"dashboard", namespace=b"dashboard", timeout=timeout)
+    except AuthenticationError:
+        raise AuthenticationFailed(
+            f"the Ray GCS at {gcs.hostport} rejected the request: auth token missing or wrong; "
+            f"{token_hint()}"
+        ) from None
+    except Exception as exc:  # any GCS failure means the same to the user
+        raise ClusterUnreachable(
+            f"cannot read the dashboard address from the Ray GCS at {gcs.hostport}: "
+            f"{_first_line(exc)}"
+        ) from None
+    if not value:
+        raise ClusterUnreachable(
+            f"the Ray cluster at {gcs.hostport} has no dashboard (started without "
+            "--include-dashboard?)"
+        )
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    text = text.removeprefix("http://").rstrip("/")
+    host, port = _split_hostport(text)
+    if host in ("0.0.0.0", "::") or (_is_loopback(host) and not _is_local(gcs.host)):
+        host = gcs.host
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port or DASHBOARD_PORT}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_local(host: str) -> bool:
+    """True when `host` is this machine (loopback or one of its addresses)."""
+    if _is_loopback(host):
+        return True
+    try:
+        import psutil
+
+        mine = {a.address.split("%")[0] for addrs in psutil.net_if_addrs().values() for a in addrs}
+    except Exception:  # unknown: assume remote
+        return False
+    try:
+        resolved = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return False
+    return bool(resolved & mine)
+
+
+def _prepare_ray_import() -> None:
+    """Ray calls faulthandler.enable() on init; under Textual sys.stderr has no fileno."""
+    with contextlib.suppress(Exception):
+        if sys.__stderr__ is not None:
+            faulthandler.enable(file=sys.__stderr__)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# -- embedded cluster ------------------------------------------------------------------------
+
+
+def _local_gpu_count() -> int:
+    try:
+        from raytui.sources import nvml
+
+        return len(nvml.sample().devices)
+    except Exception:  # no NVML means no GPUs, not a failure
+        return 0
+
+
+class _OwnerThread:
+    """A long-lived thread that runs the calls it is given, in order.
+
+    Ray starts the embedded cluster's processes with PR_SET_PDEATHSIG, which fires when the
+    *thread* that spawned them exits: `ray.init` from a short-lived worker thread gets the GCS
+    and raylet killed as soon as that thread ends (then `ray.shutdown` hangs and the driver
+    aborts 60 s later). So init and shutdown both run here, on a thread that outlives them.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="raytui-ray-owner", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while (job := self._queue.get()) is not None:
+            job()
+
+    def call(self, fn: Callable[[], _T], timeout: float | None = None) -> _T:
+        """Run fn on the owner thread; its result or exception. TimeoutError after `timeout`."""
+        done = threading.Event()
+        box: list[Any] = []
+
+        def job() -> None:
+            try:
+                box.append((True, fn()))
+            except BaseException as exc:
+                box.append((False, exc))
+            finally:
+                done.set()
+
+        self._queue.put(job)
+        if not done.wait(timeout):
+            raise TimeoutError
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        self._queue.put(None)
+
+
+class _Embedded:
+    """A `ray.init(address="local")` cluster owned by this process, and how to stop all of it."""
+
+    def __init__(self, progress: ProgressFn) -> None:
+        import psutil
+
+        gpus = _local_gpu_count()
+        progress(
+            f"starting embedded Ray with {gpus} GPU{'s' if gpus != 1 else ''} "
+            "(this takes a few seconds)…"
+        )
+        _prepare_ray_import()
+        import ray
+
+        if ray.is_initialized():
+            raise RaytuiError("this process is already connected to a Ray cluster")
+        self._me = psutil.Process()
+        self._session_dir: str | None = None
+        self._owner = _OwnerThread()
+
+        def start() -> Any:
+            return ray.init(
+                address="local",
+                num_gpus=gpus,
+                include_dashboard=True,
+                dashboard_host="127.0.0.1",
+                log_to_driver=False,
+                configure_logging=True,
+                logging_level=logging.WARNING,
+                namespace="raytui",
+            )
+
+        try:
+            context = self._owner.call(start)
+        except Exception as exc:
+            self.stop()
+            raise ClusterUnreachable(f"could not start embedded Ray: {_first_line(exc)}") from None
+        info: dict[str, Any] = dict(getattr(context, "address_info", {}) or {})
+        self._session_dir = info.get("session_dir")
+        self.gcs_address: str | None = info.get("gcs_address")
+        url = str(getattr(context, "dashboard_url", "") or "")
+        if not url:
+            self.stop()
+            raise ClusterUnreachable("embedded Ray started without a dashboard")
+        self.dashboard_url = url if "://" in url else f"http://{url}"
+        self.gpus = gpus
+
+    def _session_processes(self) -> list[Any]:
+        """Our descendants that belong to this Ray session, plus everything under them."""
+        import psutil
+
+        marks = [self._session_dir] if self._session_dir else []
+        roots = []
+        try:
+            children = self._me.children(recursive=True)
+        except psutil.Error:
+            children = []
+        for proc in children:
+            try:
+                args = proc.cmdline()
+            except psutil.Error:
+                continue
+            if any(m in a for a in args for m in marks) or proc.name() in ("raylet", "gcs_server"):
+                roots.append(proc)
+        found = {p.pid: p for p in roots}
+        for root in roots:
+            try:
+                for p in root.children(recursive=True):
+                    found.setdefault(p.pid, p)
+            except psutil.Error:
+                continue
+        # Also anything of this session already reparented away from us.
+        if marks:
+            for proc in psutil.process_iter(["cmdline"]):
+                try:
+                    if any(m in a for a in proc.info["cmdline"] or () for m in marks):
+                        found.setdefault(proc.pid, proc)
+                except (psutil.Error, TypeError):
+                    continue
+        found.pop(self._me.pid, None)
+        return list(found.values())
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """ray.shutdown(), then make sure no process of the session survives."""
+        import psutil
+        import ray
+
+        procs = self._session_processes()
+        with contextlib.suppress(Exception):
+            self._owner.call(ray.shutdown, timeout=timeout)
+        self._owner.stop()
+        procs += [p for p in self._session_processes() if p.pid not in {q.pid for q in procs}]
+        _gone, alive = psutil.wait_procs(procs, timeout=3)
+        for sig in ("terminate", "kill"):
+            for proc in alive:
+                with contextlib.suppress(psutil.Error):
+                    getattr(proc, sig)()
+            _gone, alive = psutil.wait_procs(alive, timeout=3)
+            if not alive:
+                break
+
+
+# -- the connection ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    dashboard_url: str
+    description: str
+    ray_address: str | None  # what ray.init should use for the NVML probe; None: derive
+    token: str | None
+    token_source: str | None
+
+
+class RayConnection:
+    """`ClusterConnection` over the dashboard's HTTP API; Ray itself only for the NVML probe."""
+
+    def __init__(
+        self,
+        target: _Target,
+        *,
+        timeout: float = 5.0,
+        embedded: _Embedded | None = None,
+    ) -> None:
+        self._target = target
+        self._embedded = embedded
+        self._client = DashboardClient(target.dashboard_url, target.token, timeout)
+        self._ray_lock = threading.Lock()
+        self._ray_connected = embedded is not None
+        self._closed = False
+
+    @property
+    def description(self) -> str:
+        return self._target.description
+
+    @property
+    def dashboard_url(self) -> str:
+        return self._target.dashboard_url
+
+    @property
+    def embedded(self) -> bool:
+        return self._embedded is not None
+
+    @property
+    def token_source(self) -> str | None:
+        """Where the token came from ("RAY_AUTH_TOKEN", "~/.ray/auth_token (...)"), if any."""
+        return self._target.token_source
+
+    def fetch_snapshot(self) -> ClusterSnapshot:
+        try:
+            return self._client.fetch_snapshot()
+        except AuthenticationFailed as exc:
+            raise AuthenticationFailed(self._auth_message(exc)) from None
+
+    def check(self) -> str | None:
+        """One cheap authenticated request; returns the Ray version. Raises like fetch_snapshot."""
+        try:
+            return self._client.ray_version()
+        except AuthenticationFailed as exc:
+            raise AuthenticationFailed(self._auth_message(exc)) from None
+
+    def probe_node(self, node_id: str) -> NvmlReport:
+        from raytui.sources import probe
+
+        self._ensure_ray()
+        return probe.probe_node(node_id, timeout=10.0)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._client.close()
+        if self._ray_connected:
+            with contextlib.suppress(Exception):
+                from raytui.sources import probe
+
+                probe.close_probes()
+        if self._embedded is not None:
+            self._embedded.stop()
+        elif self._ray_connected:
+            import ray
+
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+
+    def __enter__(self) -> RayConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _auth_message(self, exc: AuthenticationFailed) -> str:
+        if self._target.token_source:
+            return f"{exc} (the token used came from {self._target.token_source})"
+        return str(exc)
+
+    def ensure_driver(self, runtime_env: dict[str, Any] | None = None) -> None:
+        """Blocking (run it in a thread): make this process a Ray driver of the cluster, once.
+
+        For prompt runs: pass `dispatch.runtime_env()` so nodes that only have Ray find raytui's
+        code. It applies only when this call is the one that connects (the NVML probe or an
+        embedded cluster may have connected first, without it). Raises ClusterUnreachable.
+        """
+        self._ensure_ray(runtime_env)
+
+    def _ensure_ray(self, runtime_env: dict[str, Any] | None = None) -> None:
+        """Connect this process to the cluster as a Ray driver, once, on the first probe."""
+        with self._ray_lock:
+            if self._ray_connected:
+                return
+            _prepare_ray_import()
+            import ray
+
+            address = self._target.ray_address or self._ray_address_from_dashboard()
+            _export_token(self._target.token)
+            if not ray.is_initialized():
+                try:
+                    ray.init(
+                        address=address,
+                        log_to_driver=False,
+                        namespace="raytui",
+                        logging_level=logging.WARNING,
+                        **({"runtime_env": runtime_env} if runtime_env else {}),
+                    )
+                except Exception as exc:  # connection failures of every kind
+                    raise ClusterUnreachable(
+                        f"cannot connect to Ray at {address} for the NVML probe: {_first_line(exc)}"
+                    ) from None
+            self._ray_connected = True
+
+    def _ray_address_from_dashboard(self) -> str:
+        """The GCS when the head is on this machine, else Ray Client on the dashboard's host."""
+        host = urlsplit(self._target.dashboard_url).hostname or "127.0.0.1"
+        gcs = _gcs_from_summary(self._client)
+        if gcs and _is_local(gcs.split(":")[0]):
+            return gcs
+        if _is_local(host) and gcs:
+            return gcs
+        shown = f"[{host}]" if ":" in host else host
+        return f"ray://{shown}:{CLIENT_PORT}"
+
+
+def _gcs_from_summary(client: DashboardClient) -> str | None:
+    """The head's GCS address, read from its `gcs_server` command line in the node summary."""
+    try:
+        doc = client.get_json("/nodes", {"view": "summary"})
+    except RaytuiError:
+        return None
+    data = doc.get("data") if isinstance(doc, dict) else None
+    entries = data.get("summary") if isinstance(data, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        gcs = entry.get("gcs") if isinstance(entry, dict) else None
+        args = gcs.get("cmdline") if isinstance(gcs, dict) else None
+        if not isinstance(args, list):
+            continue
+        flags = dict(
+            str(a).split("=", 1) for a in args if str(a).startswith("--") and "=" in str(a)
+        )
+        port, ip = flags.get("--gcs_server_port"), flags.get("--node-ip-address")
+        if port and ip:
+            return f"{ip}:{port}"
+    return None
+
+
+def _via_target(peer: str, progress: ProgressFn) -> _Target:
+    """Endpoints the local peer daemon forwards to `peer`'s Ray head (127.0.0.3:PORT).
+
+    The head's token comes from the peer when it shares it, else from the usual places.
+    Raises `DaemonNotRunning` (a RaytuiError) when no proxy daemon runs here.
+    """
+    from raytui.sources import proxy_control
+
+    progress(f"asking the peer daemon for forwards to {peer}'s Ray head…")
+    endpoints = proxy_control.connect_console(peer)
+    found, where = find_token()
+    return _Target(
+        dashboard_url=endpoints.dashboard_url.rstrip("/"),
+        description=f"via {peer}",
+        ray_address=endpoints.client_address or None,
+        token=endpoints.token or found,
+        token_source=f"peer {peer}" if endpoints.token else where,
+    )
+
+
+def _target_for(address: Address, source: str, progress: ProgressFn) -> _Target:
+    token, where = find_token()
+    if address.kind is AddressKind.AUTO:
+        gcs_text = find_local_cluster()
+        if gcs_text is None:
+            raise ClusterUnreachable(
+                f"no Ray cluster is running on this machine ({source} auto); start one with "
+                "`ray start --head`, or use --address local for an embedded one"
+            )
+        address = parse_address(gcs_text, "the running cluster's address")
+    if address.kind is AddressKind.DASHBOARD:
+        assert address.url is not None
+        return _Target(address.url, address.url, None, token, where)
+    if address.kind is AddressKind.CLIENT:
+        host = address.host or "127.0.0.1"
+        shown = f"[{host}]" if ":" in host else host
+        url = f"http://{shown}:{DASHBOARD_PORT}"
+        return _Target(url, f"{address.text} ({url})", address.text, token, where)
+    assert address.kind is AddressKind.GCS
+    progress(f"looking up the dashboard of the Ray cluster at {address.hostport}…")
+    _export_token(token)
+    url = dashboard_url_from_gcs(address)
+    return _Target(url, f"{address.hostport} ({url})", address.hostport, token, where)
+
+
+def connect(
+    address: str | None = None,
+    via: str | None = None,
+    progress: ProgressFn | None = None,
+    *,
+    timeout: float = 5.0,
+) -> RayConnection:
+    """Resolve the address, start or attach, check the dashboard answers; return a connection.
+
+    Blocking (seconds when it starts an embedded cluster): run it in a worker thread. Raises
+    UsageError for a malformed address, ClusterUnreachable / AuthenticationFailed otherwise.
+    `functools.partial(connect, address, via)` is a `Connector` once given `progress`.
+    """
+    say: ProgressFn = progress or (lambda _msg: None)
+    if address and via:
+        raise UsageError("--address and --via are exclusive")
+    embedded: _Embedded | None = None
+    if via:
+        target = _via_target(via, say)
+    else:
+        source = "--address"
+        text = address
+        if not text and os.environ.get("RAY_ADDRESS", "").strip():
+            text, source = os.environ["RAY_ADDRESS"].strip(), "RAY_ADDRESS"
+        parsed = parse_address(text, source) if text else None
+        if parsed is None:
+            running = find_local_cluster()
+            parsed = parse_address(running, "the running cluster's address") if running else None
+            if parsed is None:
+                parsed = Address(AddressKind.LOCAL, "local")
+        if parsed.kind is AddressKind.LOCAL:
+            embedded = _Embedded(say)
+            token, where = find_token()
+            target = _Target(
+                embedded.dashboard_url, "embedded (local)", embedded.gcs_address, token, where
+            )
+        else:
+            target = _target_for(parsed, source, say)
+    connection = RayConnection(target, timeout=timeout, embedded=embedded)
+    try:
+        if embedded is not None:
+            say("waiting for the embedded dashboard to report the node…")
+            _wait_for_summary(connection, deadline=time.monotonic() + 30)
+        say(f"connecting to {target.dashboard_url}…")
+        connection.check()
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _wait_for_summary(connection: RayConnection, deadline: float) -> None:
+    """Until every alive node has its agent's report (hostname, memory) in the node summary."""
+    while True:
+        try:
+            snap = connection.fetch_snapshot()
+            if snap.nodes and all(n.memory_total_bytes for n in snap.alive_nodes):
+                return
+        except ClusterUnreachable:
+            pass
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.25)
