@@ -337,12 +337,20 @@ async def test_keymap_remap_from_config_file(raytui_home: Path) -> None:
 
 async def test_help_lists_keys_and_binding_ids_with_replayed_snapshots() -> None:
     app = make_app(FakeConnection([healthy()]), keymap={"refresh": "f5"})
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with app.run_test(size=(100, 50)) as pilot:
         await started(pilot, app)
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
         text = screen_text(app)
-        for expected in ("view_gpus", "cursor_down", "probe", "palette", "f5", "[keys]"):
+        for expected in (
+            "view_gpus",
+            "cursor_down",
+            "probe",
+            "palette",
+            "toggle_peers",
+            "f5",
+            "[keys]",
+        ):
             assert expected in text
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, ClusterScreen))

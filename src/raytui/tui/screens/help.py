@@ -41,13 +41,20 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("does", no_wrap=True)
         table.add_column("where", style="dim", no_wrap=True)
         table.add_column("id", style="dim italic", no_wrap=True)
-        for spec in keys.KEYS:
-            table.add_row(
+        rows = [
+            (
                 keys.display_keys(self.current.get(spec.id, spec.keys)),
                 spec.description,
                 spec.where,
                 spec.id,
             )
+            for spec in keys.KEYS
+        ]
+        for row in rows:
+            table.add_row(*row)
+        # Textual's auto width measures the table too narrowly; size it from its cells.
+        widths = [max(len(cell) for cell in column) for column in zip(*rows, strict=True)]
+        content_width = sum(widths) + 2 * (len(widths) - 1)  # one space each side inside
         where = self.config_path or "config.toml"
         note = Text.assemble(
             ("Remap keys in ", "dim"),
@@ -56,6 +63,7 @@ class HelpScreen(ModalScreen[None]):
             ("In the palette (:) type nodes, gpus, jobs, node <host>, help, quit.", "dim"),
         )
         with VerticalScroll() as scroll:
+            scroll.styles.width = content_width + 4  # border and padding; max-width caps it
             scroll.border_title = "raytui keys"
             scroll.border_subtitle = "esc close"
             yield Static(table, id="help-keys")

@@ -1,0 +1,297 @@
+"""The peers sidebar, its poller and its dialogs, as one App base class to wire into raytui.
+
+Wiring into `RaytuiApp` (app.py), three edits:
+
+1. the base class::
+
+       from raytui.tui.peers_panel import PeersApp
+       class RaytuiApp(PeersApp[int]):            # was App[int]
+
+   (the keys `p` toggle_peers, `a` add_peer, `P` start_proxy come with it: Textual merges
+   `PeersApp.BINDINGS` into the app's; `d`/`delete` remove_peer lives on the sidebar);
+2. at the end of `on_mount`::
+
+       self.peers_start(readonly=self.state.readonly, keymap=self.keymap)
+
+3. at the top of `action_quit`::
+
+       self.peers_stop()
+
+Layout: the sidebar docks right on its host and narrows everything else, the header included;
+the host has the class `-peers` while it shows, so raytui.tcss can adapt. The 120-column
+breakpoint counts the whole terminal, not what the sidebar leaves; this keeps the node list
+readable (checked at 120x30)::
+
+    ClusterScreen.-wide.-peers #nodes { layout: vertical; }
+    ClusterScreen.-wide.-peers #node-box { height: 45%; width: 1fr; }
+    ClusterScreen.-wide.-peers #gpu-box { width: 1fr; min-width: 0; }
+
+For a full-width header, wrap `#body` in a `Horizontal(id="main")` in `ClusterScreen.compose`
+and pass `host=screen.query_one("#main")`. If `RaytuiApp` ever defines `check_action`, it must
+end with `return super().check_action(action, parameters)` (`a`/`P` depend on it).
+
+Optional: copy `PEER_KEYS` (widgets/peers.py) and `CONFIRM_KEYS` (screens/peer_dialogs.py)
+into `keys.KEYS` so `?` lists them and `[keys]` remaps are not reported as unknown (the copies in
+`keys.KEYS` take precedence); add `(":peers", "peer links and the proxy daemon", "toggle_peers")`
+to `commands.COMMANDS`. Nothing in screens/cluster.py changes: `peers_start` mounts the sidebar,
+hidden, docked right on the app's first screen (`ClusterScreen`); pass `host=` to put it elsewhere.
+
+Keys: `p` shows the sidebar and focuses it, again hides it (focus goes back where it was); while
+it is shown, `a` opens the add-peer dialog and `P` starts the daemon when none answers
+(`raytui proxy start`, detached); on the sidebar `d`/`delete` asks to remove the highlighted
+peer (`y`/Enter yes, `n`/Esc no) and Enter shows the full peer ID, addresses and last error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import ClassVar, TypeVar
+
+from textual.app import App
+from textual.binding import BindingType
+from textual.widget import Widget
+
+from raytui.model.peers import LinkState, PeerHealth
+from raytui.tui import keys
+from raytui.tui.peer_rates import human_rtt
+from raytui.tui.peers_poller import (
+    POLL_INTERVAL,
+    DaemonStartDone,
+    PeerAddDone,
+    PeerRemoveDone,
+    PeersPoller,
+    PeersPollFinished,
+    PeersStatusReady,
+    Starter,
+    start_daemon,
+)
+from raytui.tui.screens.peer_dialogs import AddPeerScreen, ConfirmRemoveScreen
+from raytui.tui.widgets.peers import PeersSidebar, peer_bindings, peer_key
+
+ReturnType = TypeVar("ReturnType")
+
+READONLY = "read-only mode: peers cannot be changed (started with --readonly)"
+
+
+class PeersApp(App[ReturnType]):
+    """An App with the peers sidebar. Call `peers_start()` from `on_mount`."""
+
+    BINDINGS: ClassVar[list[BindingType]] = peer_bindings("toggle_peers", "add_peer", "start_proxy")
+
+    peers_poller: PeersPoller | None = None
+    peers_sidebar: PeersSidebar | None = None
+    peers_readonly = False
+    _peers_host: Widget | None = None
+    _peers_focus_back: Widget | None = None
+    _peers_select: str | None = None  # highlight this peer once it is listed
+
+    def peers_start(
+        self,
+        *,
+        socket: Path | None = None,
+        interval: float = POLL_INTERVAL,
+        starter: Starter = start_daemon,
+        readonly: bool = False,
+        keymap: Mapping[str, str] | None = None,
+        host: Widget | None = None,
+        show: bool = False,
+    ) -> None:
+        """Mount the sidebar in `host` (default: the first screen; it docks right) and start
+        reading the daemon whose control socket is `socket` (default: this user's)."""
+        current = dict(keymap or {})
+
+        def key(binding_id: str) -> str:
+            spec = peer_key(binding_id)
+            return keys.display_keys(current.get(binding_id, spec.keys)).split(" ")[0]
+
+        self.peers_readonly = readonly
+        sidebar = PeersSidebar(
+            start_key=key("start_proxy"),
+            add_key=key("add_peer"),
+            remove_key=key("remove_peer"),
+            id="peers",
+        )
+        self.peers_sidebar = sidebar
+        self._peers_host = host or self.screen_stack[0]
+        self._peers_host.mount(sidebar)
+        self._peers_set_shown(show)
+        self.peers_poller = PeersPoller(self, socket=socket, interval=interval, starter=starter)
+        self.peers_poller.start()
+
+    def peers_stop(self) -> None:
+        if self.peers_poller is not None:
+            self.peers_poller.stop()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`a` and `P` act while the sidebar is shown (and `P` only when no daemon answers), so
+        they neither clutter the footer nor fire by accident on the cluster view."""
+        if action in ("add_peer", "start_proxy"):
+            sidebar = self.peers_sidebar
+            if sidebar is None or not sidebar.display:
+                return False
+            if action == "start_proxy":
+                return not (self.peers_poller is not None and self.peers_poller.reachable)
+            return True
+        return super().check_action(action, parameters)
+
+    # -- showing the sidebar ------------------------------------------------------------------
+
+    def action_toggle_peers(self) -> None:
+        """Hidden: show and focus. Shown but not focused: focus. Focused: hide."""
+        sidebar = self.peers_sidebar
+        if sidebar is None or not sidebar.is_mounted:
+            return
+        if not sidebar.display:
+            self._peers_show(focus=True)
+        elif not sidebar.has_focus_within:
+            self._peers_focus_back = self.focused
+            sidebar.focus_peers()
+        else:
+            self._peers_set_shown(False)
+            back = self._peers_focus_back
+            self._peers_focus_back = None
+            if back is not None and back.is_mounted and back.screen is sidebar.screen:
+                back.focus()
+            else:
+                sidebar.screen.focus_next()
+
+    def _peers_show(self, *, focus: bool) -> None:
+        sidebar = self.peers_sidebar
+        if sidebar is None:
+            return
+        if not sidebar.display:
+            self._peers_set_shown(True)
+            if focus:
+                self._peers_focus_back = self.focused
+        if focus:
+            sidebar.focus_peers()
+
+    def _peers_set_shown(self, shown: bool) -> None:
+        """Also marks the host `-peers` while shown, for layouts that want to adapt."""
+        if self.peers_sidebar is not None:
+            self.peers_sidebar.display = shown
+        if self._peers_host is not None:
+            self._peers_host.set_class(shown, "-peers")
+        self.refresh_bindings()
+
+    # -- readings -----------------------------------------------------------------------------
+
+    def on_peers_status_ready(self, message: PeersStatusReady) -> None:
+        sidebar = self.peers_sidebar
+        if sidebar is None:
+            return
+        sidebar.show(
+            message.status,
+            error=message.error,
+            running=message.running,
+            at=message.at,
+            now=message.now,
+        )
+        select = self._peers_select
+        if select is not None and message.status is not None:
+            ids = [p.peer_id for p in message.status.peers]
+            if select in ids:
+                self._peers_select = None
+                if sidebar.is_mounted:
+                    sidebar.peer_list.highlighted = ids.index(select)
+
+    def on_peers_poll_finished(self, message: PeersPollFinished) -> None:
+        poller = self.peers_poller
+        if poller is not None:
+            was = poller.reachable
+            poller.poll_finished(message.error, message.running)
+            if poller.reachable != was:
+                self.refresh_bindings()
+
+    # -- add ----------------------------------------------------------------------------------
+
+    def action_add_peer(self) -> None:
+        if self.peers_readonly:
+            self.notify(READONLY, severity="warning")
+            return
+        if not any(isinstance(s, AddPeerScreen) for s in self.screen_stack):
+            self.push_screen(AddPeerScreen())
+
+    def on_add_peer_screen_submitted(self, message: AddPeerScreen.Submitted) -> None:
+        if self.peers_poller is not None:
+            self.peers_poller.add_peer(message.multiaddr, message.name)
+
+    def on_peer_add_done(self, message: PeerAddDone) -> None:
+        dialog = next(
+            (s for s in self.screen_stack if isinstance(s, AddPeerScreen) and s.busy), None
+        )
+        peer = message.peer
+        if self.peers_poller is not None:
+            self.peers_poller.poll_now()
+        if peer is not None:
+            self._peers_select = peer.peer_id
+            self._peers_show(focus=False)
+        if peer is not None and message.error is None:
+            self.notify(_added(peer), title="Peers")
+            if dialog is not None:
+                dialog.add_succeeded(message.multiaddr, message.name)
+        elif dialog is not None:
+            dialog.add_failed(message.error or "unknown error", peer=peer)
+        else:  # the dialog was closed while the daemon dialled
+            label = peer.label if peer is not None else message.multiaddr
+            self.notify(
+                f"{label}: {message.error}", title="Adding the peer failed", severity="error"
+            )
+
+    # -- remove -------------------------------------------------------------------------------
+
+    def on_peers_sidebar_remove_peer_requested(
+        self, message: PeersSidebar.RemovePeerRequested
+    ) -> None:
+        if self.peers_readonly:
+            self.notify(READONLY, severity="warning")
+            return
+        peer = message.peer
+
+        def answered(yes: bool | None) -> None:
+            if yes and self.peers_poller is not None:
+                self.peers_poller.remove_peer(peer.peer_id, peer.label)
+
+        self.push_screen(ConfirmRemoveScreen(peer), answered)
+
+    def on_peer_remove_done(self, message: PeerRemoveDone) -> None:
+        if message.error is None:
+            self.notify(f"removed {message.label}", title="Peers")
+        else:
+            self.notify(message.error, title=f"Could not remove {message.label}", severity="error")
+        if self.peers_poller is not None:
+            self.peers_poller.poll_now()
+
+    # -- start the daemon ---------------------------------------------------------------------
+
+    def action_start_proxy(self) -> None:
+        poller, sidebar = self.peers_poller, self.peers_sidebar
+        if poller is None or sidebar is None:
+            return
+        if self.peers_readonly:
+            self.notify(READONLY, severity="warning")
+            return
+        if poller.reachable and sidebar.status is not None:
+            self.notify(f"the proxy daemon is already running (pid {sidebar.status.pid})")
+            return
+        if poller.start_daemon():
+            sidebar.set_starting(True)
+            self._peers_show(focus=False)
+
+    def on_daemon_start_done(self, message: DaemonStartDone) -> None:
+        if self.peers_sidebar is not None:
+            self.peers_sidebar.set_starting(False)
+        if self.peers_poller is not None:
+            self.peers_poller.start_finished()
+        if message.error is not None:
+            self.notify(message.error, title="Proxy daemon", severity="error", timeout=15)
+        else:
+            self.notify(message.text or "proxy daemon started", title="Proxy daemon")
+
+
+def _added(peer: PeerHealth) -> str:
+    if peer.state is LinkState.CONNECTED:
+        rtt = "" if peer.rtt_ms is None else f", rtt {human_rtt(peer.rtt_ms)}"
+        return f"added {peer.label}: connected{rtt}"
+    return f"added {peer.label}: {peer.state.value}"

@@ -1,0 +1,333 @@
+"""The peers sidebar: the proxy daemon's own state and every peer's link, live.
+
+Attributes down, messages up: the app hands it each `DaemonStatus` reading (`show`), and it
+updates in place (one option per peer, prompts replaced, the highlighted peer kept). It never
+talks to the daemon: `d` posts `RemovePeerRequested` for the app to confirm and carry out; the
+app's own keys (`a` add, `P` start the daemon, `p` show/hide) act from anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from raytui.model.peers import DaemonStatus, LinkState, PeerHealth, short_peer_id
+from raytui.tui import format as fmt
+from raytui.tui import keys
+from raytui.tui.format import Palette
+from raytui.tui.keys import KeySpec
+from raytui.tui.peer_rates import NO_RATE, Rate, byte_rates, human_rate, human_rtt
+from raytui.tui.widgets.common import palette
+
+
+def peer_key(binding_id: str) -> KeySpec:
+    return keys.BY_ID[binding_id]
+
+
+def peer_bindings(*ids: str) -> list[BindingType]:
+    return [peer_key(i).binding() for i in ids]
+
+
+STATE_MARK = {LinkState.CONNECTED: "●", LinkState.CONNECTING: "◌", LinkState.DOWN: "○"}
+
+
+def _state_style(state: LinkState, p: Palette) -> Style:
+    if state is LinkState.CONNECTED:
+        return p.ok
+    if state is LinkState.CONNECTING:
+        return p.mid
+    return p.bad
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def peer_lines(peer: PeerHealth, rate: Rate, p: Palette, now: float | None = None) -> list[Text]:
+    """Three or four lines: label and state, traffic, streams and reconnects, last error."""
+    style = _state_style(peer.state, p)
+    head = Text.assemble((f"{STATE_MARK[peer.state]} ", style), (peer.label, p.label), "  ")
+    head.append(peer.state.value, style=style)
+    if peer.state is LinkState.CONNECTED:
+        head.append(" · ", style=p.dim)
+        head.append(f"rtt {human_rtt(peer.rtt_ms)}")
+    elif peer.since is not None and now is not None:
+        head.append(f" {fmt.span(now - peer.since)}", style=p.dim)
+    traffic = Text.assemble(
+        ("  ↓ ", p.dim), human_rate(rate.inbound), ("  ↑ ", p.dim), human_rate(rate.outbound)
+    )
+    counts = Text.assemble(
+        "  ",
+        _plural(peer.active_streams, "stream"),
+        (" · ", p.dim),
+        (_plural(peer.reconnects, "reconnect"), p.mid if peer.reconnects else Style()),
+    )
+    lines = [head, traffic, counts]
+    if peer.last_error:
+        # An error on a link that is up again is history: dim, not alarming.
+        err_style = p.dim if peer.state is LinkState.CONNECTED else p.bad
+        lines.append(Text(f"  ✗ {' '.join(peer.last_error.split())}", style=err_style))
+    return lines
+
+
+def peer_prompt(
+    peer: PeerHealth, rate: Rate, p: Palette, now: float | None = None, width: int = 0
+) -> Text:
+    """`peer_lines` joined, each cut to `width` cells (0: as long as they are)."""
+    lines = peer_lines(peer, rate, p, now)
+    if width > 0:
+        for line in lines:
+            line.truncate(width, overflow="ellipsis")
+    return Text("\n").join(lines)
+
+
+class PeersSidebar(Vertical):
+    """Own daemon on top, one multi-line entry per peer below. Focus is on the peer list."""
+
+    DEFAULT_CSS = """
+    PeersSidebar {
+        dock: right;
+        width: 42;
+        max-width: 45%;
+        height: 1fr;
+        border: round $primary 40%;
+        border-title-color: $text;
+        border-title-style: bold;
+        border-subtitle-color: $text-muted;
+        padding: 0 1;
+    }
+    PeersSidebar:focus-within { border: round $primary; }
+    PeersSidebar.-stale { border: round $error 70%; border-subtitle-color: $error; }
+    PeersSidebar > #peers-daemon { height: auto; margin-bottom: 1; }
+    PeersSidebar > #peers-empty { height: auto; color: $text-muted; text-style: italic; }
+    PeersSidebar > OptionList {
+        height: 1fr;
+        border: none;
+        padding: 0;
+        background: transparent;
+        scrollbar-size-vertical: 1;
+    }
+    PeersSidebar > OptionList:focus { border: none; background-tint: transparent; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = peer_bindings("remove_peer")
+
+    class RemovePeerRequested(Message):
+        """The user wants `peer` removed (the app asks for confirmation first)."""
+
+        def __init__(self, peer: PeerHealth) -> None:
+            super().__init__()
+            self.peer = peer
+
+    def __init__(
+        self,
+        *,
+        start_key: str = "P",
+        add_key: str = "a",
+        remove_key: str = "d",
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id)
+        self.start_key = start_key
+        self.add_key = add_key
+        self.remove_key = remove_key
+        self.status: DaemonStatus | None = None
+        self.error: str | None = None
+        self.running: bool | None = None  # None: not asked yet
+        self.starting = False
+        self.rates: dict[str, Rate] = {}
+        self._at = 0.0
+        self._now: float | None = None
+        self._order: list[str] = []
+        self._daemon_text = Text()
+        self._empty_text = ""
+        self._width = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="peers-daemon")
+        yield Static("", id="peers-empty")
+        yield OptionList(id="peers-list")
+
+    def on_mount(self) -> None:
+        self.border_title = "Peers"
+        self._show_daemon()
+        self._show_peers()
+
+    # -- data ---------------------------------------------------------------------------------
+
+    def show(
+        self,
+        status: DaemonStatus | None,
+        *,
+        error: str | None = None,
+        running: bool = True,
+        at: float = 0.0,
+        now: float | None = None,
+    ) -> None:
+        """A reading of the daemon: `status`, or None with `error` (`running=False`: no daemon
+        listens). `at` is the reading's monotonic time (for bytes/s), `now` the wall clock."""
+        if status is not None:
+            self.rates = byte_rates(self.status, self._at, status, at)
+            self.status, self._at = status, at
+            self.running = True
+        else:
+            self.running = running
+            if not running:
+                self.status, self.rates = None, {}
+        self.error = error
+        self._now = now
+        self.set_class(status is None and running and self.status is not None, "-stale")
+        if self.is_mounted:
+            self._show_daemon()
+            self._show_peers()
+
+    def on_resize(self) -> None:
+        # Entries are cut to the list's width; it is known once the children are laid out.
+        self.call_after_refresh(self._refit)
+
+    def _refit(self) -> None:
+        if self.peer_list.scrollable_content_region.width != self._width:
+            self._show_peers()
+
+    def set_starting(self, starting: bool) -> None:
+        if starting != self.starting:
+            self.starting = starting
+            if self.is_mounted:
+                self._show_daemon()
+
+    @property
+    def peer_list(self) -> OptionList:
+        return self.query_one("#peers-list", OptionList)
+
+    @property
+    def peers(self) -> Sequence[PeerHealth]:
+        return () if self.status is None else self.status.peers
+
+    @property
+    def highlighted_peer(self) -> PeerHealth | None:
+        option = self.peer_list.highlighted_option
+        if option is None or self.status is None or option.id is None:
+            return None
+        return self.status.peer(option.id)
+
+    def focus_peers(self) -> None:
+        self.peer_list.focus()
+
+    # -- drawing ------------------------------------------------------------------------------
+
+    def _show_daemon(self) -> None:
+        p = palette(self.app)
+        text = Text()
+        status = self.status
+        if self.starting and (status is None or not self.running):
+            text.append("◌ ", style=p.mid)
+            text.append("starting the proxy daemon…")
+        elif self.running is None:
+            text.append("asking the proxy daemon…", style=p.dim)
+        elif not self.running:
+            text.append("○ ", style=p.bad)
+            text.append("proxy daemon not running", style=p.label)
+            text.append(" — press ", style=p.dim)
+            text.append(self.start_key, style=p.label)
+            text.append(" to start it", style=p.dim)
+        elif status is not None:
+            if self.error:
+                text.append("● ", style=p.bad)
+                text.append("proxy daemon unreachable\n", style=p.bad)
+                text.append(" ".join(self.error.split()), style=p.bad)
+                text.append("\nlast reading:\n", style=p.dim)
+            else:
+                text.append("● ", style=p.ok)
+                text.append("proxy running", style=p.label)
+                text.append(f" {fmt.span(status.uptime_s)} · pid {status.pid}\n", style=p.dim)
+            text.append("me ", style=p.dim)
+            text.append(short_peer_id(status.peer_id), style=p.label)
+            text.append(" · ", style=p.dim)
+            text.append(_plural(len(status.addrs), "addr"))
+            if status.refused:
+                text.append(" · ", style=p.dim)
+                text.append(f"{status.refused} refused", style=p.mid)
+        else:
+            text.append("● ", style=p.bad)
+            text.append("proxy daemon unreachable\n", style=p.bad)
+            text.append(" ".join((self.error or "unknown error").split()), style=p.bad)
+        self._daemon_text = text
+        self.query_one("#peers-daemon", Static).update(text)
+        if self.has_class("-stale"):
+            self.border_subtitle = "stale"
+        elif status is not None and self.running:
+            self.border_subtitle = f"{self.add_key} add · {self.remove_key} remove · ⏎ details"
+        else:
+            self.border_subtitle = ""
+
+    def _show_peers(self) -> None:
+        p = palette(self.app)
+        peers = self.peers
+        self.border_title = f"Peers [{len(peers)}]" if self.status is not None else "Peers"
+        empty = self.query_one("#peers-empty", Static)
+        self._empty_text = ""
+        if self.status is not None and not peers:
+            self._empty_text = f"no peers yet — press {self.add_key} to add one"
+        empty.update(self._empty_text)
+        empty.display = bool(self._empty_text)
+        olist = self.peer_list
+        ids = [peer.peer_id for peer in peers]
+        width = olist.scrollable_content_region.width or olist.size.width
+        self._width = width
+        prompts = [
+            peer_prompt(x, self.rates.get(x.peer_id, NO_RATE), p, self._now, width) for x in peers
+        ]
+        if ids == self._order:
+            for peer_id, prompt in zip(ids, prompts, strict=True):
+                olist.replace_option_prompt(peer_id, prompt)
+            return
+        keep = self.highlighted_peer
+        options: list[Option | None] = []
+        for peer_id, prompt in zip(ids, prompts, strict=True):
+            options += [Option(prompt, id=peer_id), None]  # None: a rule between peers
+        olist.set_options(options[:-1])
+        self._order = ids
+        if ids:
+            olist.highlighted = ids.index(keep.peer_id) if keep and keep.peer_id in ids else 0
+
+    def text(self) -> str:
+        """Everything the sidebar shows, as plain text (for tests)."""
+        lines = [self._daemon_text.plain]
+        if self._empty_text:
+            lines.append(self._empty_text)
+        for option in self.peer_list.options:
+            prompt = option.prompt
+            lines.append(prompt.plain if isinstance(prompt, Text) else str(prompt))
+        return "\n".join(lines)
+
+    def peer_text(self, peer_id: str) -> str:
+        prompt = self.peer_list.get_option(peer_id).prompt
+        return prompt.plain if isinstance(prompt, Text) else str(prompt)
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    def action_remove_peer(self) -> None:
+        peer = self.highlighted_peer
+        if peer is None:
+            self.app.bell()
+            return
+        self.post_message(self.RemovePeerRequested(peer))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        """Enter on a peer: everything about it, including what the list cuts short."""
+        event.stop()
+        peer = self.highlighted_peer
+        if peer is None:
+            return
+        lines = [peer.peer_id, f"state: {peer.state.value}", *peer.addrs]
+        if peer.last_error:
+            lines.append(f"last error: {peer.last_error}")
+        self.notify("\n".join(lines), title=f"peer {peer.label}", timeout=15)
