@@ -79,7 +79,85 @@ def demo_app(script: list[Any], **kw: Any) -> RaytuiApp:
         target="http://10.0.0.5:8265",
         nvml_sampler=kw.pop("nvml", None),
         local_hostname=kw.pop("local_hostname", "not-a-cluster-node"),
+        prompt_service=kw.pop("prompt_service", None),
     )
+
+
+async def composer(out: Path) -> list[Path]:
+    """The prompt composer with four answers in four states, and the history screen.
+
+    A STAND-IN prompt service (tests/support/composer_standin.py) scripts the runs; history goes
+    to a throwaway database.
+    """
+    import os
+    import tempfile
+
+    from tests.support.composer_standin import NODE_B, Script, StandInService
+    from textual.widgets import Checkbox, Input
+
+    from raytui.backends.history import HistoryStore
+
+    os.environ["RAYTUI_HOME"] = tempfile.mkdtemp(prefix="raytui-shots-")
+    answer = (
+        "Silicon rivers hum,\nforty gigabytes of thought—\nthe fans breathe like tides.\n\n"
+        "Each token a step\nacross a warm copper field;\nRay keeps the count."
+    )
+    words = [w + " " for w in answer.replace("\n", " \n").split(" ")]
+    themes = [
+        "a haiku about GPUs",
+        "a limerick about a Ray cluster",
+        "a sonnet about tmux over SSH",
+        "a koan about cache misses",
+    ]
+    by_prompt = {
+        themes[0]: Script(words),
+        themes[1]: Script(words, hold_after=14, gpu="0", delay_s=0.02),
+        themes[2]: Script(words, waiting=100_000),
+        themes[3]: Script(
+            words[:6],
+            error_after=6,
+            delay_s=0.02,
+            node_id=NODE_B,
+            hostname="gpu-head",
+            ip="10.0.0.5",
+            gpu="0",
+            error="Ollama on node a1b2c3d4 (10.0.0.5) failed mid-stream: unexpected EOF",
+        ),
+    }
+
+    async def shoot_composer(name: str, size: tuple[int, int], history: bool) -> list[Path]:
+        service = StandInService(
+            {}, models=["llama3.2", "qwen3:8b"], by_prompt=by_prompt, history=HistoryStore()
+        )
+        app = demo_app([demo.healthy()], prompt_service=service)
+        shots = []
+        async with app.run_test(size=size) as pilot:
+            await _until(pilot, lambda: app.state.generation >= 1)
+            await pilot.press("c")
+            screen = app.screen
+            await _until(pilot, lambda: bool(screen.query_one(Input).value))
+            screen.query_one("#per-line", Checkbox).value = True
+            screen.query_one("#temperature", Input).value = "0.7"
+            for n, theme in enumerate(themes):
+                await pilot.press(*(["enter"] if n else []), *theme)
+            await pilot.press("ctrl+s")
+            await pilot.pause(1.0)
+            shots.append(out / f"{name}.svg")
+            app.save_screenshot(filename=shots[-1].name, path=str(out))
+            if history:
+                await pilot.press("escape")  # cancels the runs still going
+                await pilot.pause(0.5)
+                await pilot.press("escape", "h")
+                await pilot.pause(0.8)
+                shots.append(out / "history-120x36.svg")
+                app.save_screenshot(filename=shots[-1].name, path=str(out))
+            service.close()
+        return shots
+
+    return [
+        *await shoot_composer("composer-120x36", (120, 36), True),
+        *await shoot_composer("composer-80x24", (80, 24), False),
+    ]
 
 
 async def replayed(out: Path) -> list[Path]:
@@ -168,6 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     paths = asyncio.run(replayed(args.out))
+    paths += asyncio.run(composer(args.out))
     if args.address:
         paths += asyncio.run(live(args.out, args.address))
     for svg in paths:

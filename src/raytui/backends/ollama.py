@@ -141,9 +141,7 @@ def chat_task(
     except ollama.ResponseError as exc:
         yield _response_failure(exc, request.model, started, endpoint)
     except (httpx.ConnectError, ConnectionError) as exc:
-        yield Failed(
-            f"Ollama unreachable on {where} at {endpoint}: {exc}", FailureKind.UNREACHABLE
-        )
+        yield Failed(f"Ollama unreachable on {where} at {endpoint}: {exc}", FailureKind.UNREACHABLE)
     except httpx.TimeoutException:
         yield Failed(
             f"Ollama on {where} sent nothing for {read_timeout:g} s ({endpoint})",
@@ -166,9 +164,7 @@ def _response_failure(exc: Any, model: str, started: Started, endpoint: str) -> 
         )
     if exc.status_code in (-1, None):
         return Failed(f"Ollama on {where} failed mid-stream: {exc.error}", FailureKind.SERVER)
-    return Failed(
-        f"Ollama on {where} answered {exc.status_code}: {exc.error}", FailureKind.SERVER
-    )
+    return Failed(f"Ollama on {where} answered {exc.status_code}: {exc.error}", FailureKind.SERVER)
 
 
 @functools.cache
@@ -178,9 +174,9 @@ def remote_chat() -> Any:
 
     # max_calls=0: Ray would otherwise retire a GPU task's worker after one call (a new process
     # per prompt, ~0.4 s); the task holds no GPU memory itself, Ollama does.
-    return ray.remote(
-        num_gpus=1, num_cpus=0, num_returns="streaming", max_retries=0, max_calls=0
-    )(chat_task)
+    return ray.remote(num_gpus=1, num_cpus=0, num_returns="streaming", max_retries=0, max_calls=0)(
+        chat_task
+    )
 
 
 # -- model list and pull -------------------------------------------------------------------

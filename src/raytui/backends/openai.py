@@ -152,6 +152,6 @@ def remote_chat() -> Any:
     import ray
 
     # max_calls=0: keep the worker for the next prompt (Ray retires GPU workers after one call).
-    return ray.remote(
-        num_gpus=1, num_cpus=0, num_returns="streaming", max_retries=0, max_calls=0
-    )(chat_task)
+    return ray.remote(num_gpus=1, num_cpus=0, num_returns="streaming", max_retries=0, max_calls=0)(
+        chat_task
+    )

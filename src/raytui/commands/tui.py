@@ -34,6 +34,11 @@ def run(args: argparse.Namespace) -> int:
     address = getattr(args, "address", None)
     via = getattr(args, "via", None)
     refresh = getattr(args, "refresh", None) or cfg.refresh
+    from raytui.backends.history import HistoryStore
+    from raytui.backends.service import RayPromptService
+
+    # The service reaches the cluster through whatever connection the app's poller holds.
+    service = RayPromptService(lambda: app.poller.connection, HistoryStore(), cfg)
     app = RaytuiApp(
         partial(connect, address, via),
         refresh=refresh,
@@ -41,10 +46,12 @@ def run(args: argparse.Namespace) -> int:
         keymap=cfg.keys,
         target=describe_target(address, via),
         config_path=str(locations.config_file()),
+        prompt_service=service,
     )
     try:
         app.run()
     finally:
+        service.close()  # cancels runs still streaming, flushes history
         # Killed by a signal or an exception before the close worker ran: still stop Ray.
         app.poller.close_blocking()
     if app.return_code not in (None, 0):

@@ -560,7 +560,7 @@ class RayConnection:
     def probe_node(self, node_id: str) -> NvmlReport:
         from raytui.sources import probe
 
-        self._ensure_ray()
+        self.ensure_driver()
         return probe.probe_node(node_id, timeout=10.0)
 
     def close(self) -> None:
@@ -592,22 +592,19 @@ class RayConnection:
             return f"{exc} (the token used came from {self._target.token_source})"
         return str(exc)
 
-    def ensure_driver(self, runtime_env: dict[str, Any] | None = None) -> None:
+    def ensure_driver(self) -> None:
         """Blocking (run it in a thread): make this process a Ray driver of the cluster, once.
 
-        For prompt runs: pass `dispatch.runtime_env()` so nodes that only have Ray find raytui's
-        code. It applies only when this call is the one that connects (the NVML probe or an
-        embedded cluster may have connected first, without it). Raises ClusterUnreachable.
+        Used by the NVML probe and prompt runs alike. The job-level runtime env ships raytui's
+        code to every node, so a node needs only Ray. Raises ClusterUnreachable.
         """
-        self._ensure_ray(runtime_env)
-
-    def _ensure_ray(self, runtime_env: dict[str, Any] | None = None) -> None:
-        """Connect this process to the cluster as a Ray driver, once, on the first probe."""
         with self._ray_lock:
             if self._ray_connected:
                 return
             _prepare_ray_import()
             import ray
+
+            from raytui.backends.dispatch import runtime_env
 
             address = self._target.ray_address or self._ray_address_from_dashboard()
             _export_token(self._target.token)
@@ -618,11 +615,11 @@ class RayConnection:
                         log_to_driver=False,
                         namespace="raytui",
                         logging_level=logging.WARNING,
-                        **({"runtime_env": runtime_env} if runtime_env else {}),
+                        runtime_env=runtime_env(),
                     )
                 except Exception as exc:  # connection failures of every kind
                     raise ClusterUnreachable(
-                        f"cannot connect to Ray at {address} for the NVML probe: {_first_line(exc)}"
+                        f"cannot connect to Ray at {address} as a driver: {_first_line(exc)}"
                     ) from None
             self._ray_connected = True
 

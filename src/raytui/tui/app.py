@@ -11,6 +11,7 @@ shows live data subclasses `LiveScreen` and gets `show_snapshot` / `show_link` c
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Mapping
 from typing import ClassVar
@@ -20,9 +21,11 @@ from textual.binding import BindingType
 from textual.command import Provider
 from textual.screen import Screen
 
+from raytui.backends.service import PromptService
 from raytui.model.cluster import ClusterSnapshot
 from raytui.model.history import DEFAULT_CAPACITY, GpuHistory
 from raytui.model.nvml import NvmlReport
+from raytui.model.prompts import PromptRequest
 from raytui.sources.connection import Connector
 from raytui.tui import keys
 from raytui.tui.commands import RaytuiCommands
@@ -37,9 +40,12 @@ from raytui.tui.messages import (
     PollFinished,
     SnapshotReady,
 )
+from raytui.tui.peers_panel import PeersApp
 from raytui.tui.pollers import ClusterPoller
 from raytui.tui.screens.cluster import ClusterScreen
+from raytui.tui.screens.composer import ComposerScreen
 from raytui.tui.screens.help import HelpScreen
+from raytui.tui.screens.history import HistoryScreen
 from raytui.tui.screens.live import LiveScreen
 from raytui.tui.screens.node_detail import NodeDetailScreen
 from raytui.tui.state import UiState
@@ -53,12 +59,12 @@ def _local_nvml() -> NvmlReport:
     return nvml.sample()
 
 
-class RaytuiApp(App[int]):
+class RaytuiApp(PeersApp[int]):
     CSS_PATH = "raytui.tcss"
     TITLE = "raytui"
     BINDINGS: ClassVar[list[BindingType]] = keys.bindings(
         "quit", "quit_now", "help", "palette", "refresh", "view_nodes", "view_gpus", "view_jobs"
-    )
+    ) + keys.bindings("composer", "history")
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {
         *App.COMMANDS,
         RaytuiCommands,
@@ -78,6 +84,7 @@ class RaytuiApp(App[int]):
         config_path: str | None = None,
         history_capacity: int = DEFAULT_CAPACITY,
         local_hostname: str | None = None,
+        prompt_service: PromptService | None = None,
     ) -> None:
         """
         connector: blocking; resolves the address and starts or attaches (run in a worker).
@@ -85,6 +92,7 @@ class RaytuiApp(App[int]):
         keymap: binding id -> keys (config `[keys]`). clock: wall clock for ages and countdowns.
         target: what we connect to, shown while connecting ("embedded Ray", an address).
         nvml_sampler: reads this machine's GPUs (blocking; None: no local NVML).
+        prompt_service: runs prompts for the composer and holds their history (None: no prompts).
         """
         super().__init__()
         self.state = UiState(
@@ -102,6 +110,7 @@ class RaytuiApp(App[int]):
         self.poller = ClusterPoller(self, connector, refresh)
         self.nvml_sampler = nvml_sampler
         self.config_path = config_path
+        self.prompt_service = prompt_service
         self._quitting = False
         self.exit_code = 0
 
@@ -124,6 +133,8 @@ class RaytuiApp(App[int]):
                 severity="warning",
             )
         self.poller.start()
+        self.peers_start(readonly=self.state.readonly, keymap=self.keymap)
+        self.call_after_refresh(gc.freeze)
 
     # -- data from the poller -----------------------------------------------------------------
 
@@ -136,6 +147,8 @@ class RaytuiApp(App[int]):
         state.snapshot = message.snapshot
         state.generation += 1
         state.history.record(message.snapshot)
+        if state.generation == 1:
+            self.call_after_refresh(gc.freeze)
         if not state.link.ever_connected or state.link.state is ConnState.CONNECTING:
             # Fed directly (tests, bench) or the first fetch: we are connected.
             state.link.ever_connected = True
@@ -182,6 +195,31 @@ class RaytuiApp(App[int]):
     def action_refresh(self) -> None:
         self.poller.poll_now()
 
+    def open_composer(self, request: PromptRequest | None = None) -> ComposerScreen:
+        """Show the prompt composer (one instance: its runs keep streaming when it is hidden)."""
+        if not self.is_screen_installed("composer"):
+            self.install_screen(ComposerScreen(self.prompt_service), name="composer")
+        screen = self.get_screen("composer")
+        assert isinstance(screen, ComposerScreen)
+        composer: ComposerScreen = screen
+        if composer in self.screen_stack:
+            while self.screen is not composer:
+                self.pop_screen()
+        else:
+            self.push_screen(composer)
+        if request is not None:
+            self.call_after_refresh(composer.prefill, request)
+        return composer
+
+    def action_open_composer(self) -> None:
+        self.open_composer()
+
+    def action_open_history(self) -> None:
+        if isinstance(self.screen, HistoryScreen):
+            return
+        store = self.prompt_service.history if self.prompt_service is not None else None
+        self.push_screen(HistoryScreen(store, now=self.state.now))
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.state.keys, self.config_path))
@@ -216,6 +254,7 @@ class RaytuiApp(App[int]):
             self.exit(self.exit_code)
             return
         self._quitting = True
+        self.peers_stop()
         embedded = "embedded" in (self.state.link.description or self.state.link.target).lower()
         self.state.link.state = ConnState.STOPPING
         self.state.link.progress = (

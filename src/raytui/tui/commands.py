@@ -17,6 +17,9 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     (":jobs", "jobs and task counts", "switch_view('jobs')"),
     (":filter", "filter nodes by id, host, IP or state", "filter"),
     (":refresh", "poll the cluster now", "refresh"),
+    (":prompt", "compose prompts and stream answers from the cluster's GPUs", "open_composer"),
+    (":history", "past prompts and answers: search, copy, re-send", "open_history"),
+    (":peers", "peer links and the proxy daemon", "toggle_peers"),
     (":help", "keys and what they do", "help"),
     (":quit", "quit raytui (stops an embedded Ray)", "quit"),
 )

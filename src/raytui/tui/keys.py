@@ -60,6 +60,21 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("last", "end", "last", "Last row", "tables", show=False),
     KeySpec("select", "enter", "select", "Details", "node list, GPU list", key_display="⏎"),
     KeySpec("probe", "p", "probe", "Probe NVML", "node detail"),
+    KeySpec("composer", "c", "open_composer", "Prompt", "everywhere"),
+    KeySpec("history", "h", "open_history", "History", "everywhere"),
+    KeySpec("prompt_submit", "ctrl+s,ctrl+enter", "submit", "Submit", "composer", key_display="^s"),
+    KeySpec("prompt_cancel", "escape", "cancel_or_back", "Cancel / back", "composer"),
+    KeySpec("prompt_models", "ctrl+l", "load_models", "Models", "composer", key_display="^l"),
+    KeySpec("copy_answer", "y", "copy_answer", "Copy answer", "answer pane, history"),
+    KeySpec("history_search", "slash", "search", "Search", "history", key_display="/"),
+    KeySpec("history_open", "enter", "open_run", "Full text", "history", key_display="⏎"),
+    KeySpec("history_resend", "e", "resend", "Re-send", "history, run detail"),
+    KeySpec("toggle_peers", "p", "toggle_peers", "Peers", "cluster view"),
+    KeySpec("add_peer", "a", "add_peer", "Add peer", "peers sidebar shown"),
+    KeySpec("remove_peer", "d,delete", "remove_peer", "Remove peer", "peers sidebar"),
+    KeySpec("start_proxy", "P", "start_proxy", "Start proxy", "peers sidebar shown"),
+    KeySpec("confirm_yes", "y,enter", "confirm", "Yes", "confirmations", key_display="y"),
+    KeySpec("confirm_no", "n,escape", "cancel", "No", "confirmations", key_display="n"),
 )
 
 BY_ID: Mapping[str, KeySpec] = {k.id: k for k in KEYS}

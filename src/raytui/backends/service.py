@@ -1,0 +1,184 @@
+"""The seam between the TUI's composer and the cluster: start prompt runs, list models and nodes.
+
+The TUI never imports Ray; it is handed a `PromptService`. `RayPromptService` is the real one:
+it makes this process a Ray driver on first use (through the connection's `ensure_driver`, in a
+thread, with `dispatch.runtime_env()`), then goes through `dispatch`. Tests hand the app a
+stand-in that streams scripted events.
+
+    run = await service.start(PromptRequest(...))   # raises RaytuiError (not connected, bad node)
+    async for event in run.events(): ...            # Waiting*, Started, Chunk*, Done | Failed
+    run.cancel()                                    # ends the stream with Failed(CANCELLED)
+
+`models`, `gpu_counts` and `nodes` block (GCS calls, a small task on a node): call them from a
+thread worker. `history` is where runs are recorded as they stream (read by the history screen).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+from raytui import config as config_mod
+from raytui.backends.history import HistoryStore
+from raytui.errors import ClusterUnreachable
+from raytui.model.prompts import Event, PromptRequest, RunState
+
+__all__ = ["DriverConnection", "NodeChoice", "PromptRun", "PromptService", "RayPromptService"]
+
+
+class PromptRun(Protocol):
+    """A run handle (`dispatch.Run` is one). `events()` can be iterated once."""
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def request(self) -> PromptRequest: ...
+
+    @property
+    def state(self) -> RunState: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def events(self) -> AsyncIterator[Event]: ...
+
+    def cancel(self) -> None: ...
+
+
+class NodeChoice(Protocol):
+    """A node the composer can pin a run to (`dispatch.NodeInfo` is one)."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def ip(self) -> str: ...
+
+    @property
+    def hostname(self) -> str: ...
+
+    @property
+    def gpus_total(self) -> float: ...
+
+    @property
+    def alive(self) -> bool: ...
+
+
+class PromptService(Protocol):
+    @property
+    def history(self) -> HistoryStore | None:
+        """Where runs are recorded as they stream; None: not recorded."""
+        ...
+
+    async def start(self, request: PromptRequest) -> PromptRun:
+        """Schedule one run (off the event loop). Raises RaytuiError (not connected, bad node)."""
+        ...
+
+    def models(self, backend: str, node: str | None, endpoint: str | None = None) -> list[str]:
+        """Blocking. Model names the backend offers on `node` (None: a GPU node). [] if unknown."""
+        ...
+
+    def gpu_counts(self, node: str | None = None) -> tuple[float, float]:
+        """Blocking. (free, total) logical GPUs on a node id, or in the cluster."""
+        ...
+
+    def nodes(self) -> list[NodeChoice]:
+        """Blocking. The cluster's nodes."""
+        ...
+
+    def close(self) -> None:
+        """Cancel runs still streaming and close the history store."""
+        ...
+
+
+class DriverConnection(Protocol):
+    def ensure_driver(self) -> None: ...
+
+
+ConnectionSource = Callable[[], object | None]
+"""Returns the app's current cluster connection (None while not connected)."""
+
+
+class RayPromptService:
+    """`PromptService` over `dispatch`, on the connection the app currently holds."""
+
+    def __init__(
+        self,
+        connection: ConnectionSource,
+        history: HistoryStore | None = None,
+        config: config_mod.Config | None = None,
+    ) -> None:
+        self._connection = connection
+        self._history = history
+        self._config = config
+        self._runs: list[PromptRun] = []
+
+    @property
+    def history(self) -> HistoryStore | None:
+        return self._history
+
+    def ensure_driver(self) -> None:
+        """Blocking: connect this process to Ray as a driver (once) through the connection."""
+        conn = self._connection()
+        if conn is None:
+            raise ClusterUnreachable("not connected to the Ray cluster yet")
+        ensure = getattr(conn, "ensure_driver", None)
+        if ensure is None:
+            raise ClusterUnreachable("this cluster connection cannot run prompts")
+        ensure()
+
+    def _cfg(self) -> config_mod.Config:
+        if self._config is None:
+            self._config = config_mod.load()
+        return self._config
+
+    def _submit(self, request: PromptRequest) -> PromptRun:
+        from raytui.backends import dispatch
+
+        self.ensure_driver()
+        return dispatch.submit(request, history=self._history, config=self._cfg())
+
+    async def start(self, request: PromptRequest) -> PromptRun:
+        run = await asyncio.to_thread(self._submit, request)
+        self._runs = [r for r in self._runs if not r.state.final]
+        self._runs.append(run)
+        return run
+
+    def models(self, backend: str, node: str | None, endpoint: str | None = None) -> list[str]:
+        if backend != "ollama":
+            return []  # OpenAI-compatible servers and vLLM engines: the model is typed
+        from raytui.backends import dispatch, ollama
+
+        self.ensure_driver()
+        if node:
+            node_id = dispatch.resolve_node(node).node_id
+        else:
+            gpu_nodes = [n for n in dispatch.cluster_nodes() if n.alive and n.gpus_total > 0]
+            if not gpu_nodes:
+                return []
+            node_id = gpu_nodes[0].node_id
+        return ollama.list_models(node_id, endpoint, self._cfg().ollama_endpoints)
+
+    def gpu_counts(self, node: str | None = None) -> tuple[float, float]:
+        from raytui.backends import dispatch
+
+        self.ensure_driver()
+        return dispatch.gpu_counts(node)
+
+    def nodes(self) -> list[NodeChoice]:
+        from raytui.backends import dispatch
+
+        self.ensure_driver()
+        return list(dispatch.cluster_nodes())
+
+    def close(self) -> None:
+        for run in self._runs:
+            if not run.state.final:
+                with contextlib.suppress(Exception):
+                    run.cancel()
+        self._runs.clear()
+        if self._history is not None:
+            self._history.close()

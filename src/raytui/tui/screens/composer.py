@@ -1,0 +1,541 @@
+"""The prompt composer (`c`, or `:prompt`): write prompts, send them to the cluster's GPUs, read the
+answers streaming side by side.
+
+Form: backend, model (comma-separated for several; suggestions from the node's model list,
+fetched in a thread worker, `ctrl+l` reloads), target node or any, GPUs per run, temperature, max
+tokens, system prompt, endpoint (blank: the node's default), and the prompt. With "one prompt per
+line" each non-blank line is its own prompt (the seed's four themes). Every prompt x model opens
+its own `AnswerPane` in a grid.
+
+Keys: `ctrl+s` (or `ctrl+enter` where the terminal sends it) submits; `esc` cancels every running
+stream (one press, no confirmation); with nothing running `esc` goes back. The editor is locked
+while runs stream and unlocked when they end; its text is never cleared, so a failed or cancelled
+prompt is still there to fix and re-send.
+
+Streams are consumed with `async for` in async workers on the app's loop (never a blocking call);
+panes collect events as plain data and a 50 ms timer flushes them into the widgets. The screen is
+installed once by the app, so runs keep streaming while the user looks at other screens.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import Grid, Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.suggester import SuggestFromList
+from textual.widgets import Checkbox, Footer, Input, Label, Select, Static, TextArea
+
+from raytui.backends.service import NodeChoice, PromptRun, PromptService
+from raytui.errors import RaytuiError, UsageError
+from raytui.model.prompts import BACKENDS, Failed, FailureKind, PromptRequest, RunState
+from raytui.tui import keys
+from raytui.tui.widgets.answer_pane import AnswerPane
+
+ANY_NODE = "any"
+FLUSH_S = 0.05
+MAX_PANES = 16
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, RaytuiError):
+        return str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
+def grid_columns(count: int, width: int) -> int:
+    """Side-by-side panes: 2 for 2 or 4, up to 3 (4 on wide terminals) otherwise."""
+    if count <= 1:
+        return 1
+    if count in (2, 4) or width < 100:
+        return 2
+    return min(count, 4 if width >= 160 else 3)
+
+
+class ModelsLoaded(Message):
+    def __init__(self, key: tuple[str, str, str], names: list[str], error: str | None) -> None:
+        super().__init__()
+        self.key = key
+        self.names = names
+        self.error = error
+
+
+class NodesLoaded(Message):
+    def __init__(self, nodes: list[NodeChoice] | None, error: str | None) -> None:
+        super().__init__()
+        self.nodes = nodes
+        self.error = error
+
+
+class ComposerScreen(Screen[None]):
+    """Compose, submit, watch, cancel. See the module docstring."""
+
+    BINDINGS: ClassVar[list[BindingType]] = keys.bindings(
+        "prompt_submit", "prompt_cancel", "prompt_models"
+    )
+
+    DEFAULT_CSS = """
+    ComposerScreen { layout: vertical; }
+    #composer-title { height: 1; padding: 0 1; background: $panel; }
+    #composer-form { height: auto; padding: 0 1; }
+    #composer-form .form-row { height: 1; margin-bottom: 0; }
+    #composer-form Label { margin-right: 1; color: $text-muted; }
+    #composer-form Label.gap { margin: 0 1 0 2; }
+    #composer-form Select { width: 14; }
+    #composer-form #node { width: 30; }
+    #composer-form #model { width: 1fr; }
+    #composer-form #gpus { width: 6; }
+    #composer-form #temperature { width: 9; }
+    #composer-form #max-tokens { width: 9; }
+    #composer-form #system { width: 1fr; }
+    #composer-form #endpoint { width: 1fr; }
+    #composer-form Checkbox { margin-left: 2; }
+    #prompt { height: 5; border: none; background: $boost; }
+    #prompt.-short { height: 3; }
+    #prompt.-locked { opacity: 70%; }
+    #models-hint { height: 1; color: $text-muted; }
+    #answers { height: 1fr; grid-size: 1; grid-gutter: 0 1; grid-rows: 1fr; }
+    #answers-empty { height: 1fr; padding: 1 2; color: $text-muted; }
+    """
+
+    class Submitted(Message):
+        """Runs were submitted (one per pane)."""
+
+        def __init__(self, requests: Sequence[PromptRequest]) -> None:
+            super().__init__()
+            self.requests = list(requests)
+
+    class Finished(Message):
+        """Every run of the last submit has ended."""
+
+        def __init__(self, states: Sequence[RunState]) -> None:
+            super().__init__()
+            self.states = list(states)
+
+    def __init__(
+        self, service: PromptService | None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__(id="composer")
+        self.service = service
+        self.clock = clock
+        self.panes: list[AnswerPane] = []
+        self.runs: dict[int, PromptRun] = {}  # pane number -> run, once started
+        self.models: list[str] = []
+        self.submits = 0
+        self._models_key: tuple[str, str, str] | None = None
+        self._nodes_ok = False
+        self._node_choices: list[tuple[str, str]] = [("any node", ANY_NODE)]
+        self._title_shown = ""
+
+    # -- layout -------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="composer-title")
+        with Vertical(id="composer-form"):
+            with Horizontal(classes="form-row"):
+                yield Label("backend")
+                yield Select(
+                    [(b, b) for b in BACKENDS],
+                    value="ollama",
+                    allow_blank=False,
+                    compact=True,
+                    id="backend",
+                )
+                yield Label("model", classes="gap")
+                yield Input(placeholder="name[, name…]", compact=True, id="model")
+                yield Label("node", classes="gap")
+                yield Select(
+                    [("any node", ANY_NODE)],
+                    value=ANY_NODE,
+                    allow_blank=False,
+                    compact=True,
+                    id="node",
+                )
+            with Horizontal(classes="form-row"):
+                yield Label("GPUs")
+                yield Input("1", type="number", compact=True, id="gpus")
+                yield Label("temp", classes="gap")
+                yield Input(placeholder="default", type="number", compact=True, id="temperature")
+                yield Label("max tokens", classes="gap")
+                yield Input(placeholder="default", type="integer", compact=True, id="max-tokens")
+                yield Checkbox("one prompt per line", compact=True, id="per-line")
+            with Horizontal(classes="form-row"):
+                yield Label("system")
+                yield Input(placeholder="system prompt (optional)", compact=True, id="system")
+                yield Label("endpoint", classes="gap")
+                yield Input(placeholder="the node's default", compact=True, id="endpoint")
+            yield TextArea(
+                id="prompt",
+                soft_wrap=True,
+                compact=True,
+                tab_behavior="focus",
+                placeholder="Prompt… (ctrl+s sends; one per line with the checkbox on)",
+            )
+            yield Static(id="models-hint")
+        with Grid(id="answers"):
+            yield Static(
+                "Answers stream here, side by side when there are several prompts or models.\n"
+                "ctrl+s send · esc cancel running streams (or go back) · "
+                "y on a pane copies its answer · h history",
+                id="answers-empty",
+            )
+        yield Footer(show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#prompt", TextArea).focus()
+        self.set_interval(FLUSH_S, self.flush, name="composer-flush")
+        self._show_title()
+        self._refresh_choices()
+
+    def on_screen_resume(self) -> None:
+        self._refresh_choices()
+
+    def on_resize(self) -> None:
+        self.query_one("#prompt", TextArea).set_class(self.size.height < 30, "-short")
+
+    # -- reading the form ---------------------------------------------------------------------
+
+    @property
+    def prompt_text(self) -> str:
+        return self.query_one("#prompt", TextArea).text
+
+    def _value(self, selector: str) -> str:
+        return self.query_one(selector, Input).value.strip()
+
+    def _backend(self) -> str:
+        value = self.query_one("#backend", Select).value
+        return str(value) if isinstance(value, str) else "ollama"
+
+    def _node(self) -> str | None:
+        value = self.query_one("#node", Select).value
+        return None if not isinstance(value, str) or value == ANY_NODE else value
+
+    def build_requests(self) -> list[PromptRequest]:
+        """The requests the form describes: every prompt x every model. Raises UsageError."""
+        text = self.prompt_text
+        if self.query_one("#per-line", Checkbox).value:
+            prompts = [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+        else:
+            prompts = [text] if text.strip() else []
+        if not prompts:
+            raise UsageError("the prompt is empty")
+        models = [m.strip() for m in self._value("#model").split(",") if m.strip()]
+        if not models:
+            raise UsageError("no model: type one (several, comma-separated, run side by side)")
+        gpus_text = self._value("#gpus")
+        try:
+            gpus = float(gpus_text) if gpus_text else 1.0
+        except ValueError:
+            raise UsageError(f"GPUs per run {gpus_text!r} is not a number") from None
+        if gpus < 0 or math.isnan(gpus):
+            raise UsageError("GPUs per run must be 0 or more")
+        temp_text = self._value("#temperature")
+        try:
+            temperature = float(temp_text) if temp_text else None
+        except ValueError:
+            raise UsageError(f"temperature {temp_text!r} is not a number") from None
+        if temperature is not None and not 0 <= temperature <= 2:
+            raise UsageError("temperature must be between 0 and 2")
+        max_text = self._value("#max-tokens")
+        try:
+            max_tokens = int(max_text) if max_text else None
+        except ValueError:
+            raise UsageError(f"max tokens {max_text!r} is not a whole number") from None
+        if max_tokens is not None and max_tokens < 1:
+            raise UsageError("max tokens must be 1 or more")
+        count = len(prompts) * len(models)
+        if count > MAX_PANES:
+            raise UsageError(f"{count} runs at once is too many (at most {MAX_PANES})")
+        system = self._value("#system") or None
+        endpoint = self._value("#endpoint") or None
+        return [
+            PromptRequest(
+                prompt=prompt,
+                backend=self._backend(),
+                model=model,
+                system=system,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                num_gpus=gpus,
+                node=self._node(),
+                endpoint=endpoint,
+            )
+            for prompt in prompts
+            for model in models
+        ]
+
+    def prefill(self, request: PromptRequest) -> bool:
+        """Fill the form from a past run (history's re-send). False while runs still stream."""
+        if self.running:
+            self.notify(
+                f"{len(self.running)} run(s) still streaming: esc cancels them first",
+                severity="warning",
+            )
+            return False
+        backend = request.backend if request.backend in BACKENDS else "ollama"
+        self.query_one("#backend", Select).value = backend
+        self.query_one("#model", Input).value = request.model
+        node = self.query_one("#node", Select)
+        if request.node:
+            options = [(label, value) for label, value in self._node_options()]
+            if request.node not in {v for _, v in options}:
+                options.append((request.node, request.node))
+                node.set_options(options)
+            node.value = request.node
+        else:
+            node.value = ANY_NODE
+        self.query_one("#gpus", Input).value = f"{request.num_gpus:g}"
+        self.query_one("#temperature", Input).value = (
+            "" if request.temperature is None else f"{request.temperature:g}"
+        )
+        self.query_one("#max-tokens", Input).value = (
+            "" if request.max_tokens is None else str(request.max_tokens)
+        )
+        self.query_one("#system", Input).value = request.system or ""
+        self.query_one("#endpoint", Input).value = request.endpoint or ""
+        self.query_one("#per-line", Checkbox).value = False
+        self.query_one("#prompt", TextArea).text = request.prompt
+        self.query_one("#prompt", TextArea).focus()
+        return True
+
+    # -- submit, stream, cancel -----------------------------------------------------------------
+
+    @property
+    def running(self) -> list[AnswerPane]:
+        return [p for p in self.panes if p.running]
+
+    def action_submit(self) -> None:
+        if self.running:
+            self.notify(
+                f"{len(self.running)} run(s) still streaming: wait, or esc to cancel them",
+                severity="warning",
+            )
+            return
+        if self.service is None:
+            self.notify("no cluster connection to run prompts on", severity="error")
+            return
+        try:
+            requests = self.build_requests()
+        except UsageError as exc:
+            self.notify(str(exc), title="Cannot send", severity="error")
+            return
+        self.submits += 1
+        grid = self.query_one("#answers", Grid)
+        grid.remove_children()
+        self.runs.clear()
+        self.panes = [
+            AnswerPane(i, r, clock=self.clock, id=f"answer-{self.submits}-{i}")
+            for i, r in enumerate(requests, start=1)
+        ]
+        cols = grid_columns(len(self.panes), self.app.size.width)
+        grid.styles.grid_size_columns = cols
+        grid.styles.grid_size_rows = math.ceil(len(self.panes) / cols)
+        grid.mount_all(self.panes)
+        self._lock(True)
+        for pane in self.panes:
+            self.run_worker(
+                self._consume(pane),
+                name=f"prompt-{pane.number}",
+                group="prompt-runs",
+                exit_on_error=False,
+            )
+        self.post_message(self.Submitted(requests))
+        self._show_title()
+
+    async def _consume(self, pane: AnswerPane) -> None:
+        assert self.service is not None
+        try:
+            run = await self.service.start(pane.request)
+        except Exception as exc:  # not connected, unknown node, ...: shown in the pane
+            pane.fail(_describe(exc))
+            self._run_ended()
+            return
+        self.runs[pane.number] = run
+        if pane.cancelling:
+            run.cancel()
+        try:
+            async for event in run.events():
+                pane.event(event)
+        except Exception as exc:
+            if pane.running:
+                pane.event(Failed(f"the stream broke: {_describe(exc)}", FailureKind.INTERNAL))
+        if pane.running:  # the iterator ended without a final event
+            pane.event(Failed("the stream ended without a result", FailureKind.INTERNAL))
+        self._run_ended()
+
+    def _run_ended(self) -> None:
+        if not self.is_mounted or self.running:
+            return
+        self.flush()
+        self._lock(False)
+        states = [p.state for p in self.panes]
+        failed = sum(s is RunState.FAILED for s in states)
+        cancelled = sum(s is RunState.CANCELLED for s in states)
+        if failed:
+            self.notify(
+                f"{failed} of {len(states)} run(s) failed: the error is in the pane; "
+                "the prompt is still in the editor",
+                severity="error",
+            )
+        elif cancelled:
+            self.notify(f"cancelled {cancelled} run(s)", severity="warning")
+        else:
+            self.notify(f"{len(states)} answer(s) complete")
+        self.post_message(self.Finished(states))
+
+    def action_cancel_or_back(self) -> None:
+        running = self.running
+        if not running:
+            if self.app.screen is self and len(self.app.screen_stack) > 1:
+                self.app.pop_screen()
+            return
+        for pane in running:
+            pane.mark_cancelling()
+            run = self.runs.get(pane.number)
+            if run is not None:
+                run.cancel()
+        self.notify(f"cancelling {len(running)} run(s)…")
+
+    def _lock(self, locked: bool) -> None:
+        prompt = self.query_one("#prompt", TextArea)
+        prompt.read_only = locked
+        prompt.set_class(locked, "-locked")
+        self._show_title()
+
+    # -- flushing -----------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        for pane in self.panes:
+            pane.flush()
+        self._show_title()
+
+    def _show_title(self) -> None:
+        running = len(self.running)
+        done = sum(p.state is RunState.DONE for p in self.panes)
+        parts = ["Prompt"]
+        if self.panes:
+            parts.append(f"{running} running · {done}/{len(self.panes)} done")
+        parts.append("esc cancel" if running else "esc back")
+        text = " · ".join(parts)
+        if text != self._title_shown:
+            self._title_shown = text
+            self.query_one("#composer-title", Static).update(text)
+
+    # -- models and nodes (thread workers) ------------------------------------------------------
+
+    def _refresh_choices(self) -> None:
+        if self.service is None:
+            self._hint("not connected: prompts need a cluster connection")
+            return
+        if not self._nodes_ok:
+            self.run_worker(
+                self._work_nodes, thread=True, group="composer-nodes", exit_on_error=False
+            )
+        self._load_models()
+
+    def action_load_models(self) -> None:
+        self._models_key = None
+        self._nodes_ok = False
+        self._refresh_choices()
+
+    def _load_models(self) -> None:
+        if self.service is None:
+            return
+        backend = self._backend()
+        key = (backend, self._node() or "", self._value("#endpoint"))
+        if key == self._models_key:
+            return
+        self._models_key = key
+        if backend != "ollama":
+            self._set_models([])
+            self._hint(f"{backend}: type the model name the server serves")
+            return
+        self._hint("looking up the node's Ollama models…")
+        self.run_worker(
+            partial(self._work_models, key),
+            thread=True,
+            group="composer-models",
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    def _work_models(self, key: tuple[str, str, str]) -> None:
+        assert self.service is not None
+        backend, node, endpoint = key
+        try:
+            names = self.service.models(backend, node or None, endpoint or None)
+        except Exception as exc:
+            self.post_message(ModelsLoaded(key, [], _describe(exc)))
+        else:
+            self.post_message(ModelsLoaded(key, names, None))
+
+    def _work_nodes(self) -> None:
+        assert self.service is not None
+        try:
+            nodes = self.service.nodes()
+        except Exception as exc:
+            self.post_message(NodesLoaded(None, _describe(exc)))
+        else:
+            self.post_message(NodesLoaded(nodes, None))
+
+    def on_models_loaded(self, message: ModelsLoaded) -> None:
+        if message.key != self._models_key:
+            return  # the form changed since
+        if message.error:
+            self._models_key = None  # try again next time
+            self._hint(f"model list: {message.error}")
+            return
+        self._set_models(message.names)
+        if message.names:
+            self._hint("models: " + ", ".join(message.names))
+        else:
+            self._hint("no models reported: type the model name")
+
+    def on_nodes_loaded(self, message: NodesLoaded) -> None:
+        if message.nodes is None:
+            return
+        self._nodes_ok = True
+        select = self.query_one("#node", Select)
+        current = select.value
+        options = [("any node", ANY_NODE)]
+        for n in message.nodes:
+            if n.alive:
+                label = f"{n.hostname or n.ip} {n.node_id[:8]} ({n.gpus_total:g} GPU)"
+                options.append((label, n.node_id))
+        self._node_choices = options
+        select.set_options(options)
+        if current in {v for _, v in options}:
+            select.value = current
+
+    def _node_options(self) -> list[tuple[str, str]]:
+        return list(self._node_choices)
+
+    def _set_models(self, names: list[str]) -> None:
+        self.models = names
+        self.query_one("#model", Input).suggester = (
+            SuggestFromList(names, case_sensitive=False) if names else None
+        )
+        model = self.query_one("#model", Input)
+        if names and not model.value.strip():
+            model.value = names[0]
+
+    def _hint(self, text: str) -> None:
+        self.query_one("#models-hint", Static).update(text)
+
+    @on(Select.Changed, "#backend")
+    @on(Select.Changed, "#node")
+    def _choice_changed(self) -> None:
+        if self.is_mounted:
+            self._load_models()
+
+    @on(Input.Submitted, "#endpoint")
+    def _endpoint_changed(self) -> None:
+        self._load_models()

@@ -1,0 +1,253 @@
+"""One streaming answer: where it runs, its state, time to first token, tokens/s, the text.
+
+The composer hands each run event to `AnswerPane.event()`, which only updates plain fields (no
+widget work per token); `flush()`, called by the composer's timer every ~50 ms, pushes whatever
+changed into the widgets in place. Errors are shown in the pane under the text that arrived.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Static
+
+from raytui.model.prompts import (
+    Chunk,
+    Done,
+    Event,
+    Failed,
+    FailureKind,
+    PromptRequest,
+    RunState,
+    Started,
+    Timings,
+    Waiting,
+)
+from raytui.tui import format as fmt
+from raytui.tui import keys
+from raytui.tui.widgets.common import palette
+
+Clock = Callable[[], float]
+
+STATE_MARK = {
+    RunState.WAITING: "◌",
+    RunState.LOADING: "◐",
+    RunState.STREAMING: "●",
+    RunState.DONE: "✔",
+    RunState.FAILED: "✘",
+    RunState.CANCELLED: "■",
+}
+
+
+def where_text(started: Started) -> str:
+    host = started.hostname or started.node_ip
+    gpus = ",".join(started.gpu_ids) if started.gpu_ids else "none"
+    return f"{host} GPU {gpus} · {started.node_ip} · node {started.node_id[:8]}"
+
+
+class AnswerPane(Vertical):
+    """The answer of one run (one prompt x one model)."""
+
+    can_focus = True
+    BINDINGS: ClassVar[list[BindingType]] = keys.bindings("copy_answer")
+
+    DEFAULT_CSS = """
+    AnswerPane {
+        border: round $primary 40%;
+        border-title-color: $text;
+        border-title-style: bold;
+        border-subtitle-color: $text-muted;
+        height: 1fr;
+        min-height: 5;
+    }
+    AnswerPane:focus { border: round $accent; }
+    AnswerPane > .pane-status { height: 1; padding: 0 1; background: $boost; }
+    AnswerPane > VerticalScroll { height: 1fr; padding: 0 1; scrollbar-size-vertical: 1; }
+    AnswerPane .pane-text { width: 1fr; }
+    AnswerPane .pane-error { color: $error; margin-top: 1; }
+    AnswerPane.-failed { border: round $error 70%; }
+    AnswerPane.-done { border: round $success 50%; }
+    """
+
+    def __init__(
+        self,
+        number: int,
+        request: PromptRequest,
+        *,
+        clock: Clock = time.monotonic,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id)
+        self.number = number
+        self.request = request
+        self.clock = clock
+        self.state = RunState.WAITING
+        self.text = ""
+        self.started: Started | None = None
+        self.waiting: Waiting | None = None
+        self.timings: Timings | None = None
+        self.done_reason: str | None = None
+        self.error: str | None = None
+        self.note = "submitting…"
+        self.submitted_at = clock()
+        self.started_at: float | None = None
+        self.first_chunk_at: float | None = None
+        self.last_chunk_at: float | None = None
+        self.chunks = 0
+        self.cancelling = False
+        self.dirty = True
+        self._shown_len = 0
+
+    # -- data (no widget work) ----------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return not self.state.final
+
+    def event(self, event: Event) -> None:
+        now = self.clock()
+        if isinstance(event, Waiting):
+            self.waiting = event
+        elif isinstance(event, Started):
+            self.started = event
+            self.started_at = now
+            self.state = RunState.LOADING
+        elif isinstance(event, Chunk):
+            if self.first_chunk_at is None:
+                self.first_chunk_at = now
+            self.last_chunk_at = now
+            self.chunks += 1
+            self.text += event.text
+            self.state = RunState.STREAMING
+        elif isinstance(event, Done):
+            self.timings = event.timings
+            self.done_reason = event.done_reason
+            self.state = RunState.DONE
+        elif isinstance(event, Failed):
+            self.error = event.error
+            self.state = (
+                RunState.CANCELLED if event.kind is FailureKind.CANCELLED else RunState.FAILED
+            )
+        self.dirty = True
+
+    def fail(self, error: str) -> None:
+        """The run could not be started (not connected, bad node, ...)."""
+        self.event(Failed(error, FailureKind.BAD_REQUEST))
+
+    def mark_cancelling(self) -> None:
+        if self.running:
+            self.cancelling = True
+            self.dirty = True
+
+    def ttft_s(self) -> float | None:
+        if self.timings is not None and self.timings.ttft_s is not None:
+            return self.timings.ttft_s
+        if self.first_chunk_at is None:
+            return None
+        return self.first_chunk_at - (self.started_at or self.submitted_at)
+
+    def tokens_per_s(self) -> float | None:
+        if self.timings is not None and self.timings.tokens_per_s is not None:
+            return self.timings.tokens_per_s
+        first, last = self.first_chunk_at, self.last_chunk_at
+        if first is None or last is None or self.chunks < 2 or last <= first:
+            return None
+        return (self.chunks - 1) / (last - first)
+
+    def status_line(self) -> str:
+        """The state as words (also what tests read)."""
+        state = self.state
+        if state is RunState.WAITING:
+            if self.cancelling:
+                return "cancelling…"
+            w = self.waiting
+            if w is None:
+                return self.note
+            return (
+                f"waiting for a GPU · {w.gpus_free:g}/{w.gpus_total:g} free"
+                f" ({w.where}, needs {w.gpus_needed:g})"
+            )
+        where = where_text(self.started) if self.started else ""
+        if state is RunState.LOADING:
+            word = "cancelling…" if self.cancelling else "loading"
+        elif state is RunState.STREAMING:
+            word = "cancelling…" if self.cancelling else "streaming"
+        elif state is RunState.DONE:
+            word = f"done ({self.done_reason})" if self.done_reason else "done"
+        else:
+            word = str(state)
+        return f"{word} · {where}" if where else word
+
+    def metrics_line(self) -> str:
+        parts = []
+        ttft = self.ttft_s()
+        if ttft is not None:
+            parts.append(f"ttft {ttft:.2f}s")
+        rate = self.tokens_per_s()
+        if rate is not None:
+            parts.append(f"{rate:.1f} tok/s")
+        if self.timings is not None and self.timings.eval_count is not None:
+            parts.append(f"{self.timings.eval_count} tok")
+        return " · ".join(parts)
+
+    # -- widgets ------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(classes="pane-status")
+        with VerticalScroll():
+            yield Static(classes="pane-text", markup=False)
+            yield Static(classes="pane-error", markup=False)
+
+    def on_mount(self) -> None:
+        preview = " ".join(self.request.prompt.split())
+        self.border_title = f"{self.number} · {self.request.model} · " + fmt.ellipsize(preview, 40)
+        self.query_one(".pane-error").display = False
+        self.flush()
+
+    def flush(self) -> None:
+        """Push what changed since the last flush into the widgets."""
+        if not self.dirty or not self.is_mounted:
+            return
+        self.dirty = False
+        p = palette(self.app)
+        mark = STATE_MARK[self.state]
+        style = {
+            RunState.DONE: p.ok,
+            RunState.FAILED: p.bad,
+            RunState.CANCELLED: p.mid,
+            RunState.WAITING: p.mid,
+        }.get(self.state, "")
+        status = Text.assemble((f"{mark} ", style), (self.status_line(), style))
+        self.query_one(".pane-status", Static).update(status)
+        self.border_subtitle = self.metrics_line()
+        if len(self.text) != self._shown_len:
+            scroll = self.query_one(VerticalScroll)
+            at_end = scroll.scroll_y >= scroll.max_scroll_y - 1
+            self._shown_len = len(self.text)
+            self.query_one(".pane-text", Static).update(Text(self.text))
+            if at_end:
+                scroll.scroll_end(animate=False, immediate=False)
+        error = self.query_one(".pane-error", Static)
+        if self.error and self.state is not RunState.CANCELLED:
+            error.update(Text(self.error))
+            error.display = True
+        elif self.state is RunState.CANCELLED:
+            error.update(Text("cancelled: the run was stopped and its GPU freed"))
+            error.display = True
+        self.set_class(self.state is RunState.FAILED, "-failed")
+        self.set_class(self.state is RunState.DONE, "-done")
+
+    @property
+    def shown_text(self) -> str:
+        """The answer as the pane displays it right now."""
+        return str(self.query_one(".pane-text", Static).content)
+
+    def action_copy_answer(self) -> None:
+        self.app.copy_to_clipboard(self.text)
+        self.app.notify(f"copied {len(self.text)} characters of answer {self.number}")

@@ -1,0 +1,190 @@
+"""A STAND-IN `PromptService` for composer tests and screenshots: scripted runs, no Ray.
+
+Each model name maps to a `Script` (tokens, pacing, where it "runs", an error, a hold point). The
+stand-in records every request, every cancel and the threads its blocking calls ran on, and it
+writes runs to a real `HistoryStore` the way dispatch does (create, then every event but Waiting).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from raytui.backends.history import HistoryStore
+from raytui.backends.service import NodeChoice, PromptRun
+from raytui.errors import UsageError
+from raytui.model.prompts import (
+    Chunk,
+    Done,
+    Event,
+    Failed,
+    FailureKind,
+    PromptRequest,
+    RunState,
+    Started,
+    Timings,
+    Waiting,
+)
+
+NODE_A = "b2c3d4e5f60718293a4b5c6d7e8f9001122334455667788990aabbcc"
+NODE_B = "a1b2c3d4e5f60718293a4b5c6d7e8f9001122334455667788990aabb"
+
+
+@dataclass
+class Script:
+    tokens: list[str]
+    delay_s: float = 0.0  # between tokens
+    waiting: int = 0  # Waiting events before Started
+    node_id: str = NODE_A
+    hostname: str = "gpu-box-2"
+    ip: str = "10.0.0.6"
+    gpu: str = "1"
+    error_after: int | None = None  # Failed(SERVER) after this many tokens
+    error: str = "Ollama on node b2c3d4e5 (10.0.0.6) failed mid-stream: unexpected EOF"
+    hold_after: int | None = None  # stop after this many tokens until cancelled
+    timings: Timings = field(default_factory=lambda: Timings(ttft_s=0.12, tokens_per_s=41.5))
+
+
+@dataclass(frozen=True)
+class StandInNode:
+    node_id: str
+    ip: str
+    hostname: str
+    gpus_total: float
+    alive: bool = True
+
+
+class StandInRun:
+    def __init__(self, service: StandInService, request: PromptRequest, script: Script) -> None:
+        self.service = service
+        self.request = request
+        self.script = script
+        self.run_id = uuid.uuid4().hex
+        self.state = RunState.WAITING
+        self.text = ""
+        self.cancelled = False
+        self._cancel = asyncio.Event()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.service.cancels.append(self.request)
+        self._cancel.set()
+
+    async def _record(self, event: Event) -> None:
+        history = self.service.history
+        if history is not None and not isinstance(event, Waiting):
+            await asyncio.wrap_future(history.record(self.run_id, event))
+
+    async def events(self) -> AsyncIterator[Event]:
+        async for event in self._script():
+            await self._record(event)
+            if isinstance(event, Chunk):
+                self.text += event.text
+                self.state = RunState.STREAMING
+            elif isinstance(event, Started):
+                self.state = RunState.LOADING
+            elif isinstance(event, Done):
+                self.state = RunState.DONE
+            elif isinstance(event, Failed):
+                self.state = (
+                    RunState.CANCELLED if event.kind is FailureKind.CANCELLED else RunState.FAILED
+                )
+            yield event
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep; True when cancelled meanwhile."""
+        try:
+            await asyncio.wait_for(self._cancel.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _script(self) -> AsyncIterator[Event]:
+        s = self.script
+        for _ in range(s.waiting):
+            yield Waiting(self.request.num_gpus, 0, 2, "cluster")
+            if await self._pause(0.05):
+                yield Failed("cancelled", FailureKind.CANCELLED)
+                return
+        yield Started(s.node_id, s.ip, s.hostname, (s.gpu,), "http://127.0.0.1:11434", 4242)
+        for i, token in enumerate(s.tokens):
+            if s.error_after is not None and i == s.error_after:
+                yield Failed(s.error, FailureKind.SERVER)
+                return
+            if s.hold_after is not None and i == s.hold_after:
+                await self._cancel.wait()
+            if self.cancelled or (s.delay_s and await self._pause(s.delay_s)):
+                yield Failed("cancelled", FailureKind.CANCELLED)
+                return
+            yield Chunk(token)
+        if s.error_after is not None:
+            yield Failed(s.error, FailureKind.SERVER)
+            return
+        yield Done(s.timings, "stop")
+
+
+class StandInService:
+    """`PromptService` stand-in. `models_by_backend` answers `models()`; unknown models 404."""
+
+    def __init__(
+        self,
+        scripts: dict[str, Script],
+        *,
+        history: HistoryStore | None = None,
+        models: list[str] | None = None,
+        by_prompt: dict[str, Script] | None = None,
+    ) -> None:
+        self.scripts = scripts
+        self.by_prompt = by_prompt or {}
+        self._history = history
+        self.model_names = models if models is not None else sorted(scripts)
+        self.requests: list[PromptRequest] = []
+        self.cancels: list[PromptRequest] = []
+        self.runs: list[StandInRun] = []
+        self.threads: set[str] = set()
+        self.closed = False
+
+    @property
+    def history(self) -> HistoryStore | None:
+        return self._history
+
+    async def start(self, request: PromptRequest) -> PromptRun:
+        self.requests.append(request)
+        if request.node == "nowhere":
+            raise UsageError("no alive Ray node 'nowhere' (give a node id prefix, IP or hostname)")
+        script = self.by_prompt.get(request.prompt) or self.scripts.get(request.model)
+        if script is None:
+            script = Script(
+                [],
+                error_after=0,
+                error=f"model {request.model} not found on node b2c3d4e5 (10.0.0.6)",
+            )
+        run = StandInRun(self, request, script)
+        if self._history is not None:
+            await asyncio.wrap_future(self._history.create(run.run_id, request))
+        self.runs.append(run)
+        return run
+
+    def models(self, backend: str, node: str | None, endpoint: str | None = None) -> list[str]:
+        self.threads.add(threading.current_thread().name)
+        return list(self.model_names) if backend == "ollama" else []
+
+    def gpu_counts(self, node: str | None = None) -> tuple[float, float]:
+        self.threads.add(threading.current_thread().name)
+        return (1.0, 3.0)
+
+    def nodes(self) -> list[NodeChoice]:
+        self.threads.add(threading.current_thread().name)
+        return [
+            StandInNode(NODE_B, "10.0.0.5", "gpu-head", 1),
+            StandInNode(NODE_A, "10.0.0.6", "gpu-box-2", 2),
+        ]
+
+    def close(self) -> None:
+        self.closed = True
+        for run in self.runs:
+            if not run.state.final:
+                run.cancel()

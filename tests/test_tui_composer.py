@@ -1,0 +1,492 @@
+"""The prompt composer and the history screen, driven by Pilot.
+
+Most tests hand the app a STAND-IN prompt service (tests/support/composer_standin.py: scripted
+events, no Ray) and are named "with a stand-in service". One test runs the REAL service
+(`RayPromptService` over a real `RayConnection`) against the session Ray cluster and a real HTTP
+server speaking Ollama's wire format. Waits poll `pilot.pause()` against deadlines.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Checkbox, DataTable, Input, Select, Static, TextArea
+
+from raytui.backends.history import HistoryStore
+from raytui.model.prompts import (
+    Chunk,
+    Done,
+    Failed,
+    FailureKind,
+    PromptRequest,
+    RunState,
+    Started,
+    Timings,
+)
+from raytui.tui.app import RaytuiApp
+from raytui.tui.screens.cluster import ClusterScreen
+from raytui.tui.screens.composer import ComposerScreen
+from raytui.tui.screens.history import HistoryScreen, RunDetailScreen
+from raytui.tui.widgets.answer_pane import AnswerPane
+from tests.servers.ollama_wire import OllamaWireServer
+from tests.servers.ollama_wire import Script as WireScript
+from tests.support.composer_standin import NODE_A, Script, StandInService
+from tests.support.tui_fakes import FakeConnection, connector_for, frozen_clock, healthy
+
+TOKENS = ["Grüße", " aus ", "東京", " — ", "naïve ", "😀", " <&>", "\n", "second line", "."]
+ANSWER = "".join(TOKENS)
+
+
+def make_app(service: Any) -> RaytuiApp:
+    return RaytuiApp(
+        connector_for(FakeConnection([healthy()]), progress=()),
+        refresh=3600,
+        clock=frozen_clock,
+        nvml_sampler=None,
+        local_hostname="not-a-cluster-node",
+        prompt_service=service,
+    )
+
+
+async def wait_for(
+    pilot: Pilot[Any], cond: Callable[[], object], within: float = 5.0, what: str = ""
+) -> None:
+    deadline = time.monotonic() + within
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what or cond}")
+        await pilot.pause(0.01)
+    await pilot.pause()
+
+
+def hint(composer: ComposerScreen) -> str:
+    return str(composer.query_one("#models-hint", Static).content)
+
+
+async def open_composer(pilot: Pilot[Any], app: RaytuiApp) -> ComposerScreen:
+    await wait_for(pilot, lambda: app.state.generation >= 1, what="first snapshot")
+    await pilot.press("c")
+    await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen), what="composer")
+    composer = app.screen
+    assert isinstance(composer, ComposerScreen)
+    await wait_for(pilot, lambda: hint(composer).startswith("models"), what="model list")
+    return composer
+
+
+def panes(composer: ComposerScreen) -> list[AnswerPane]:
+    return list(composer.query(AnswerPane))
+
+
+async def type_prompt(pilot: Pilot[Any], composer: ComposerScreen, *lines: str) -> None:
+    composer.query_one("#prompt", TextArea).focus()
+    for n, line in enumerate(lines):
+        if n:
+            await pilot.press("enter")
+        await pilot.press(*line)
+
+
+def set_model(composer: ComposerScreen, model: str) -> None:
+    composer.query_one("#model", Input).value = model
+
+
+# -- (a) stand-in service --------------------------------------------------------------------
+
+
+async def test_submit_streams_text_in_order_with_states_with_a_stand_in_service() -> None:
+    service = StandInService({"llama3.2": Script(TOKENS, delay_s=0.03, waiting=6)})
+    app = make_app(service)
+    async with app.run_test(size=(100, 30)) as pilot:
+        composer = await open_composer(pilot, app)
+        # The model list came from the service in a thread worker, never on the event loop.
+        assert "models: llama3.2" in hint(composer)
+        assert service.threads and "MainThread" not in service.threads
+        set_model(composer, "llama3.2")
+        await type_prompt(pilot, composer, "Say hello in 3 languages")
+        await pilot.press("ctrl+s")
+        (pane,) = panes(composer)
+        seen_status: list[str] = []
+        seen_text: list[str] = []
+        locked: list[bool] = []
+
+        def sample() -> bool:
+            status = str(pane.query_one(".pane-status", Static).content)
+            if not seen_status or seen_status[-1] != status:
+                seen_status.append(status)
+            seen_text.append(pane.shown_text)
+            locked.append(composer.query_one("#prompt", TextArea).read_only)
+            return pane.state.final and pane.shown_text == ANSWER
+
+        await wait_for(pilot, sample, what="the whole answer")
+        # In order: every text shown on the way was a prefix of the answer, multi-byte intact.
+        assert all(ANSWER.startswith(t) for t in seen_text)
+        assert pane.shown_text == ANSWER == pane.text
+        assert any("waiting for a GPU · 0/2 free (cluster, needs 1)" in s for s in seen_status)
+        assert any(s.startswith("● streaming · gpu-box-2 GPU 1") for s in seen_status)
+        assert seen_status[-1] == "✔ done (stop) · gpu-box-2 GPU 1 · 10.0.0.6 · node b2c3d4e5"
+        assert pane.border_subtitle == "ttft 0.12s · 41.5 tok/s"
+        assert pane.started is not None and pane.started.node_id == NODE_A
+        # The editor was locked while streaming and is open again, the prompt still there.
+        assert True in locked
+        prompt = composer.query_one("#prompt", TextArea)
+        assert not prompt.read_only and prompt.text == "Say hello in 3 languages"
+        (request,) = service.requests
+        assert request == PromptRequest(
+            "Say hello in 3 languages", "ollama", "llama3.2", num_gpus=1.0
+        )
+
+
+async def test_esc_cancels_running_streams_then_leaves_with_a_stand_in_service() -> None:
+    service = StandInService({"slow": Script(["one ", "two ", "three "], hold_after=2)})
+    app = make_app(service)
+    async with app.run_test(size=(100, 30)) as pilot:
+        composer = await open_composer(pilot, app)
+        set_model(composer, "slow")
+        await type_prompt(pilot, composer, "count slowly")
+        await pilot.press("ctrl+s")
+        (pane,) = panes(composer)
+        await wait_for(pilot, lambda: pane.shown_text == "one two ", what="two tokens")
+        assert pane.state is RunState.STREAMING
+        await pilot.press("escape")  # first esc: cancel, no confirmation
+        await wait_for(pilot, lambda: pane.state is RunState.CANCELLED, what="cancelled")
+        assert [r.prompt for r in service.cancels] == ["count slowly"]
+        assert isinstance(app.screen, ComposerScreen)  # still here, with what arrived
+        await pilot.pause(0.1)
+        assert pane.shown_text == "one two "
+        assert str(pane.query_one(".pane-status", Static).content).startswith("■ cancelled")
+        prompt = composer.query_one("#prompt", TextArea)
+        assert prompt.text == "count slowly" and not prompt.read_only
+        await pilot.press("escape")  # nothing running: esc goes back
+        await wait_for(pilot, lambda: isinstance(app.screen, ClusterScreen), what="back")
+
+
+async def test_failure_shows_error_in_pane_and_keeps_prompt_with_a_stand_in_service() -> None:
+    service = StandInService({"breaks": Script(TOKENS, error_after=3)})
+    app = make_app(service)
+    async with app.run_test(size=(100, 30)) as pilot:
+        composer = await open_composer(pilot, app)
+        set_model(composer, "breaks, missing")  # two models: two panes side by side
+        await type_prompt(pilot, composer, 'He said "hi"; run `ls` $(whoami)', "second line")
+        await pilot.press("ctrl+s")
+        breaks, missing = panes(composer)
+        await wait_for(pilot, lambda: breaks.state.final and missing.state.final, what="ends")
+        await pilot.pause(0.1)
+        assert breaks.state is RunState.FAILED and missing.state is RunState.FAILED
+        assert breaks.shown_text == "".join(TOKENS[:3])  # what arrived stays
+        error = str(breaks.query_one(".pane-error", Static).content)
+        assert "failed mid-stream: unexpected EOF" in error
+        assert "model missing not found" in str(missing.query_one(".pane-error", Static).content)
+        assert breaks.has_class("-failed")
+        prompt = composer.query_one("#prompt", TextArea)
+        assert prompt.text == 'He said "hi"; run `ls` $(whoami)\nsecond line'
+        assert not prompt.read_only
+        assert [r.prompt for r in service.requests] == [prompt.text] * 2
+        # Fix the model and send again: the same prompt, a fresh pane.
+        set_model(composer, "ok")
+        service.scripts["ok"] = Script(["fine"])
+        await pilot.press("ctrl+s")
+        await wait_for(
+            pilot, lambda: [p.shown_text for p in panes(composer)] == ["fine"], what="resend"
+        )
+
+
+async def test_start_error_and_bad_input_are_shown_with_a_stand_in_service() -> None:
+    service = StandInService({"llama3.2": Script(["x"])})
+    app = make_app(service)
+    async with app.run_test(size=(100, 30)) as pilot:
+        composer = await open_composer(pilot, app)
+        set_model(composer, "llama3.2")
+        await pilot.press("ctrl+s")  # empty prompt: refused, nothing sent
+        await pilot.pause(0.1)
+        assert not service.requests and not panes(composer)
+        await type_prompt(pilot, composer, "hi")
+        composer.query_one("#temperature", Input).value = "7"
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.1)
+        assert not service.requests  # temperature out of range: refused
+        composer.query_one("#temperature", Input).value = "0.5"
+        composer.prefill(PromptRequest("hi", "ollama", "llama3.2", temperature=0.5, node="nowhere"))
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        (pane,) = panes(composer)
+        await wait_for(pilot, lambda: pane.state is RunState.FAILED, what="start failure")
+        await pilot.pause(0.1)
+        assert "no alive Ray node 'nowhere'" in str(pane.query_one(".pane-error", Static).content)
+        assert composer.query_one("#prompt", TextArea).text == "hi"
+
+
+async def test_four_prompts_one_per_line_open_four_panes_with_a_stand_in_service() -> None:
+    themes = ["a haiku about GPUs", "a limerick about Ray", "a sonnet about tmux", "a koan"]
+    service = StandInService({"llama3.2": Script(["ok ", "done"], delay_s=0.02)})
+    app = make_app(service)
+    async with app.run_test(size=(100, 30)) as pilot:
+        composer = await open_composer(pilot, app)
+        set_model(composer, "llama3.2")
+        composer.query_one("#per-line", Checkbox).value = True
+        await type_prompt(pilot, composer, themes[0], themes[1], "", themes[2], themes[3])
+        await pilot.press("ctrl+s")
+        shown = panes(composer)
+        assert len(shown) == 4
+        await wait_for(
+            pilot, lambda: all(p.shown_text == "ok done" for p in shown), what="four answers"
+        )
+        assert [r.prompt for r in service.requests] == themes
+        assert [p.request.prompt for p in shown] == themes
+        # A 2x2 grid: side by side, two rows.
+        xs = sorted({p.region.x for p in shown})
+        ys = sorted({p.region.y for p in shown})
+        assert len(xs) == 2 and len(ys) == 2
+        assert all(p.state is RunState.DONE for p in shown)
+
+
+async def test_copy_answer_from_a_pane_and_node_choices_with_a_stand_in_service() -> None:
+    service = StandInService({"llama3.2": Script(TOKENS)})
+    app = make_app(service)
+    async with app.run_test(size=(100, 30)) as pilot:
+        composer = await open_composer(pilot, app)
+        node_select = composer.query_one("#node", Select)
+        await wait_for(pilot, lambda: len(composer._node_options()) == 3, what="node list")
+        node_select.value = NODE_A
+        set_model(composer, "llama3.2")
+        await type_prompt(pilot, composer, "hello")
+        await pilot.press("ctrl+s")
+        (pane,) = panes(composer)
+        await wait_for(pilot, lambda: pane.state is RunState.DONE, what="done")
+        assert service.requests[0].node == NODE_A
+        pane.focus()
+        await pilot.press("y")
+        assert app.clipboard == ANSWER
+
+
+# -- (b) the real service on the session cluster ----------------------------------------------
+
+
+@pytest.fixture
+def wire_server() -> Iterator[OllamaWireServer]:
+    srv = OllamaWireServer({"llama3.2": WireScript(TOKENS, tokens_per_s=40)})
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.mark.ray
+@pytest.mark.multinode
+async def test_composer_streams_exact_text_with_provenance_through_real_ray(
+    request: pytest.FixtureRequest, wire_server: OllamaWireServer
+) -> None:
+    from raytui.backends.service import RayPromptService
+    from raytui.sources import attach
+    from tests.support.prompt_runs import driver_with_token_auth, gpu2
+
+    cluster = driver_with_token_auth(request)  # this process is the session's Ray driver
+    conn = attach.connect(cluster.dashboard_url)  # the real connection the app would hold
+    history = HistoryStore()
+    service = RayPromptService(lambda: conn, history)
+    node = gpu2(cluster)
+    app = make_app(service)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await wait_for(pilot, lambda: app.state.generation >= 1, what="first snapshot")
+            await pilot.press("c")
+            await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+            composer = app.screen
+            assert isinstance(composer, ComposerScreen)
+            # Nodes come from Ray; the model list from the wire server via a task on the node.
+            await wait_for(
+                pilot,
+                lambda: node.node_id in {v for _, v in composer._node_options()},
+                within=30,
+                what="Ray's node list",
+            )
+            composer.query_one("#node", Select).value = node.node_id
+            endpoint = composer.query_one("#endpoint", Input)
+            endpoint.value = wire_server.url
+            endpoint.focus()
+            await pilot.press("enter")
+            await wait_for(
+                pilot, lambda: "llama3.2:latest" in hint(composer), within=60, what="models"
+            )
+            set_model(composer, "llama3.2")
+            await type_prompt(pilot, composer, "Say hello")
+            await pilot.press("ctrl+s")
+            (pane,) = panes(composer)
+            await wait_for(pilot, lambda: pane.state.final, within=60, what="the answer")
+            await pilot.pause(0.1)
+            assert pane.state is RunState.DONE, pane.error
+            assert pane.shown_text == ANSWER
+            assert pane.started is not None and pane.started.node_id == node.node_id
+            status = str(pane.query_one(".pane-status", Static).content)
+            assert f"node {node.node_id[:8]}" in status and pane.started.node_ip in status
+            assert "tok/s" in str(pane.border_subtitle)
+            (chat,) = [r for r in wire_server.requests if r.path == "/api/chat"]
+            assert chat.json()["messages"] == [{"role": "user", "content": "Say hello"}]
+            # The run is in history, and the history screen lists it.
+            history.flush()
+            (record,) = history.list()
+            assert (record.state, record.text, record.node_id) == (
+                RunState.DONE,
+                ANSWER,
+                node.node_id,
+            )
+            composer.query_one(AnswerPane).focus()
+            await pilot.press("h")
+            await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen))
+            screen = app.screen
+            assert isinstance(screen, HistoryScreen)
+            await wait_for(pilot, lambda: screen.loads >= 1, what="history read")
+            assert [r.run_id for r in screen.records] == [record.run_id]
+    finally:
+        service.close()
+        conn._client.close()  # not conn.close(): that would shut down the session's driver
+
+
+# -- (c) history screen ----------------------------------------------------------------------
+
+
+def write_run(
+    store: HistoryStore,
+    run_id: str,
+    request: PromptRequest,
+    text: list[str],
+    created_at: float,
+    fail: str | None = None,
+) -> None:
+    store.create(run_id, request, created_at=created_at)
+    store.record(run_id, Started(NODE_A, "10.0.0.6", "gpu-box-2", ("1",), "", 1))
+    for piece in text:
+        store.record(run_id, Chunk(piece))
+    final = Failed(fail, FailureKind.SERVER) if fail else Done(Timings(0.2, 33.3, eval_count=3))
+    store.record(run_id, final).result(10)
+
+
+@pytest.fixture
+def store() -> Iterator[HistoryStore]:
+    s = HistoryStore()
+    now = time.time()
+    haiku = PromptRequest("a haiku about GPUs", "ollama", "llama3.2")
+    write_run(s, "r1", haiku, ["GPU ", "warm"], now - 300)
+    write_run(
+        s,
+        "r2",
+        PromptRequest(
+            "greet Tokyo", "openai", "qwen3", system="be brief", temperature=0.3, max_tokens=64,
+            num_gpus=2, node=NODE_A[:10], endpoint="http://127.0.0.1:8000/v1",
+        ),
+        ["こんにちは", "東京"],
+        now - 200,
+    )  # fmt: skip
+    broken = PromptRequest("broken one", "ollama", "llama3.2")
+    write_run(s, "r3", broken, ["par"], now - 100, fail="unexpected EOF")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+async def open_history(pilot: Pilot[Any], app: RaytuiApp) -> HistoryScreen:
+    await wait_for(pilot, lambda: app.state.generation >= 1, what="first snapshot")
+    await pilot.press("h")
+    await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen), what="history")
+    screen = app.screen
+    assert isinstance(screen, HistoryScreen)
+    await wait_for(pilot, lambda: screen.loads >= 1, what="history read")
+    return screen
+
+
+async def test_history_lists_searches_opens_and_copies_with_a_stand_in_service(
+    store: HistoryStore,
+) -> None:
+    app = make_app(StandInService({}, history=store))
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_history(pilot, app)
+        assert [r.run_id for r in screen.records] == ["r3", "r2", "r1"]  # newest first
+        table = screen.query_one(DataTable)
+        assert table.row_count == 3
+        row = [str(c) for c in table.get_row("r2")]
+        assert row[1:6] == ["done", "qwen3 (openai)", "gpu-box-2 b2c3d4e5", "0.20", "33.3"]
+        assert row[6] == "greet Tokyo"
+        assert str(table.get_row("r3")[1]) == "failed"
+        # `/` searches prompts and answers (here: the answer's text).
+        await pilot.press("slash", *"東京")
+        await wait_for(pilot, lambda: [r.run_id for r in screen.records] == ["r2"], what="hit")
+        await pilot.press("enter")  # leaves the search box, filter kept
+        assert screen.needle == "東京" and table.has_focus
+        await pilot.press("enter")  # full text
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen), what="detail")
+        detail = app.screen
+        assert isinstance(detail, RunDetailScreen)
+        assert str(detail.query_one(".answer", Static).content) == "こんにちは東京"
+        assert str(detail.query_one(".prompt", Static).content) == "greet Tokyo"
+        await pilot.press("y")
+        assert app.clipboard == "こんにちは東京"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen, what="back to the list")
+        await pilot.press("escape")  # clears the search
+        await wait_for(pilot, lambda: len(screen.records) == 3, what="all runs again")
+        await pilot.press("y")  # copy from the list: the highlighted (newest) run
+        assert app.clipboard == "par"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ClusterScreen), what="back")
+
+
+async def test_history_resend_prefills_the_composer_with_a_stand_in_service(
+    store: HistoryStore,
+) -> None:
+    service = StandInService({"qwen3": Script(["again"])}, history=store)
+    app = make_app(service)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_history(pilot, app)
+        await pilot.press("down")  # r2
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen), what="composer")
+        composer = app.screen
+        assert isinstance(composer, ComposerScreen)
+        prompt = composer.query_one("#prompt", TextArea)
+        await wait_for(pilot, lambda: prompt.text == "greet Tokyo", what="prefill")
+        assert composer.query_one("#backend", Select).value == "openai"
+        assert composer.query_one("#model", Input).value == "qwen3"
+        assert composer.query_one("#system", Input).value == "be brief"
+        assert composer.query_one("#temperature", Input).value == "0.3"
+        assert composer.query_one("#max-tokens", Input).value == "64"
+        assert composer.query_one("#gpus", Input).value == "2"
+        assert composer.query_one("#endpoint", Input).value == "http://127.0.0.1:8000/v1"
+        assert composer.query_one("#node", Select).value == NODE_A[:10]
+        await pilot.press("ctrl+s")
+        await wait_for(
+            pilot, lambda: [p.shown_text for p in panes(composer)] == ["again"], what="re-sent"
+        )
+        (sent,) = service.requests
+        assert sent == PromptRequest(
+            "greet Tokyo", "openai", "qwen3", system="be brief", temperature=0.3,
+            max_tokens=64, num_gpus=2.0, node=NODE_A[:10], endpoint="http://127.0.0.1:8000/v1",
+        )  # fmt: skip
+        # The new run went to history too, and the list shows it on top when we come back.
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen, what="back to history")
+        await wait_for(pilot, lambda: len(screen.records) == 4, what="reloaded")
+        assert screen.records[0].text == "again"
+
+
+async def test_palette_opens_composer_and_history_with_a_stand_in_service(
+    store: HistoryStore,
+) -> None:
+    app = make_app(StandInService({}, history=store))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.state.generation >= 1, what="first snapshot")
+        await pilot.press("colon", *"prompt")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen), what="composer")
+        composer = app.screen
+        composer.query_one("#backend", Select).focus()  # out of the editor: keys are commands
+        await pilot.press("colon", *"history")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen), what="history")
+        await pilot.press("c")  # back to the same composer instance, not a new one
+        await wait_for(pilot, lambda: app.screen is composer, what="same composer")
