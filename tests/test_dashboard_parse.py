@@ -332,3 +332,26 @@ def test_snapshot_to_dict_is_json() -> None:
     }
     assert doc["tasks"]["by_state"] == {"RUNNING": 2, "FAILED": 4}
     assert doc["jobs"][0]["duration_s"] is not None
+
+
+def test_big_summary_decoded_node_by_node_gives_the_same_snapshot() -> None:
+    # Over 1 MB the summary is decoded node by node, keeping only what build_snapshot reads;
+    # the snapshot must be the one a plain json.loads of the whole answer gives.
+    from raytui.sources.dashboard import _loads_summary
+
+    summary = load("nodes_view_summary.json")
+    entries = summary["data"]["summary"]
+    big = []
+    for i in range(max(2, 1_200_000 // len(json.dumps(entries)) + 1)):
+        for entry in entries:
+            e = copy.deepcopy(entry)
+            e["raylet"]["nodeId"] = f"{i:04d}{e['raylet']['nodeId'][4:]}"
+            big.append(e)
+    summary["data"]["summary"] = big
+    body = json.dumps(summary, indent=1).encode()
+    assert len(body) > 1_000_000
+    nodes = load("api_v0_nodes.json")
+    whole = build_snapshot("u", DashboardResponses(summary=json.loads(body), nodes=nodes), 1.0)
+    slim = build_snapshot("u", DashboardResponses(summary=_loads_summary(body), nodes=nodes), 1.0)
+    assert slim == whole
+    assert len(slim.nodes) >= len(big)

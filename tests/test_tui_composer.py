@@ -31,10 +31,16 @@ from raytui.tui.app import RaytuiApp
 from raytui.tui.screens.cluster import ClusterScreen
 from raytui.tui.screens.composer import ComposerScreen
 from raytui.tui.screens.history import HistoryScreen, RunDetailScreen
-from raytui.tui.widgets.answer_pane import AnswerPane
+from raytui.tui.widgets.answer_pane import AnswerPane, PullState
 from tests.servers.ollama_wire import OllamaWireServer
 from tests.servers.ollama_wire import Script as WireScript
-from tests.support.composer_standin import NODE_A, Script, StandInService
+from tests.support.composer_standin import (
+    NODE_A,
+    PullCall,
+    PullScript,
+    Script,
+    StandInService,
+)
 from tests.support.tui_fakes import FakeConnection, connector_for, frozen_clock, healthy
 
 TOKENS = ["Grüße", " aus ", "東京", " — ", "naïve ", "😀", " <&>", "\n", "second line", "."]
@@ -261,6 +267,91 @@ async def test_copy_answer_from_a_pane_and_node_choices_with_a_stand_in_service(
         assert app.clipboard == ANSWER
 
 
+async def test_missing_model_offers_a_pull_with_progress_with_a_stand_in_service() -> None:
+    service = StandInService(
+        {"llama3.2": Script(["x"])},
+        pullable={"qwen3": PullScript(Script(["pulled ", "answer"]))},
+        hold_pulls=True,
+    )
+    app = make_app(service)
+    async with app.run_test(size=(120, 36)) as pilot:
+        composer = await open_composer(pilot, app)
+        set_model(composer, "qwen3")
+        await type_prompt(pilot, composer, "hello there")
+        assert not composer.check_action("pull_model", ())  # nothing to pull yet
+        await pilot.press("ctrl+s")
+        (pane,) = panes(composer)
+        await wait_for(pilot, lambda: pane.shown_pull != "", what="the pull offer")
+        assert pane.state is RunState.FAILED
+        assert pane.shown_pull == (
+            "model qwen3 is not on node b2c3d4e5 (gpu-box-2) — press ctrl+o to pull it"
+        )
+        assert composer.check_action("pull_model", ())  # the footer shows ^o now
+        await pilot.press("ctrl+o")
+        # Held after 50%: the progress is on screen, as status text, bar, percent and bytes.
+        await wait_for(pilot, lambda: "50%" in pane.shown_pull, what="pull progress")
+        assert pane.pull_state is PullState.PULLING
+        assert pane.shown_pull == (
+            "pulling qwen3 on node b2c3d4e5 (gpu-box-2): pulling dde5aa3fc5ff "
+            + "█" * 10
+            + "░" * 10
+            + " 50% 0.9/1.9 GiB"
+        )
+        # On the node the run found the model missing on, at the endpoint it used there.
+        assert service.pulls == [PullCall("qwen3", NODE_A, "http://127.0.0.1:11434")]
+        assert not composer.check_action("pull_model", ())  # no second pull of the same
+        await pilot.press("ctrl+s")  # refused while pulling: nothing sent
+        await pilot.pause(0.1)
+        assert len(service.requests) == 1
+        service.release_pulls()
+        await wait_for(
+            pilot, lambda: pane.shown_pull.startswith("pulled"), what="the pull to finish"
+        )
+        assert pane.shown_pull == "pulled qwen3 on node b2c3d4e5 (gpu-box-2) — ctrl+s to run again"
+        assert pane.pull_completed == pane.pull_total
+        prompt = composer.query_one("#prompt", TextArea)
+        assert prompt.text == "hello there" and not prompt.read_only
+        await wait_for(pilot, lambda: "qwen3" in hint(composer), what="model list reloaded")
+        await pilot.press("ctrl+s")  # the same prompt again: the model is there now
+        await wait_for(
+            pilot,
+            lambda: [p.shown_text for p in panes(composer)] == ["pulled answer"],
+            what="the answer after the pull",
+        )
+        assert [r.prompt for r in service.requests] == ["hello there"] * 2
+
+
+async def test_pull_error_is_shown_and_esc_stops_a_pull_with_a_stand_in_service() -> None:
+    service = StandInService(
+        {}, pullable={"slowpull": PullScript(Script(["ok"]))}, hold_pulls=True, models=["m"]
+    )
+    app = make_app(service)
+    async with app.run_test(size=(120, 36)) as pilot:
+        composer = await open_composer(pilot, app)
+        set_model(composer, "nope, slowpull")  # two panes, both missing on the same node
+        await type_prompt(pilot, composer, "hi")
+        await pilot.press("ctrl+s")
+        nope, slow = panes(composer)
+        await wait_for(pilot, lambda: nope.pull_offered and slow.pull_offered, what="offers")
+        nope.focus()  # the focused pane's model is the one pulled
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: nope.pull_state is PullState.FAILED, what="pull error")
+        await pilot.pause(0.1)
+        assert nope.shown_pull == (
+            "pull of nope on node b2c3d4e5 (gpu-box-2) failed — ctrl+o to try again\n"
+            "pull of nope on node b2c3d4e5 failed: pull model manifest: file does not exist"
+        )
+        assert slow.pull_state is PullState.OFFERED  # another model: its own offer
+        slow.focus()
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: "50%" in slow.shown_pull, what="pull progress")
+        await pilot.press("escape")  # stops the pull, stays on the composer
+        await wait_for(pilot, lambda: slow.pull_state is PullState.FAILED, what="stopped")
+        assert isinstance(app.screen, ComposerScreen)
+        assert service.pulls_closed == [PullCall("slowpull", NODE_A, "http://127.0.0.1:11434")]
+        assert slow.pull_error == "stopped" and "slowpull" not in service.scripts
+
+
 # -- (b) the real service on the session cluster ----------------------------------------------
 
 
@@ -343,6 +434,91 @@ async def test_composer_streams_exact_text_with_provenance_through_real_ray(
     finally:
         service.close()
         conn._client.close()  # not conn.close(): that would shut down the session's driver
+
+
+@pytest.mark.ray
+@pytest.mark.multinode
+async def test_composer_pulls_a_missing_model_on_its_node_through_real_ray(
+    request: pytest.FixtureRequest,
+) -> None:
+    from raytui.backends.service import RayPromptService
+    from raytui.sources import attach
+    from tests.support.prompt_runs import driver_with_token_auth, gpu2
+
+    server = OllamaWireServer(
+        {"llama3.2": WireScript(["x"])},
+        pullable={"qwen3": WireScript(["pulled ", "answer"], tokens_per_s=None)},
+    )
+    server.start()
+    cluster = driver_with_token_auth(request)
+    conn = attach.connect(cluster.dashboard_url)
+    service = RayPromptService(lambda: conn, HistoryStore())
+    node = gpu2(cluster)
+    app = make_app(service)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await wait_for(pilot, lambda: app.state.generation >= 1, what="first snapshot")
+            await pilot.press("c")
+            await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+            composer = app.screen
+            assert isinstance(composer, ComposerScreen)
+            await wait_for(
+                pilot,
+                lambda: node.node_id in {v for _, v in composer._node_options()},
+                within=30,
+                what="Ray's node list",
+            )
+            composer.query_one("#node", Select).value = node.node_id
+            composer.query_one("#endpoint", Input).value = server.url
+            set_model(composer, "qwen3")
+            await type_prompt(pilot, composer, "after the pull")
+            await pilot.press("ctrl+s")
+            (pane,) = panes(composer)
+            await wait_for(pilot, lambda: pane.state.final, within=60, what="the run to fail")
+            await wait_for(pilot, lambda: pane.shown_pull != "", what="the pull offer")
+            assert pane.state is RunState.FAILED, pane.error
+            assert pane.started is not None and pane.started.node_id == node.node_id
+            host = pane.started.hostname or pane.started.node_ip
+            assert pane.shown_pull == (
+                f"model qwen3 is not on node {node.node_id[:8]} ({host}) — press ctrl+o to pull it"
+            )
+            await pilot.press("ctrl+o")
+            await wait_for(
+                pilot,
+                lambda: pane.pull_state in (PullState.DONE, PullState.FAILED),
+                within=60,
+                what="the pull",
+            )
+            await pilot.pause(0.1)
+            assert pane.pull_state is PullState.DONE, pane.pull_error
+            assert pane.shown_pull == (
+                f"pulled qwen3 on node {node.node_id[:8]} ({host}) — ctrl+s to run again"
+            )
+            # The wire server got the pull for that model, and streamed its progress back.
+            (pull,) = [r for r in server.requests if r.path == "/api/pull"]
+            assert pull.method == "POST" and pull.json()["model"] == "qwen3"
+            assert pull.finished
+            assert pane.pull_updates >= 8  # manifest, 5 byte counts, verify, write, success
+            assert pane.pull_total == 2_019_393_189 == pane.pull_completed
+            # The prompt is still there; sending it again works now that the node has the model.
+            assert composer.query_one("#prompt", TextArea).text == "after the pull"
+            await pilot.press("ctrl+s")
+            await wait_for(
+                pilot,
+                lambda: [p.state for p in panes(composer)] == [RunState.DONE],
+                within=60,
+                what="the second run",
+            )
+            (again,) = panes(composer)
+            await pilot.pause(0.1)
+            assert again.shown_text == "pulled answer"
+            assert again.started is not None and again.started.node_id == node.node_id
+            chats = [r for r in server.requests if r.path == "/api/chat"]
+            assert [c.json()["model"] for c in chats] == ["qwen3", "qwen3"]
+    finally:
+        service.close()
+        conn._client.close()  # not conn.close(): that would shut down the session's driver
+        server.stop()
 
 
 # -- (c) history screen ----------------------------------------------------------------------

@@ -3,6 +3,11 @@
 Each model name maps to a `Script` (tokens, pacing, where it "runs", an error, a hold point). The
 stand-in records every request, every cancel and the threads its blocking calls ran on, and it
 writes runs to a real `HistoryStore` the way dispatch does (create, then every event but Waiting).
+
+A model with no script fails the way the real Ollama task does: `Started`, then
+`Failed(MODEL_MISSING)`. `pull()` streams a `PullScript` for models in `pullable` (the model is
+known afterwards) or fails like Ollama's "file does not exist"; `hold_pulls` stops a pull after its
+first progress lines until `release_pulls()`, so tests can look at the progress shown.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from raytui.backends.history import HistoryStore
@@ -23,6 +28,8 @@ from raytui.model.prompts import (
     Failed,
     FailureKind,
     PromptRequest,
+    PullEvent,
+    PullProgress,
     RunState,
     Started,
     Timings,
@@ -44,6 +51,7 @@ class Script:
     gpu: str = "1"
     error_after: int | None = None  # Failed(SERVER) after this many tokens
     error: str = "Ollama on node b2c3d4e5 (10.0.0.6) failed mid-stream: unexpected EOF"
+    error_kind: FailureKind = FailureKind.SERVER
     hold_after: int | None = None  # stop after this many tokens until cancelled
     timings: Timings = field(default_factory=lambda: Timings(ttft_s=0.12, tokens_per_s=41.5))
 
@@ -112,7 +120,7 @@ class StandInRun:
         yield Started(s.node_id, s.ip, s.hostname, (s.gpu,), "http://127.0.0.1:11434", 4242)
         for i, token in enumerate(s.tokens):
             if s.error_after is not None and i == s.error_after:
-                yield Failed(s.error, FailureKind.SERVER)
+                yield Failed(s.error, s.error_kind)
                 return
             if s.hold_after is not None and i == s.hold_after:
                 await self._cancel.wait()
@@ -121,9 +129,36 @@ class StandInRun:
                 return
             yield Chunk(token)
         if s.error_after is not None:
-            yield Failed(s.error, FailureKind.SERVER)
+            yield Failed(s.error, s.error_kind)
             return
         yield Done(s.timings, "stop")
+
+
+PULL_TOTAL = 2_019_393_189
+
+
+@dataclass
+class PullScript:
+    """What a pull of one model streams, and the script the model answers with afterwards."""
+
+    then: Script
+    steps: Sequence[PullProgress] = (
+        PullProgress("pulling manifest"),
+        PullProgress("pulling dde5aa3fc5ff", 0, PULL_TOTAL),
+        PullProgress("pulling dde5aa3fc5ff", PULL_TOTAL // 2, PULL_TOTAL),
+        PullProgress("pulling dde5aa3fc5ff", PULL_TOTAL, PULL_TOTAL),
+        PullProgress("verifying sha256 digest"),
+        PullProgress("success"),
+    )
+    hold_after: int = 3  # with the service's hold_pulls: wait here until release_pulls()
+    error: str | None = None  # fail after the steps instead of succeeding
+
+
+@dataclass(frozen=True)
+class PullCall:
+    model: str
+    node_id: str
+    endpoint: str | None
 
 
 class StandInService:
@@ -136,6 +171,8 @@ class StandInService:
         history: HistoryStore | None = None,
         models: list[str] | None = None,
         by_prompt: dict[str, Script] | None = None,
+        pullable: dict[str, PullScript] | None = None,
+        hold_pulls: bool = False,
     ) -> None:
         self.scripts = scripts
         self.by_prompt = by_prompt or {}
@@ -146,6 +183,11 @@ class StandInService:
         self.runs: list[StandInRun] = []
         self.threads: set[str] = set()
         self.closed = False
+        self.pullable = pullable or {}
+        self.pulls: list[PullCall] = []
+        self.pulls_closed: list[PullCall] = []  # pulls whose consumer left before the end
+        self.hold_pulls = hold_pulls
+        self._release = asyncio.Event()
 
     @property
     def history(self) -> HistoryStore | None:
@@ -160,13 +202,54 @@ class StandInService:
             script = Script(
                 [],
                 error_after=0,
-                error=f"model {request.model} not found on node b2c3d4e5 (10.0.0.6)",
+                error=(
+                    f"model {request.model} not found on node b2c3d4e5 (10.0.0.6): pull it with"
+                    f" `ollama pull {request.model}` on that node (or the composer's pull action)"
+                ),
+                error_kind=FailureKind.MODEL_MISSING,
             )
         run = StandInRun(self, request, script)
         if self._history is not None:
             await asyncio.wrap_future(self._history.create(run.run_id, request))
         self.runs.append(run)
         return run
+
+    def release_pulls(self) -> None:
+        self._release.set()
+
+    async def pull(
+        self, model: str, node_id: str, endpoint: str | None = None
+    ) -> AsyncIterator[PullEvent]:
+        call = PullCall(model, node_id, endpoint)
+        self.pulls.append(call)
+        plan = self.pullable.get(model)
+        finished = False
+        try:
+            if plan is None:
+                yield PullProgress("pulling manifest")
+                finished = True
+                yield Failed(
+                    f"pull of {model} on node {node_id[:8]} failed: pull model manifest: file"
+                    " does not exist",
+                    FailureKind.SERVER,
+                )
+                return
+            for i, step in enumerate(plan.steps):
+                if self.hold_pulls and i == plan.hold_after:
+                    await self._release.wait()
+                await asyncio.sleep(0.01)
+                yield step
+            finished = True
+            if plan.error is not None:
+                yield Failed(plan.error, FailureKind.SERVER)
+                return
+            self.scripts[model] = plan.then
+            if model not in self.model_names:
+                self.model_names.append(model)
+            yield Done()
+        finally:
+            if not finished:
+                self.pulls_closed.append(call)
 
     def models(self, backend: str, node: str | None, endpoint: str | None = None) -> list[str]:
         self.threads.add(threading.current_thread().name)

@@ -9,6 +9,9 @@ stand-in that streams scripted events.
     async for event in run.events(): ...            # Waiting*, Started, Chunk*, Done | Failed
     run.cancel()                                    # ends the stream with Failed(CANCELLED)
 
+    async for event in service.pull(model, node_id, endpoint): ...
+                                                    # PullProgress*, then Done | Failed
+
 `models`, `gpu_counts` and `nodes` block (GCS calls, a small task on a node): call them from a
 thread worker. `history` is where runs are recorded as they stream (read by the history screen).
 """
@@ -18,12 +21,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from raytui import config as config_mod
 from raytui.backends.history import HistoryStore
-from raytui.errors import ClusterUnreachable
-from raytui.model.prompts import Event, PromptRequest, RunState
+from raytui.errors import ClusterUnreachable, RaytuiError, UsageError
+from raytui.model.prompts import (
+    Done,
+    Event,
+    Failed,
+    FailureKind,
+    PromptRequest,
+    PullEvent,
+    RunState,
+)
 
 __all__ = ["DriverConnection", "NodeChoice", "PromptRun", "PromptService", "RayPromptService"]
 
@@ -77,6 +88,14 @@ class PromptService(Protocol):
         """Schedule one run (off the event loop). Raises RaytuiError (not connected, bad node)."""
         ...
 
+    def pull(
+        self, model: str, node_id: str, endpoint: str | None = None
+    ) -> AsyncIterator[PullEvent]:
+        """Pull `model` into the Ollama on node `node_id` (the node a run found it missing on),
+        through a task pinned to that node. Streams PullProgress, then exactly one Done or
+        Failed (errors are events, never raised). Closing the iterator early stops the pull."""
+        ...
+
     def models(self, backend: str, node: str | None, endpoint: str | None = None) -> list[str]:
         """Blocking. Model names the backend offers on `node` (None: a GPU node). [] if unknown."""
         ...
@@ -115,6 +134,7 @@ class RayPromptService:
         self._history = history
         self._config = config
         self._runs: list[PromptRun] = []
+        self._pulls: set[Any] = set()  # Ray generators of pulls still streaming
 
     @property
     def history(self) -> HistoryStore | None:
@@ -146,6 +166,49 @@ class RayPromptService:
         self._runs = [r for r in self._runs if not r.state.final]
         self._runs.append(run)
         return run
+
+    def _start_pull(self, model: str, node_id: str, endpoint: str | None) -> Any:
+        from raytui.backends import ollama
+
+        self.ensure_driver()
+        return ollama.pull_model(model, node_id, endpoint, self._cfg().ollama_endpoints)
+
+    async def pull(
+        self, model: str, node_id: str, endpoint: str | None = None
+    ) -> AsyncIterator[PullEvent]:
+        where = f"node {node_id[:8]}"
+        try:
+            gen = await asyncio.to_thread(self._start_pull, model, node_id, endpoint)
+        except Exception as exc:
+            yield Failed(f"cannot pull {model} on {where}: {_describe(exc)}", _kind(exc))
+            return
+        from ray.exceptions import RayError
+
+        self._pulls.add(gen)
+        final = False
+        try:
+            try:
+                async for ref in gen:
+                    event: PullEvent = await ref
+                    final = isinstance(event, Done | Failed)
+                    yield event
+                    if final:
+                        return
+            except RayError as exc:  # the node died, or the task could not be placed there
+                final = True
+                yield Failed(
+                    f"pull of {model} on {where} lost: {_describe(exc)}", FailureKind.NODE_DIED
+                )
+                return
+            final = True
+            yield Failed(f"the pull of {model} on {where} ended without a result")
+        finally:
+            self._pulls.discard(gen)
+            if not final:  # the consumer left early: stop the task on the node
+                import ray
+
+                with contextlib.suppress(Exception):
+                    ray.cancel(gen)
 
     def models(self, backend: str, node: str | None, endpoint: str | None = None) -> list[str]:
         if backend != "ollama":
@@ -180,5 +243,26 @@ class RayPromptService:
                 with contextlib.suppress(Exception):
                     run.cancel()
         self._runs.clear()
+        if self._pulls:
+            import ray
+
+            for gen in list(self._pulls):
+                with contextlib.suppress(Exception):
+                    ray.cancel(gen)
+            self._pulls.clear()
         if self._history is not None:
             self._history.close()
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
+def _kind(exc: BaseException) -> FailureKind:
+    if isinstance(exc, UsageError):
+        return FailureKind.BAD_REQUEST
+    if isinstance(exc, RaytuiError):
+        return FailureKind.UNREACHABLE
+    return FailureKind.INTERNAL

@@ -132,6 +132,8 @@ class PullProgress:
 
 
 Event = Waiting | Started | Chunk | Done | Failed
+PullEvent = PullProgress | Done | Failed
+"""What a model pull streams: progress lines, then Done or Failed."""
 
 EVENT_NAMES: dict[type[Any], str] = {
     Waiting: "waiting",

@@ -325,7 +325,7 @@ def _loads_summary(content: bytes) -> Any:
             if text[pos] == "]" and not items:
                 break
             item, pos = decoder.raw_decode(text, pos)
-            items.append(item)
+            items.append(_slim_summary_node(item))
             while pos < end and text[pos] in _WS:
                 pos += 1
             if text[pos] == "]":
@@ -344,6 +344,43 @@ def _loads_summary(content: bytes) -> Any:
 
 
 _DECODER = json.JSONDecoder()
+
+_SUMMARY_NODE_KEYS = ("hostname", "ip", "cpu", "mem", "gpus")
+_SUMMARY_RAYLET_KEYS = (
+    "nodeId",
+    "state",
+    "nodeManagerAddress",
+    "nodeManagerHostname",
+    "isHeadNode",
+    "resourcesTotal",
+    "endTimeMs",
+    "stateMessage",
+)
+_SUMMARY_WORKER_KEYS = ("pid", "workerType", "actorId")
+
+
+def _slim_summary_node(node: Any) -> Any:
+    """Keep only what `build_snapshot` reads of one summary node (keep the lists in step).
+
+    A decoded 1,024-node summary is ~53 MB of Python objects, nearly all of it command lines,
+    disk, network and worker statistics raytui does not show; dropping them as each node is
+    decoded keeps the poll's memory peak (and the process's RSS after it) small.
+    """
+    if type(node) is not dict:
+        return node
+    slim = {k: node[k] for k in _SUMMARY_NODE_KEYS if k in node}
+    raylet = node.get("raylet")
+    if type(raylet) is dict:
+        slim_raylet = {k: raylet[k] for k in _SUMMARY_RAYLET_KEYS if k in raylet}
+        workers = raylet.get("coreWorkersStats")
+        if type(workers) is list:
+            slim_raylet["coreWorkersStats"] = [
+                {k: w[k] for k in _SUMMARY_WORKER_KEYS if k in w} if type(w) is dict else w
+                for w in workers
+            ]
+        slim["raylet"] = slim_raylet
+    return slim
+
 
 _gc_lock = threading.Lock()
 _gc_pausers = 0

@@ -134,6 +134,11 @@ def died(node_death_time: float | None, now: float) -> str:
     return "died" if node_death_time is None else f"died {ago(node_death_time, now)}"
 
 
+def dead_for(node_death_time: float | None, now: float) -> str:
+    """The state cell of a dead node: 'DEAD 3m ago'."""
+    return "DEAD" if node_death_time is None else f"DEAD {ago(node_death_time, now)}"
+
+
 def ellipsize(text: str, width: int) -> str:
     if width <= 0:
         return ""

@@ -65,6 +65,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("prompt_submit", "ctrl+s,ctrl+enter", "submit", "Submit", "composer", key_display="^s"),
     KeySpec("prompt_cancel", "escape", "cancel_or_back", "Cancel / back", "composer"),
     KeySpec("prompt_models", "ctrl+l", "load_models", "Models", "composer", key_display="^l"),
+    KeySpec("prompt_pull", "ctrl+o", "pull_model", "Pull model", "composer", key_display="^o"),
     KeySpec("copy_answer", "y", "copy_answer", "Copy answer", "answer pane, history"),
     KeySpec("history_search", "slash", "search", "Search", "history", key_display="/"),
     KeySpec("history_open", "enter", "open_run", "Full text", "history", key_display="⏎"),

@@ -12,6 +12,11 @@ stream (one press, no confirmation); with nothing running `esc` goes back. The e
 while runs stream and unlocked when they end; its text is never cleared, so a failed or cancelled
 prompt is still there to fix and re-send.
 
+A run that fails because its model is missing on its node offers a pull in its pane; `ctrl+o`
+pulls it on THAT node (`PromptService.pull`, an async iterator consumed in a worker; panes
+sharing the model, node and endpoint share the pull), the pane shows the progress, then "pulled X
+on node Y — ctrl+s to run again". `esc` stops a pull; a new submit waits until it has ended.
+
 Streams are consumed with `async for` in async workers on the app's loop (never a blocking call);
 panes collect events as plain data and a 50 ms timer flushes them into the widgets. The screen is
 installed once by the app, so runs keep streaming while the user looks at other screens.
@@ -19,6 +24,8 @@ installed once by the app, so runs keep streaming while the user looks at other 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -36,9 +43,9 @@ from textual.widgets import Checkbox, Footer, Input, Label, Select, Static, Text
 
 from raytui.backends.service import NodeChoice, PromptRun, PromptService
 from raytui.errors import RaytuiError, UsageError
-from raytui.model.prompts import BACKENDS, Failed, FailureKind, PromptRequest, RunState
+from raytui.model.prompts import BACKENDS, Done, Failed, FailureKind, PromptRequest, RunState
 from raytui.tui import keys
-from raytui.tui.widgets.answer_pane import AnswerPane
+from raytui.tui.widgets.answer_pane import AnswerPane, PullState
 
 ANY_NODE = "any"
 FLUSH_S = 0.05
@@ -79,7 +86,7 @@ class ComposerScreen(Screen[None]):
     """Compose, submit, watch, cancel. See the module docstring."""
 
     BINDINGS: ClassVar[list[BindingType]] = keys.bindings(
-        "prompt_submit", "prompt_cancel", "prompt_models"
+        "prompt_submit", "prompt_cancel", "prompt_models", "prompt_pull"
     )
 
     DEFAULT_CSS = """
@@ -134,6 +141,7 @@ class ComposerScreen(Screen[None]):
         self._nodes_ok = False
         self._node_choices: list[tuple[str, str]] = [("any node", ANY_NODE)]
         self._title_shown = ""
+        self._pulls_running = 0
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -313,6 +321,12 @@ class ComposerScreen(Screen[None]):
         return [p for p in self.panes if p.running]
 
     def action_submit(self) -> None:
+        if self.pulling:
+            self.notify(
+                "a model pull is still running: wait for it, or esc to stop it",
+                severity="warning",
+            )
+            return
         if self.running:
             self.notify(
                 f"{len(self.running)} run(s) still streaming: wait, or esc to cancel them",
@@ -332,7 +346,14 @@ class ComposerScreen(Screen[None]):
         grid.remove_children()
         self.runs.clear()
         self.panes = [
-            AnswerPane(i, r, clock=self.clock, id=f"answer-{self.submits}-{i}")
+            AnswerPane(
+                i,
+                r,
+                clock=self.clock,
+                id=f"answer-{self.submits}-{i}",
+                pull_key=self._key_label("prompt_pull"),
+                run_key=self._key_label("prompt_submit"),
+            )
             for i, r in enumerate(requests, start=1)
         ]
         cols = grid_columns(len(self.panes), self.app.size.width)
@@ -389,10 +410,16 @@ class ComposerScreen(Screen[None]):
             self.notify(f"cancelled {cancelled} run(s)", severity="warning")
         else:
             self.notify(f"{len(states)} answer(s) complete")
+        if any(p.pull_offered for p in self.panes):
+            self.refresh_bindings()  # show the pull key in the footer
         self.post_message(self.Finished(states))
 
     def action_cancel_or_back(self) -> None:
         running = self.running
+        if not running and self.pulling:
+            self.workers.cancel_group(self, "model-pulls")
+            self.notify("stopping the model pull…")
+            return
         if not running:
             if self.app.screen is self and len(self.app.screen_stack) > 1:
                 self.app.pop_screen()
@@ -403,6 +430,84 @@ class ComposerScreen(Screen[None]):
             if run is not None:
                 run.cancel()
         self.notify(f"cancelling {len(running)} run(s)…")
+
+    # -- pulling a missing model ------------------------------------------------------------------
+
+    @property
+    def pulling(self) -> bool:
+        return self._pulls_running > 0
+
+    def _key_label(self, key_id: str) -> str:
+        """The first key bound to `key_id` now (after the config's remaps), as the user types it."""
+        current = getattr(getattr(self.app, "state", None), "keys", None) or {}
+        bound = str(current.get(key_id) or keys.BY_ID[key_id].keys)
+        return keys.display_keys(bound.split(",")[0]) or bound
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "pull_model":
+            return any(p.pull_offered for p in self.panes) and self.service is not None
+        return True
+
+    def action_pull_model(self) -> None:
+        offered = [p for p in self.panes if p.pull_offered]
+        if not offered or self.service is None:
+            return
+        focused = self.focused
+        pane = focused if isinstance(focused, AnswerPane) and focused.pull_offered else offered[0]
+        key = pane.pull_key_tuple()
+        if key is None:
+            return
+        sharing = [p for p in offered if p.pull_key_tuple() == key]
+        for p in sharing:
+            p.pull_started()
+        self._pulls_running += 1
+        self.refresh_bindings()
+        self.run_worker(
+            self._pull(key, sharing),
+            name=f"pull-{key[0]}",
+            group="model-pulls",
+            exit_on_error=False,
+        )
+
+    async def _pull(self, key: tuple[str, str, str | None], panes: list[AnswerPane]) -> None:
+        assert self.service is not None
+        model, node_id, endpoint = key
+        where = f"node {node_id[:8]}"
+        pulls = self.service.pull(model, node_id, endpoint)
+        try:
+            async for event in pulls:
+                for pane in panes:
+                    pane.pull_event(event)
+                if isinstance(event, Done | Failed):
+                    break
+            else:
+                for pane in panes:
+                    pane.pull_event(Failed("the pull ended without a result"))
+        except asyncio.CancelledError:
+            for pane in panes:
+                pane.pull_event(Failed("stopped", FailureKind.CANCELLED))
+            raise
+        except Exception as exc:
+            for pane in panes:
+                pane.pull_event(Failed(f"the pull broke: {_describe(exc)}"))
+        finally:
+            aclose = getattr(pulls, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()  # stops the pull on the node if we left early
+            self._pulls_running -= 1
+            if self.is_mounted:
+                self.flush()
+                self.refresh_bindings()
+        states = {p.pull_state for p in panes}
+        if PullState.DONE in states:
+            run_key = self._key_label("prompt_submit")
+            self.notify(f"pulled {model} on {where}: {run_key} runs the prompt again")
+            self._models_key = None  # the node's model list changed
+            self._load_models()
+        else:
+            error = panes[0].pull_error if panes else None
+            self.notify(f"pull of {model} on {where} failed: {error}", severity="error")
 
     def _lock(self, locked: bool) -> None:
         prompt = self.query_one("#prompt", TextArea)

@@ -3,12 +3,17 @@
 The composer hands each run event to `AnswerPane.event()`, which only updates plain fields (no
 widget work per token); `flush()`, called by the composer's timer every ~50 ms, pushes whatever
 changed into the widgets in place. Errors are shown in the pane under the text that arrived.
+
+A run that failed because its model is missing on its node offers a pull (a line under the status:
+"model X is not on node Y — press ctrl+o to pull it"); the composer runs it and feeds the pane
+`pull_event()`s (progress with a bar, then done or the error), see `PullState`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from enum import StrEnum
 from typing import ClassVar
 
 from rich.text import Text
@@ -24,6 +29,8 @@ from raytui.model.prompts import (
     Failed,
     FailureKind,
     PromptRequest,
+    PullEvent,
+    PullProgress,
     RunState,
     Started,
     Timings,
@@ -43,6 +50,16 @@ STATE_MARK = {
     RunState.FAILED: "✘",
     RunState.CANCELLED: "■",
 }
+
+
+PULL_BAR_WIDTH = 20
+
+
+class PullState(StrEnum):
+    OFFERED = "offered"  # the run failed: model missing on its node
+    PULLING = "pulling"
+    DONE = "done"
+    FAILED = "failed"
 
 
 def where_text(started: Started) -> str:
@@ -68,6 +85,9 @@ class AnswerPane(Vertical):
     }
     AnswerPane:focus { border: round $accent; }
     AnswerPane > .pane-status { height: 1; padding: 0 1; background: $boost; }
+    AnswerPane > .pane-pull { height: auto; padding: 0 1; color: $warning; }
+    AnswerPane > .pane-pull.-pull-done { color: $success; }
+    AnswerPane > .pane-pull.-pull-failed { color: $error; }
     AnswerPane > VerticalScroll { height: 1fr; padding: 0 1; scrollbar-size-vertical: 1; }
     AnswerPane .pane-text { width: 1fr; }
     AnswerPane .pane-error { color: $error; margin-top: 1; }
@@ -82,8 +102,12 @@ class AnswerPane(Vertical):
         *,
         clock: Clock = time.monotonic,
         id: str | None = None,
+        pull_key: str = "ctrl+o",
+        run_key: str = "ctrl+s",
     ) -> None:
         super().__init__(id=id)
+        self.pull_key = pull_key  # as shown in the pull offer
+        self.run_key = run_key
         self.number = number
         self.request = request
         self.clock = clock
@@ -101,6 +125,14 @@ class AnswerPane(Vertical):
         self.last_chunk_at: float | None = None
         self.chunks = 0
         self.cancelling = False
+        # The pull offer for a missing model: on which node, and how the pull goes.
+        self.pull_state: PullState | None = None
+        self.pull_node: Started | None = None
+        self.pull_status = ""
+        self.pull_completed: int | None = None
+        self.pull_total: int | None = None
+        self.pull_error: str | None = None
+        self.pull_updates = 0
         self.dirty = True
         self._shown_len = 0
 
@@ -134,7 +166,84 @@ class AnswerPane(Vertical):
             self.state = (
                 RunState.CANCELLED if event.kind is FailureKind.CANCELLED else RunState.FAILED
             )
+            if (
+                event.kind is FailureKind.MODEL_MISSING
+                and self.started is not None
+                and self.request.backend == "ollama"
+            ):
+                self.pull_node = self.started
+                self.pull_state = PullState.OFFERED
         self.dirty = True
+
+    # -- the pull offer -------------------------------------------------------------------------
+
+    @property
+    def pull_offered(self) -> bool:
+        """A pull can be started from this pane (offered, or the last one failed)."""
+        return self.pull_state in (PullState.OFFERED, PullState.FAILED)
+
+    def pull_key_tuple(self) -> tuple[str, str, str | None] | None:
+        """(model, node id, endpoint as the node saw it): panes sharing it share one pull."""
+        if self.pull_node is None:
+            return None
+        endpoint = self.pull_node.endpoint or self.request.endpoint
+        return (self.request.model, self.pull_node.node_id, endpoint)
+
+    def pull_started(self) -> None:
+        self.pull_state = PullState.PULLING
+        self.pull_status = "starting the pull…"
+        self.pull_completed = self.pull_total = None
+        self.pull_error = None
+        self.dirty = True
+
+    def pull_event(self, event: PullEvent) -> None:
+        if isinstance(event, PullProgress):
+            self.pull_status = event.status
+            if event.total:
+                self.pull_completed, self.pull_total = event.completed or 0, event.total
+            self.pull_updates += 1
+        elif isinstance(event, Done):
+            self.pull_state = PullState.DONE
+        else:
+            self.pull_state = PullState.FAILED
+            self.pull_error = event.error
+        self.dirty = True
+
+    def _pull_where(self) -> str:
+        node = self.pull_node
+        if node is None:
+            return "its node"
+        host = node.hostname or node.node_ip
+        return f"node {node.node_id[:8]} ({host})" if host else f"node {node.node_id[:8]}"
+
+    def pull_percent(self) -> float | None:
+        if not self.pull_total:
+            return None
+        return max(0.0, min(100.0, 100.0 * (self.pull_completed or 0) / self.pull_total))
+
+    def pull_line(self) -> str:
+        """The pull offer or progress as words (also what tests read); '' when none."""
+        model, where = self.request.model, self._pull_where()
+        state = self.pull_state
+        if state is None:
+            return ""
+        if state is PullState.OFFERED:
+            return f"model {model} is not on {where} — press {self.pull_key} to pull it"
+        if state is PullState.DONE:
+            return f"pulled {model} on {where} — {self.run_key} to run again"
+        if state is PullState.FAILED:
+            return (
+                f"pull of {model} on {where} failed — {self.pull_key} to try again\n"
+                f"{self.pull_error}"
+            )
+        line = f"pulling {model} on {where}: {self.pull_status}"
+        pct = self.pull_percent()
+        if pct is not None:
+            filled = round(pct * PULL_BAR_WIDTH / 100)
+            bar = fmt.BAR_FULL * filled + fmt.BAR_EMPTY * (PULL_BAR_WIDTH - filled)
+            size = fmt.mem_bytes(self.pull_completed, self.pull_total)
+            line += f" {bar} {pct:.0f}% {size}"
+        return line
 
     def fail(self, error: str) -> None:
         """The run could not be started (not connected, bad node, ...)."""
@@ -200,6 +309,7 @@ class AnswerPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(classes="pane-status")
+        yield Static(classes="pane-pull", markup=False)
         with VerticalScroll():
             yield Static(classes="pane-text", markup=False)
             yield Static(classes="pane-error", markup=False)
@@ -208,6 +318,7 @@ class AnswerPane(Vertical):
         preview = " ".join(self.request.prompt.split())
         self.border_title = f"{self.number} · {self.request.model} · " + fmt.ellipsize(preview, 40)
         self.query_one(".pane-error").display = False
+        self.query_one(".pane-pull").display = False
         self.flush()
 
     def flush(self) -> None:
@@ -240,8 +351,20 @@ class AnswerPane(Vertical):
         elif self.state is RunState.CANCELLED:
             error.update(Text("cancelled: the run was stopped and its GPU freed"))
             error.display = True
+        pull = self.query_one(".pane-pull", Static)
+        pull.display = self.pull_state is not None
+        if self.pull_state is not None:
+            pull.update(Text(self.pull_line()))
+            pull.set_class(self.pull_state is PullState.DONE, "-pull-done")
+            pull.set_class(self.pull_state is PullState.FAILED, "-pull-failed")
         self.set_class(self.state is RunState.FAILED, "-failed")
         self.set_class(self.state is RunState.DONE, "-done")
+
+    @property
+    def shown_pull(self) -> str:
+        """The pull line as the pane displays it right now ('' when hidden)."""
+        pull = self.query_one(".pane-pull", Static)
+        return str(pull.content) if pull.display else ""
 
     @property
     def shown_text(self) -> str:

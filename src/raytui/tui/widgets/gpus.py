@@ -7,7 +7,7 @@ cost nothing until they scroll into view.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -312,6 +312,10 @@ class GpuTable(VirtualTable[GpuRow]):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(GPU_COLUMNS, self._format_row, empty_text="no GPUs in this cluster", id=id)
+
+    def row_version(self, item: GpuRow) -> Hashable:
+        node, gpu = item  # of the node, the row shows its name and whether it is alive
+        return (node.hostname, node.short_id, node.alive, gpu)
 
     def _format_row(self, row: GpuRow, widths: Sequence[int]) -> list[Text | str]:
         node, gpu = row

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 from rich.text import Text
 
@@ -11,14 +11,16 @@ from raytui.tui import format as fmt
 from raytui.tui.widgets.common import palette
 from raytui.tui.widgets.table import Column, VirtualTable
 
+# Narrow tables (the wide layout at 120 columns leaves ~65) squeeze the bars and the GPU column,
+# then hide ROLE; the GPU count is never dropped.
 NODE_COLUMNS = (
     Column("id", "ID", 8),
     Column("host", "HOST / IP", 0, min_width=10, flex=3),
-    Column("state", "STATE", 11),
-    Column("role", "ROLE", 4),
-    Column("cpu", "CPU", 0, min_width=13, max_width=32),
-    Column("mem", "MEMORY", 0, min_width=15, max_width=36),
-    Column("gpu", "GPU", 5, "right"),
+    Column("state", "STATE", 12),  # "DEAD 59s ago"
+    Column("role", "ROLE", 4, drop=1),
+    Column("cpu", "CPU", 0, min_width=13, max_width=32, squeeze=9),
+    Column("mem", "MEMORY", 0, min_width=15, max_width=36, squeeze=13),
+    Column("gpu", "GPU", 5, "right", squeeze=3),
 )
 
 
@@ -45,6 +47,10 @@ class NodeTable(VirtualTable[Node]):
         self.now = now
         self.set_rows([n.node_id for n in nodes], nodes)
 
+    def row_version(self, item: Node) -> Hashable:
+        # A dead node's row shows how long ago it died: it changes with the clock.
+        return item if item.alive else (item, int(self.now))
+
     def _format_row(self, node: Node, widths: Sequence[int]) -> list[Text | str]:
         p = palette(self.app)
         host = node.hostname or node.ip
@@ -56,7 +62,7 @@ class NodeTable(VirtualTable[Node]):
             cells: list[Text | str] = [
                 node.short_id,
                 host,
-                fmt.died(node.death_time, self.now),
+                fmt.dead_for(node.death_time, self.now),
                 "head" if node.is_head else "",
                 "",
                 "",

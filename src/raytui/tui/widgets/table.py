@@ -4,11 +4,15 @@ Textual's DataTable measures every cell: at 8,192 rows its first paint took ~1.8
 table keeps the model objects as they came and formats a row only when it is drawn, so replacing
 all rows costs one list copy and a redraw costs O(visible rows). Column widths are fixed or shared
 from the widget's width, never measured from the data.
+
+Drawn rows are cached by key. A subclass that says what a row's drawing depends on
+(`row_version`) keeps a row's cached line across `set_rows` while that stays equal, so a new
+snapshot re-draws only the visible rows that changed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Generic, Literal, TypeVar
 
@@ -35,6 +39,8 @@ class Column:
     min_width: int = 4
     flex: int = 1
     max_width: int = 1000
+    squeeze: int = 0  # narrowest it may get when the table is too narrow (0: its normal width)
+    drop: int = 0  # still too narrow: hidden, lowest first (0: never hidden)
 
 
 Formatter = Callable[[T, Sequence[int]], Sequence[Text | str]]
@@ -108,7 +114,8 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
         self._cursor_key: str | None = None
         self._widths: list[int] = []
         self._widths_for = -1
-        self._cache: dict[int, Strip] = {}
+        self._cache: dict[str, tuple[Hashable, bool, Strip]] = {}  # key -> (version, cursor, line)
+        self._generation = 0  # bumps with set_rows: the version of rows without `row_version`
         self.empty_text = empty_text
         self.selectable = selectable
 
@@ -118,6 +125,7 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
         """Replace all rows; the cursor stays on the same key when it is still there."""
         self._keys = list(keys)
         self._items = list(items)
+        self._generation += 1
         old_key = self._cursor_key
         moved = self._cursor >= len(self._keys) or self._keys[self._cursor] != old_key
         if old_key is not None and moved:
@@ -126,10 +134,29 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
             except ValueError:
                 self._cursor = min(self._cursor, max(0, len(self._keys) - 1))
         self._cursor = min(self._cursor, max(0, len(self._keys) - 1))
-        self._cache.clear()
+        self._keep_visible_cache()
         self.virtual_size = Size(1, len(self._keys) + 1)
         self._emit_if_moved()
         self.refresh()
+
+    def row_version(self, item: T) -> Hashable | None:
+        """What the drawing of `item` depends on, or None: redraw it after every `set_rows`.
+
+        Override to keep unchanged rows' lines across updates (frozen model objects compare by
+        value, so the item itself is often enough); include anything else the formatter reads.
+        """
+        return None
+
+    def _keep_visible_cache(self) -> None:
+        """After new rows: keep the cached lines of rows on screen only (O(visible rows))."""
+        old, self._cache = self._cache, {}
+        if not old:
+            return
+        top = int(self.scroll_y)
+        for key in self._keys[top : top + self.scrollable_content_region.height + 1]:
+            hit = old.get(key)
+            if hit is not None:
+                self._cache[key] = hit
 
     def set_empty_text(self, text: str) -> None:
         if text != self.empty_text:
@@ -197,10 +224,7 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
         if row == self._cursor and self._cursor_key == self.cursor_key:
             self._scroll_to_cursor()
             return
-        old = self._cursor
         self._cursor = row
-        self._cache.pop(old, None)
-        self._cache.pop(row, None)
         self._scroll_to_cursor()
         self._emit_if_moved()
         self.refresh()
@@ -237,15 +261,41 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
     # -- drawing ------------------------------------------------------------------------------
 
     def _column_widths(self, width: int) -> list[int]:
+        """Cells per column for `width`; 0 for a hidden column.
+
+        Too narrow for every column at its normal width: columns with a `squeeze` width give up
+        a cell each in turn, then columns with a `drop` rank are hidden, lowest rank first.
+        """
         if width == self._widths_for:
             return self._widths
-        gaps = len(self._columns) - 1
         widths = [c.width or c.min_width for c in self._columns]
+
+        def over() -> int:
+            shown = [w for w in widths if w]
+            return sum(shown) + len(shown) - 1 - width
+
+        while over() > 0:
+            give = [i for i, c in enumerate(self._columns) if c.squeeze and widths[i] > c.squeeze]
+            if not give:
+                break
+            for i in give:
+                if over() <= 0:
+                    break
+                widths[i] -= 1
+        for i in sorted(
+            (i for i, c in enumerate(self._columns) if c.drop), key=lambda i: self._columns[i].drop
+        ):
+            if over() <= 0:
+                break
+            widths[i] = 0
+        gaps = sum(1 for w in widths if w) - 1
         spare = width - gaps - sum(widths)
         # Hand out the spare cells by weight, in rounds, respecting max widths.
         while spare > 0:
             open_ = [
-                i for i, c in enumerate(self._columns) if not c.width and widths[i] < c.max_width
+                i
+                for i, c in enumerate(self._columns)
+                if not c.width and widths[i] and widths[i] < c.max_width
             ]
             weight = sum(self._columns[i].flex for i in open_)
             if not weight:
@@ -273,9 +323,13 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
 
     def _line(self, cells: Sequence[Text | str], widths: Sequence[int], base: Style) -> Text:
         line = Text(no_wrap=True, end="", style=base)
-        for n, (col, cell, w) in enumerate(zip(self._columns, cells, widths, strict=False)):
-            if n:
+        first = True
+        for col, cell, w in zip(self._columns, cells, widths, strict=False):
+            if not w:
+                continue
+            if not first:
                 line.append(" ")
+            first = False
             t = Text(cell) if isinstance(cell, str) else cell.copy()
             t.no_wrap = True
             t.truncate(w, overflow="ellipsis")
@@ -299,16 +353,26 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
             return Strip.blank(width, base)
         if row >= len(self._keys):
             return Strip.blank(width, base)
-        cached = self._cache.get(row)
-        if cached is not None and cached.cell_length == width:
-            return cached
+        key = self._keys[row]
+        version = self.row_version(self._items[row])
+        if version is None:
+            version = ("rows", self._generation)
+        cursor = row == self._cursor
+        cached = self._cache.get(key)
+        if (
+            cached is not None
+            and cached[1] == cursor
+            and cached[2].cell_length == width
+            and cached[0] == version
+        ):
+            return cached[2]
         style = base
-        if row == self._cursor:
+        if cursor:
             style = base + self.get_component_rich_style("vtable--cursor")
         strip = self._strip(self._line(self._cells(row), widths, style), width, style)
         if len(self._cache) > 512:
             self._cache.clear()
-        self._cache[row] = strip
+        self._cache[key] = (version, cursor, strip)
         return strip
 
     def _strip(self, text: Text, width: int, style: Style) -> Strip:
