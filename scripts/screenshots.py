@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import shutil
 import subprocess
 import sys
@@ -50,9 +51,10 @@ async def shoot(
     keys: Sequence[str] = (),
     history: Sequence[Any] = (),
     fail_next: bool = False,
+    min_generation: int = 1,
 ) -> Path:
     async with app.run_test(size=size) as pilot:
-        await _until(pilot, lambda: app.state.generation >= 1 and not app.poller.busy)
+        await _until(pilot, lambda: app.state.generation >= min_generation and not app.poller.busy)
         for snap in history:
             generation = app.state.generation
             app.feed(snap)
@@ -198,11 +200,33 @@ async def live(out: Path, address: str) -> list[Path]:
     ):
         app = RaytuiApp(
             lambda progress: tui.connect(address, None, progress),
-            refresh=2.0,
+            refresh=1.0,
             target=address,
         )
-        paths.append(await shoot(app, out, name, size, keys))
+        # A dozen polls, so the sparklines have a history to show.
+        paths.append(await shoot(app, out, name, size, keys, min_generation=12))
     return paths
+
+
+def start_demo_cluster() -> Any:
+    """A real 3-node `ray start` cluster whose agents report fake GPUs (the tests' hook)."""
+    import httpx
+    from tests.conftest import GPU2_GPUS, HEAD_GPUS
+    from tests.support.ray_cluster import start_cluster
+
+    cluster = start_cluster(HEAD_GPUS)
+    cluster.add_node(num_gpus=2, fake_gpus=GPU2_GPUS)
+    cluster.add_node(num_gpus=0)
+    headers = {"Authorization": f"Bearer {cluster.token}"}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        summary = httpx.get(
+            f"{cluster.dashboard_url}/nodes", params={"view": "summary"}, headers=headers
+        ).json()["data"]["summary"]
+        if sum(len(node["gpus"]) for node in summary) == len(HEAD_GPUS) + len(GPU2_GPUS):
+            break
+        time.sleep(0.5)
+    return cluster
 
 
 def to_png(svg: Path) -> Path | None:
@@ -241,6 +265,11 @@ def _has_font(name: str) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--address", help="also shoot a live cluster at this address")
+    parser.add_argument(
+        "--demo-cluster",
+        action="store_true",
+        help="also start a real 3-node Ray cluster with fake GPUs (as the tests do) and shoot it",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
     parser.add_argument("--no-png", action="store_true")
     args = parser.parse_args(argv)
@@ -249,6 +278,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths += asyncio.run(composer(args.out))
     if args.address:
         paths += asyncio.run(live(args.out, args.address))
+    if args.demo_cluster:
+        cluster = start_demo_cluster()
+        os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=cluster.token)
+        try:
+            paths += asyncio.run(live(args.out, cluster.dashboard_url))
+        finally:
+            cluster.stop()
     for svg in paths:
         png = None if args.no_png else to_png(svg)
         print(svg.relative_to(ROOT) if svg.is_relative_to(ROOT) else svg, "+ png" if png else "")
