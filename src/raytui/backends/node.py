@@ -6,6 +6,7 @@ per-node table and the task picks its own entry, because only the node knows whi
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 from collections.abc import Mapping
@@ -40,3 +41,15 @@ def endpoint_here(
         if k and (k == node_ip or node_id.lower().startswith(k)):
             return url
     return DEFAULT_ENDPOINTS[backend]
+
+
+def start_here(backend: str, explicit: str | None, per_node: Mapping[str, str]) -> Started:
+    """The `Started` event of a prompt run on this worker, with this node's endpoint."""
+    here = started_here("")
+    endpoint = endpoint_here(backend, explicit, per_node, here.node_id, here.node_ip)
+    return dataclasses.replace(here, endpoint=endpoint.rstrip("/"))
+
+
+def where(started: Started) -> str:
+    """'node 1a2b3c4d (10.0.0.5)', for error messages."""
+    return f"node {started.node_id[:8]} ({started.node_ip})"

@@ -19,7 +19,8 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from raytui.backends.node import endpoint_here, started_here
+from raytui.backends.node import endpoint_here, start_here, started_here
+from raytui.backends.node import where as node_where
 from raytui.model.prompts import (
     Chunk,
     Done,
@@ -53,10 +54,6 @@ def _client(endpoint: str, read_timeout: float) -> Any:
     return client
 
 
-def _where(started: Started) -> str:
-    return f"node {started.node_id[:8]} ({started.node_ip})"
-
-
 def _ns(value: int | None) -> float | None:
     return value / 1e9 if value is not None else None
 
@@ -87,15 +84,10 @@ def chat_task(
     import httpx
     import ollama
 
-    probe = started_here("")
-    endpoint = endpoint_here(
-        "ollama", request.endpoint, per_node_endpoints or {}, probe.node_id, probe.node_ip
-    )
-    started = Started(
-        probe.node_id, probe.node_ip, probe.hostname, probe.gpu_ids, endpoint, probe.pid
-    )
+    started = start_here("ollama", request.endpoint, per_node_endpoints or {})
     yield started
-    where = _where(started)
+    endpoint = started.endpoint
+    where = node_where(started)
     client = _client(endpoint, read_timeout)
     stream: Any = None
     sent = time.monotonic()
@@ -155,7 +147,7 @@ def chat_task(
 
 
 def _response_failure(exc: Any, model: str, started: Started, endpoint: str) -> Failed:
-    where = _where(started)
+    where = node_where(started)
     if exc.status_code == 404:
         return Failed(
             f"model {model} not found on {where}: pull it with `ollama pull {model}` on that "
@@ -207,10 +199,12 @@ def pull_task(
             yield PullProgress(str(part.status or ""), part.completed, part.total)
         yield Done()
     except ollama.ResponseError as exc:
-        yield Failed(f"pull of {model} on {_where(probe)} failed: {exc.error}", FailureKind.SERVER)
+        yield Failed(
+            f"pull of {model} on {node_where(probe)} failed: {exc.error}", FailureKind.SERVER
+        )
     except (httpx.HTTPError, ConnectionError) as exc:
         yield Failed(
-            f"Ollama unreachable on {_where(probe)} at {url}: {exc}", FailureKind.UNREACHABLE
+            f"Ollama unreachable on {node_where(probe)} at {url}: {exc}", FailureKind.UNREACHABLE
         )
     finally:
         if stream is not None:

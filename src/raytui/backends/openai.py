@@ -14,7 +14,8 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from raytui.backends.node import endpoint_here, started_here
+from raytui.backends.node import start_here
+from raytui.backends.node import where as node_where
 from raytui.model.prompts import (
     Chunk,
     Done,
@@ -22,7 +23,6 @@ from raytui.model.prompts import (
     Failed,
     FailureKind,
     PromptRequest,
-    Started,
     Timings,
 )
 
@@ -66,14 +66,10 @@ def chat_task(
     """Runs on the node Ray chose. Yields Started, Chunk..., then Done or Failed."""
     import httpx
 
-    probe = started_here("")
-    base = endpoint_here(
-        "openai", request.endpoint, per_node_endpoints or {}, probe.node_id, probe.node_ip
-    ).rstrip("/")
-    url = f"{base}/chat/completions"
-    started = Started(probe.node_id, probe.node_ip, probe.hostname, probe.gpu_ids, base, probe.pid)
+    started = start_here("openai", request.endpoint, per_node_endpoints or {})
     yield started
-    where = f"node {started.node_id[:8]} ({started.node_ip})"
+    url = f"{started.endpoint}/chat/completions"
+    where = node_where(started)
     timeout = httpx.Timeout(read_timeout, connect=CONNECT_TIMEOUT_S)
     sent = time.monotonic()
     first: float | None = None
@@ -138,7 +134,8 @@ def chat_task(
         yield Failed(f"server on {where} ended the stream without [DONE]", FailureKind.SERVER)
     except httpx.ConnectError as exc:
         yield Failed(
-            f"model server unreachable on {where} at {base}: {exc}", FailureKind.UNREACHABLE
+            f"model server unreachable on {where} at {started.endpoint}: {exc}",
+            FailureKind.UNREACHABLE,
         )
     except httpx.TimeoutException:
         yield Failed(f"server on {where} sent nothing for {read_timeout:g} s", FailureKind.SERVER)

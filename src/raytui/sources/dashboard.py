@@ -46,12 +46,6 @@ from raytui.model.cluster import (
     TaskCounts,
 )
 
-_orjson: Any
-try:  # optional: several times faster than json on a 1,000-node summary
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - depends on the environment
-    _orjson = None
-
 __all__ = [
     "TASK_STATES",
     "DashboardClient",
@@ -304,7 +298,7 @@ _WS = " \t\r\n"
 def _loads_summary(content: bytes) -> Any:
     """Decode `/nodes?view=summary` one node at a time.
 
-    A 1,024-node summary is ~20 MB; one `json.loads`/`orjson.loads` call holds the GIL for its
+    A 1,024-node summary is ~20 MB; one `json.loads` call holds the GIL for its
     whole length (100+ ms), freezing the UI's event loop while this runs in a worker thread.
     Decoding node by node lets other threads in between (each node takes well under 1 ms).
     Anything unexpected falls back to decoding the document in one go.
@@ -419,11 +413,6 @@ def _release_summary(doc: Any) -> None:
 
 
 def _loads(content: bytes) -> Any:
-    if _orjson is not None:
-        try:
-            return _orjson.loads(content)
-        except _orjson.JSONDecodeError as exc:
-            raise ValueError(str(exc)) from None
     return json.loads(content)
 
 
