@@ -224,6 +224,36 @@ async def test_start_error_and_bad_input_are_shown_with_a_stand_in_service() -> 
         assert composer.query_one("#prompt", TextArea).text == "hi"
 
 
+HOSTILE = "RayTaskError: \x1b[36mray::tags_task()\x1b[39m (pid=2540, ip=192.0.2.2) [bold]x[/]"
+
+
+async def test_errors_and_answers_that_look_like_markup_show_verbatim_with_a_stand_in_service() -> (
+    None
+):
+    """Texts from Ray, model servers and models are never parsed as Textual markup."""
+    service = StandInService(
+        {"llama3.2": Script(["[red]not red[/] ", "[$accent] $(x)"])}, models_error=HOSTILE
+    )
+    app = make_app(service)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.state.generation >= 1, what="first snapshot")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen), what="composer")
+        composer = app.screen
+        assert isinstance(composer, ComposerScreen)
+        await wait_for(pilot, lambda: "[bold]x[/]" in hint(composer), what="model-list error")
+        composer.notify(HOSTILE)
+        set_model(composer, "llama3.2")
+        await type_prompt(pilot, composer, "[b]prompt[/b]")
+        await pilot.press("ctrl+s")
+        (pane,) = panes(composer)
+        await wait_for(pilot, lambda: pane.state is RunState.DONE, what="answer")
+        await pilot.pause(0.1)
+        assert pane.text == "[red]not red[/] [$accent] $(x)"
+        assert "[red]not red[/]" in str(pane.query_one(".pane-text", Static).content)
+        assert app.is_running
+
+
 async def test_four_prompts_one_per_line_open_four_panes_with_a_stand_in_service() -> None:
     themes = ["a haiku about GPUs", "a limerick about Ray", "a sonnet about tmux", "a koan"]
     service = StandInService({"llama3.2": Script(["ok ", "done"], delay_s=0.02)})

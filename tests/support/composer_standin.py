@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from raytui.backends.history import HistoryStore
 from raytui.backends.service import NodeChoice, PromptRun
-from raytui.errors import UsageError
+from raytui.errors import RaytuiError, UsageError
 from raytui.model.prompts import (
     Chunk,
     Done,
@@ -173,8 +173,10 @@ class StandInService:
         by_prompt: dict[str, Script] | None = None,
         pullable: dict[str, PullScript] | None = None,
         hold_pulls: bool = False,
+        models_error: str | None = None,
     ) -> None:
         self.scripts = scripts
+        self.models_error = models_error  # models() raises RaytuiError(models_error) when set
         self.by_prompt = by_prompt or {}
         self._history = history
         self.model_names = models if models is not None else sorted(scripts)
@@ -253,6 +255,8 @@ class StandInService:
 
     def models(self, backend: str, node: str | None, endpoint: str | None = None) -> list[str]:
         self.threads.add(threading.current_thread().name)
+        if self.models_error is not None:
+            raise RaytuiError(self.models_error)
         return list(self.model_names) if backend == "ollama" else []
 
     def gpu_counts(self, node: str | None = None) -> tuple[float, float]:

@@ -19,6 +19,7 @@ from typing import ClassVar
 from textual.app import App
 from textual.binding import BindingType
 from textual.command import Provider
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from raytui.backends.service import PromptService
@@ -137,6 +138,21 @@ class RaytuiApp(PeersApp[int]):
         self.call_after_refresh(gc.freeze)
 
     # -- data from the poller -----------------------------------------------------------------
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Notifications carry error texts, hostnames and prompts: never parse them as markup.
+
+        Widgets' `notify` passes Textual's default `markup=True` along; it is ignored here.
+        """
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def feed(self, snapshot: ClusterSnapshot) -> None:
         """Hand the app a snapshot as the poller would (thread-safe)."""

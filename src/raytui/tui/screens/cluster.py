@@ -57,7 +57,7 @@ class ConnectingPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield LoadingIndicator()
-        yield Static("", id="connect-text")
+        yield Static("", id="connect-text", markup=False)
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)

@@ -146,7 +146,7 @@ class ComposerScreen(Screen[None]):
     # -- layout -------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Static(id="composer-title")
+        yield Static(id="composer-title", markup=False)
         with Vertical(id="composer-form"):
             with Horizontal(classes="form-row"):
                 yield Label("backend")
@@ -187,7 +187,7 @@ class ComposerScreen(Screen[None]):
                 tab_behavior="focus",
                 placeholder="Prompt… (ctrl+s sends; one per line with the checkbox on)",
             )
-            yield Static(id="models-hint")
+            yield Static(id="models-hint", markup=False)
         with Grid(id="answers"):
             yield Static(
                 "Answers stream here, side by side when there are several prompts or models.\n"

@@ -162,12 +162,12 @@ class HistoryScreen(Screen[None]):
         self.error: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(id="history-title")
+        yield Static(id="history-title", markup=False)
         table: DataTable[str | Text] = DataTable(
             id="history-table", cursor_type="row", zebra_stripes=True
         )
         yield table
-        yield Static(id="history-preview")
+        yield Static(id="history-preview", markup=False)
         yield Input(placeholder="search prompts and answers", id="history-search")
         yield Footer(show_command_palette=False)
 

@@ -57,7 +57,7 @@ class NodeDetailScreen(LiveScreen):
         yield ClusterHeader(self.state, id="header")
         yield Static("", id="node-summary", classes="box")
         yield GpuPanel(self.state.history, full=True, id="detail-gpus")
-        yield Static("", id="nvml-status")
+        yield Static("", id="nvml-status", markup=False)
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:

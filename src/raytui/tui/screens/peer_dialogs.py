@@ -89,7 +89,7 @@ class AddPeerScreen(ModalScreen[AddResult | None]):
                 select_on_focus=False,
                 id="peer-addr",
             )
-            yield Static("", id="addr-check")
+            yield Static("", id="addr-check", markup=False)
             yield Label("Name (optional)", id="name-label")
             yield Input(
                 self._initial[1],
@@ -97,7 +97,7 @@ class AddPeerScreen(ModalScreen[AddResult | None]):
                 select_on_focus=False,
                 id="peer-name",
             )
-            yield Static("", id="add-outcome")
+            yield Static("", id="add-outcome", markup=False)
 
     def on_mount(self) -> None:
         self._check()
@@ -233,7 +233,7 @@ class ConfirmRemoveScreen(ModalScreen[bool]):
         )
         with Vertical() as box:
             box.border_title = "Remove peer"
-            yield Static(question, id="confirm-question")
+            yield Static(question, id="confirm-question", markup=False)
             yield Static(keys_line, id="confirm-keys")
 
     def action_confirm(self) -> None:

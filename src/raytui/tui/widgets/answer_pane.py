@@ -308,7 +308,7 @@ class AnswerPane(Vertical):
     # -- widgets ------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Static(classes="pane-status")
+        yield Static(classes="pane-status", markup=False)
         yield Static(classes="pane-pull", markup=False)
         with VerticalScroll():
             yield Static(classes="pane-text", markup=False)

@@ -232,7 +232,7 @@ class GpuPanel(VerticalScroll):
         self.history = history
         self.full = full
         self._panes: list[GpuPane] = []
-        self._message = Static("", id="gpu-message")
+        self._message = Static("", id="gpu-message", markup=False)
 
     def compose(self) -> ComposeResult:
         yield self._message

@@ -152,8 +152,8 @@ class PeersSidebar(Vertical):
         self._width = 0
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="peers-daemon")
-        yield Static("", id="peers-empty")
+        yield Static("", id="peers-daemon", markup=False)
+        yield Static("", id="peers-empty", markup=False)
         yield OptionList(id="peers-list")
 
     def on_mount(self) -> None:
