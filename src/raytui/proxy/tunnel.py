@@ -27,6 +27,7 @@ from libp2p.network.stream.exceptions import StreamEOF, StreamError
 log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
+EOF_SETTLE_S = 0.05  # see _eof_is_clean_after_settling
 MAX_HEADER = 256
 CONNECT_TIMEOUT = 10.0
 
@@ -52,15 +53,31 @@ def reset_socket(sock: trio.SocketStream) -> None:
 
 
 def _eof_is_clean(stream: INetStream) -> bool:
-    """py-libp2p reports a dead connection as EOF too; tell a real FIN from that."""
+    """py-libp2p reports a dead connection as EOF too; tell a real FIN from that.
+
+    When the link dies in the middle of a data frame, Yamux marks the stream closed for reading
+    (and fully closed) before it notices the connection is gone; a peer's FIN only closes our
+    read side. So a stream closed while our write side is still open did not end with a FIN.
+    """
     muxed = getattr(stream, "muxed_stream", None)
     if getattr(muxed, "reset_received", False):
+        return False
+    if getattr(muxed, "closed", False) and not getattr(muxed, "send_closed", True):
         return False
     conn = stream.muxed_conn
     if getattr(conn, "is_closed", False):
         return False
     shutting = getattr(conn, "event_shutting_down", None)
     return not (shutting is not None and shutting.is_set())
+
+
+async def _eof_is_clean_after_settling(stream: INetStream) -> bool:
+    """The same check after a short wait: a link cut mid-frame is seen as a shutdown within
+    microseconds (the next frame header cannot be read); a real FIN stays clean."""
+    if not _eof_is_clean(stream):
+        return False
+    await trio.sleep(EOF_SETTLE_S)
+    return _eof_is_clean(stream)
 
 
 async def _close_write(stream: INetStream) -> None:
@@ -146,7 +163,7 @@ async def splice(
                 except StreamEOF:
                     data = b""
                 if not data:
-                    if not _eof_is_clean(stream):
+                    if not await _eof_is_clean_after_settling(stream):
                         failure.append("link to the peer lost")
                         cancel.cancel()
                         return
