@@ -12,6 +12,13 @@ from enum import StrEnum
 MIB = 1024 * 1024
 
 
+def percent(used: float | None, total: float | None) -> float | None:
+    """used/total in %, or None when either is unknown (or the total is 0)."""
+    if used is None or not total:
+        return None
+    return 100.0 * used / total
+
+
 class NodeState(StrEnum):
     ALIVE = "ALIVE"
     DEAD = "DEAD"
@@ -40,9 +47,7 @@ class Gpu:
 
     @property
     def memory_pct(self) -> float | None:
-        if self.memory_used_mib is None or not self.memory_total_mib:
-            return None
-        return 100.0 * self.memory_used_mib / self.memory_total_mib
+        return percent(self.memory_used_mib, self.memory_total_mib)
 
 
 @dataclass(frozen=True, slots=True)

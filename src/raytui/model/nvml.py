@@ -14,6 +14,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from raytui.model.cluster import percent
+
 
 @dataclass(frozen=True, slots=True)
 class GpuDetailProcess:
@@ -57,9 +59,7 @@ class GpuDetail:
 
     @property
     def memory_pct(self) -> float | None:
-        if self.memory_used_mib is None or not self.memory_total_mib:
-            return None
-        return 100.0 * self.memory_used_mib / self.memory_total_mib
+        return percent(self.memory_used_mib, self.memory_total_mib)
 
 
 @dataclass(frozen=True, slots=True)
