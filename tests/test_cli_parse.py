@@ -43,3 +43,21 @@ def test_address_and_via_are_exclusive(capsys: pytest.CaptureFixture[str]) -> No
         cli.main(["--address", "local", "--via", "home"])
     assert exc.value.code == 2
     assert "exclusive" in capsys.readouterr().err
+
+
+def test_reserved_stdout_sends_other_threads_prints_to_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Ray's driver prints cluster events to sys.stdout from a thread; --json must stay JSON."""
+    import threading
+
+    from raytui.commands import reserved_stdout
+
+    with reserved_stdout() as out:
+        noise = threading.Thread(target=print, args=("(raylet) The node ... marked dead",))
+        noise.start()
+        noise.join()
+        out.write('{"event": "chunk"}\n')
+    captured = capsys.readouterr()
+    assert captured.out == '{"event": "chunk"}\n'
+    assert "(raylet)" in captured.err

@@ -54,8 +54,9 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
+from raytui.commands import reserved_stdout
 from raytui.model.cluster import ClusterSnapshot, Node
 from raytui.model.serialize import snapshot_to_dict
 from raytui.sources.attach import connect
@@ -64,6 +65,11 @@ GIB = 1024**3
 
 
 def run(args: argparse.Namespace) -> int:
+    with reserved_stdout() as out:
+        return _run(args, out)
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
     interactive = sys.stderr.isatty()
 
     def progress(message: str) -> None:
@@ -80,11 +86,11 @@ def run(args: argparse.Namespace) -> int:
             }
             doc.update(snapshot_to_dict(snapshot))  # "schema" first in the output
             doc = {"schema": doc.pop("schema"), **doc}
-            json.dump(doc, sys.stdout, indent=2)
-            sys.stdout.write("\n")
+            json.dump(doc, out, indent=2)
+            out.write("\n")
         else:
-            sys.stdout.write(render_text(snapshot, connection.description))
-        sys.stdout.flush()
+            out.write(render_text(snapshot, connection.description))
+        out.flush()
     finally:
         connection.close()
     return 0

@@ -33,6 +33,7 @@ from typing import Any, TextIO
 from raytui import config as config_mod
 from raytui.backends import dispatch
 from raytui.backends.history import HistoryStore
+from raytui.commands import reserved_stdout
 from raytui.errors import ClusterUnreachable, UsageError
 from raytui.model.prompts import (
     Chunk,
@@ -168,6 +169,11 @@ class TextPrinter:
 
 
 def run(args: argparse.Namespace) -> int:
+    with reserved_stdout() as out:
+        return _run(args, out)
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
     prompts = read_prompts(args.prompts, sys.stdin)
     if args.temperature is not None and not 0 <= args.temperature <= 2:
         raise UsageError("--temperature must be between 0 and 2")
@@ -197,12 +203,12 @@ def run(args: argparse.Namespace) -> int:
             )
             for i, p in enumerate(prompts, start=1)
         ]
-        printer = TextPrinter(len(runs), sys.stdout, sys.stderr)
+        printer = TextPrinter(len(runs), out, sys.stderr)
         for run_, event in dispatch.stream_sync(runs):
             if args.json:
                 body = {"index": run_.index, "run_id": run_.run_id, **event_to_json(event)}
-                sys.stdout.write(json.dumps(body, ensure_ascii=False) + "\n")
-                sys.stdout.flush()
+                out.write(json.dumps(body, ensure_ascii=False) + "\n")
+                out.flush()
             else:
                 printer.event(run_, event)
             if isinstance(event, Failed):

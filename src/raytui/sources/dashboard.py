@@ -22,13 +22,11 @@ Every field it reads may be missing or of another type in an older or newer Ray:
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -133,10 +131,6 @@ class DashboardClient:
 
     def fetch_snapshot(self) -> ClusterSnapshot:
         """One snapshot. Raises ClusterUnreachable or AuthenticationFailed."""
-        with _gc_paused():
-            return self._fetch_snapshot()
-
-    def _fetch_snapshot(self) -> ClusterSnapshot:
         taken_at = time.time()
         pool = self._executor()
         required = {
@@ -374,34 +368,6 @@ def _slim_summary_node(node: Any) -> Any:
             ]
         slim["raylet"] = slim_raylet
     return slim
-
-
-_gc_lock = threading.Lock()
-_gc_pausers = 0
-_gc_was_enabled = False
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic GC while a big answer is decoded, converted and freed.
-
-    Decoding a 1,024-node summary allocates about a million containers; that triggers full
-    (generation 2) collections of 50-120 ms each, during which no other thread runs: the UI
-    would freeze. The garbage made here is acyclic and freed by refcounting before GC resumes.
-    """
-    global _gc_pausers, _gc_was_enabled
-    with _gc_lock:
-        if _gc_pausers == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_pausers += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_pausers -= 1
-            if _gc_pausers == 0 and _gc_was_enabled:
-                gc.enable()
 
 
 def _release_summary(doc: Any) -> None:
