@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support import tui_fakes as demo  # noqa: E402
 from textual.pilot import Pilot  # noqa: E402
+from textual.screen import ModalScreen  # noqa: E402
 
 from raytui.errors import ClusterUnreachable  # noqa: E402
 from raytui.tui.app import RaytuiApp  # noqa: E402
@@ -52,6 +53,7 @@ async def shoot(
     history: Sequence[Any] = (),
     fail_next: bool = False,
     min_generation: int = 1,
+    settle: float = 0.3,
 ) -> Path:
     async with app.run_test(size=size) as pilot:
         await _until(pilot, lambda: app.state.generation >= min_generation and not app.poller.busy)
@@ -65,9 +67,11 @@ async def shoot(
         for key in keys:
             await pilot.press(key)
             await pilot.pause(0.2)
-        await pilot.pause(0.3)
+        await pilot.pause(settle)
         path = out / f"{name}.svg"
         app.save_screenshot(filename=path.name, path=str(out))
+        while isinstance(app.screen, ModalScreen):  # a dialog would take the q as text
+            await pilot.press("escape")
         await pilot.press("q")
         await _until(pilot, lambda: not app.is_running)
     return path
@@ -208,6 +212,48 @@ async def live(out: Path, address: str) -> list[Path]:
     return paths
 
 
+async def peers(out: Path) -> list[Path]:
+    """The peers sidebar and the add-peer dialog, against real `raytui proxy run` daemons."""
+    from tests.proxy_support.daemons import Daemon, free_port, pair_up
+
+    own, lab, home = Daemon("me"), Daemon("lab"), Daemon("home")
+    daemons = [own, lab, home]
+    saved = os.environ.get("RAYTUI_HOME")
+    try:
+        for daemon in daemons:
+            daemon.start()
+        pair_up(own, lab)
+        pair_up(own, home)
+        ghost = Daemon("ghost")  # never started: a peer that cannot be reached
+        ghost_id = _peer_id_of(ghost)
+        own.control.add_peer(f"/ip4/127.0.0.1/tcp/{free_port()}/p2p/{ghost_id}", name="ghost")
+        os.environ["RAYTUI_HOME"] = str(own.home)  # the app reads this daemon's control socket
+        paths = []
+        for name, size, keys in (
+            ("peers-120x36", (120, 36), ("p",)),
+            ("add-peer-80x24", (80, 24), ("p", "a", *"/ip4/10.0.0.5/tcp/4701")),
+        ):
+            app = demo_app([demo.healthy()])
+            paths.append(await shoot(app, out, name, size, keys, settle=2.5))
+        return paths
+    finally:
+        if saved is None:
+            os.environ.pop("RAYTUI_HOME", None)
+        else:
+            os.environ["RAYTUI_HOME"] = saved
+        for daemon in daemons:
+            daemon.cleanup()
+
+
+def _peer_id_of(daemon: Any) -> str:
+    """Start a daemon once to mint its identity, then stop it: its address stays unreachable."""
+    daemon.start()
+    try:
+        return str(daemon.status().peer_id)
+    finally:
+        daemon.cleanup()
+
+
 def start_demo_cluster() -> Any:
     """A real 3-node `ray start` cluster whose agents report fake GPUs (the tests' hook)."""
     import httpx
@@ -276,6 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     paths = asyncio.run(replayed(args.out))
     paths += asyncio.run(composer(args.out))
+    paths += asyncio.run(peers(args.out))
     if args.address:
         paths += asyncio.run(live(args.out, args.address))
     if args.demo_cluster:
