@@ -53,7 +53,7 @@ def _opt(req: dict[str, Any], key: str) -> str | None:
     return value
 
 
-def _remove(path: Path) -> None:
+def remove_socket(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
 
@@ -166,7 +166,7 @@ class ControlServer:
 
     async def serve(self, path: Path, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         sock = trio.socket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
-        _remove(path)
+        remove_socket(path)
         old_umask = os.umask(0o177)
         try:
             await sock.bind(str(path))
@@ -185,4 +185,4 @@ class ControlServer:
         finally:
             with trio.CancelScope(shield=True):
                 await listener.aclose()
-            _remove(path)
+            remove_socket(path)

@@ -21,7 +21,7 @@ import trio
 from raytui import locations
 from raytui.errors import RaytuiError, UsageError
 from raytui.proxy import identity, store
-from raytui.proxy.control import ControlServer, socket_path
+from raytui.proxy.control import ControlServer, remove_socket, socket_path
 from raytui.proxy.core import DEFAULT_LISTEN, ProxyNode
 from raytui.sources.proxy_control import ProxyControl, is_running
 
@@ -102,6 +102,9 @@ async def _main(node: ProxyNode) -> None:
             log.info("listening: %s", addr)
         nursery.start_soon(_on_signals, node)
         await node.shutdown.wait()
+        # Unlink the control socket before in-flight requests are cut: a client that loses its
+        # connection from here on finds no socket and reports "not running", not "unreachable".
+        remove_socket(socket_path())
         nursery.cancel_scope.cancel()
     with contextlib.suppress(FileNotFoundError):
         pid_path().unlink()

@@ -68,6 +68,7 @@ class ProxyControl:
                 while b"\n" not in buf:
                     chunk = sock.recv(65536)
                     if not chunk:
+                        self._raise_if_gone()
                         raise RaytuiError("the proxy daemon closed the control connection")
                     buf += chunk
             except TimeoutError:
@@ -75,6 +76,7 @@ class ProxyControl:
                     f"the proxy daemon did not answer {op!r} within {self.timeout:g} s"
                 ) from None
             except OSError as exc:
+                self._raise_if_gone()
                 raise RaytuiError(f"control connection to the proxy daemon failed: {exc}") from exc
         finally:
             sock.close()
@@ -88,6 +90,11 @@ class ProxyControl:
                 raise UsageError(message)
             raise RaytuiError(message)
         return reply.get("result")
+
+    def _raise_if_gone(self) -> None:
+        """A request cut off because the daemon is stopping: it unlinks its socket first."""
+        if not self.path.exists():
+            raise DaemonNotRunning(NOT_RUNNING)
 
     # --- queries --------------------------------------------------------------------------------
 
