@@ -35,15 +35,6 @@ from raytui.tui.app import RaytuiApp  # noqa: E402
 Steps = Callable[[Pilot[Any], RaytuiApp], Any]
 
 
-async def _until(pilot: Pilot[Any], cond: Callable[[], object], within: float = 60.0) -> None:
-    deadline = time.monotonic() + within
-    while not cond():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the app did not get there in time")
-        await pilot.pause(0.05)
-    await pilot.pause()
-
-
 async def shoot(
     app: RaytuiApp,
     out: Path,
@@ -56,24 +47,22 @@ async def shoot(
     settle: float = 0.3,
 ) -> Path:
     async with app.run_test(size=size) as pilot:
-        await _until(pilot, lambda: app.state.generation >= min_generation and not app.poller.busy)
-        for snap in history:
-            generation = app.state.generation
-            app.feed(snap)
-            await _until(pilot, lambda g=generation: app.state.generation > g)  # type: ignore[misc]
-        if fail_next:
-            await pilot.press("r")
-            await _until(pilot, lambda: app.poller.failures > 0 and not app.poller.busy)
-        for key in keys:
-            await pilot.press(key)
-            await pilot.pause(0.2)
+        await demo.drive(
+            pilot,
+            app,
+            history,
+            keys,
+            fail_next=fail_next,
+            min_generation=min_generation,
+            key_pause=0.2,
+        )
         await pilot.pause(settle)
         path = out / f"{name}.svg"
         app.save_screenshot(filename=path.name, path=str(out))
         while isinstance(app.screen, ModalScreen):  # a dialog would take the q as text
             await pilot.press("escape")
         await pilot.press("q")
-        await _until(pilot, lambda: not app.is_running)
+        await demo.until(pilot, lambda: not app.is_running)
     return path
 
 
@@ -138,10 +127,10 @@ async def composer(out: Path) -> list[Path]:
         app = demo_app([demo.healthy()], prompt_service=service)
         shots = []
         async with app.run_test(size=size) as pilot:
-            await _until(pilot, lambda: app.state.generation >= 1)
+            await demo.until(pilot, lambda: app.state.generation >= 1)
             await pilot.press("c")
             screen = app.screen
-            await _until(pilot, lambda: bool(screen.query_one(Input).value))
+            await demo.until(pilot, lambda: bool(screen.query_one(Input).value))
             screen.query_one("#per-line", Checkbox).value = True
             screen.query_one("#temperature", Input).value = "0.7"
             for n, theme in enumerate(themes):

@@ -32,7 +32,6 @@ from tests.servers.ollama_wire import OllamaWireServer, Script
 from tests.support.prompt_runs import (
     RAYTUI,
     collect,
-    driver_with_token_auth,
     gpu2,
     json_events,
     submit_cli,
@@ -44,11 +43,6 @@ pytestmark = [pytest.mark.ray, pytest.mark.multinode]
 
 TOKENS = ["Grüße", " aus ", "東京", " — ", "naïve ", "😀", " <&>", "\n", "second line", "."]
 ANSWER = "".join(TOKENS)
-
-
-@pytest.fixture
-def driver(request: pytest.FixtureRequest) -> RayTestCluster:
-    return driver_with_token_auth(request)
 
 
 @pytest.fixture
@@ -211,9 +205,9 @@ def test_sigkill_of_submit_mid_stream_keeps_received_text_in_history(
 
 
 async def test_cancel_mid_stream_closes_connection_and_frees_the_gpu(
-    driver: RayTestCluster, server: OllamaWireServer
+    ray_driver: RayTestCluster, server: OllamaWireServer
 ) -> None:
-    node = gpu2(driver)
+    node = gpu2(ray_driver)
     free_before, total = dispatch.gpu_counts(node.node_id)
     assert total == 2
     run = dispatch.submit(
@@ -241,7 +235,7 @@ async def test_cancel_mid_stream_closes_connection_and_frees_the_gpu(
 
 
 async def test_missing_model_fails_with_pull_hint(
-    driver: RayTestCluster, server: OllamaWireServer
+    ray_driver: RayTestCluster, server: OllamaWireServer
 ) -> None:
     run = dispatch.submit(PromptRequest("hi", "ollama", "nope:7b", endpoint=server.url))
     events = await collect(run)
@@ -254,7 +248,7 @@ async def test_missing_model_fails_with_pull_hint(
 
 
 async def test_error_line_mid_stream_fails_and_keeps_text(
-    driver: RayTestCluster, server: OllamaWireServer
+    ray_driver: RayTestCluster, server: OllamaWireServer
 ) -> None:
     store = HistoryStore()
     run = dispatch.submit(
@@ -270,7 +264,7 @@ async def test_error_line_mid_stream_fails_and_keeps_text(
     assert rec.text == "partial answer partial answer " and rec.error == failed.error
 
 
-async def test_unreachable_ollama_names_the_node(driver: RayTestCluster) -> None:
+async def test_unreachable_ollama_names_the_node(ray_driver: RayTestCluster) -> None:
     run = dispatch.submit(PromptRequest("hi", "ollama", "m", endpoint="http://127.0.0.1:9"))
     events = await collect(run)
     failed = events[-1]
@@ -278,7 +272,7 @@ async def test_unreachable_ollama_names_the_node(driver: RayTestCluster) -> None
     assert "Ollama unreachable on node" in failed.error and "127.0.0.1:9" in failed.error
 
 
-async def test_no_node_with_enough_gpus_fails_at_once(driver: RayTestCluster) -> None:
+async def test_no_node_with_enough_gpus_fails_at_once(ray_driver: RayTestCluster) -> None:
     run = dispatch.submit(PromptRequest("hi", "ollama", "m", num_gpus=5))
     events = await collect(run)
     assert len(events) == 1 and isinstance(events[0], Failed)
@@ -286,9 +280,9 @@ async def test_no_node_with_enough_gpus_fails_at_once(driver: RayTestCluster) ->
 
 
 async def test_model_list_and_pull_with_progress(
-    driver: RayTestCluster, server: OllamaWireServer
+    ray_driver: RayTestCluster, server: OllamaWireServer
 ) -> None:
-    node = gpu2(driver)
+    node = gpu2(ray_driver)
     models = await asyncio.to_thread(ollama.list_models, node.node_id, server.url)
     assert models == ["breaks:latest", "llama3.2:latest", "slow:latest", "two-seconds:latest"]
     gen = ollama.pull_model("qwen3", node.node_id, server.url)
@@ -304,9 +298,9 @@ async def test_model_list_and_pull_with_progress(
 
 
 async def test_node_removed_mid_stream_fails_keeps_text_and_driver_survives(
-    driver: RayTestCluster, server: OllamaWireServer
+    ray_driver: RayTestCluster, server: OllamaWireServer
 ) -> None:
-    node = await asyncio.to_thread(driver.add_node, num_gpus=1)
+    node = await asyncio.to_thread(ray_driver.add_node, num_gpus=1)
     store = HistoryStore()
     run = dispatch.submit(
         PromptRequest("long one", "ollama", "slow", node=node.node_id, endpoint=server.url),
@@ -316,7 +310,7 @@ async def test_node_removed_mid_stream_fails_keeps_text_and_driver_survives(
     async for event in run.events():
         events.append(event)
         if sum(isinstance(e, Chunk) for e in events) == 4:
-            await asyncio.to_thread(driver.kill_node, node)
+            await asyncio.to_thread(ray_driver.kill_node, node)
     failed = events[-1]
     assert isinstance(failed, Failed) and failed.kind == FailureKind.NODE_DIED, failed
     assert node.node_id[:8] in failed.error

@@ -10,17 +10,12 @@ from raytui.backends import dispatch
 from raytui.backends.history import HistoryStore
 from raytui.model.prompts import Chunk, Done, Failed, FailureKind, PromptRequest, RunState
 from tests.servers.openai_wire import OpenAIWireServer, SseScript
-from tests.support.prompt_runs import collect, driver_with_token_auth, json_events, submit_cli
+from tests.support.prompt_runs import collect, json_events, submit_cli
 from tests.support.ray_cluster import RayTestCluster
 
 pytestmark = [pytest.mark.ray, pytest.mark.multinode]
 
 TOKENS = ["Ça ", "va", " — ", "東京", " 😀", "\n", "fin"]
-
-
-@pytest.fixture
-def driver(request: pytest.FixtureRequest) -> RayTestCluster:
-    return driver_with_token_auth(request)
 
 
 @pytest.fixture
@@ -63,7 +58,7 @@ def test_submit_openai_streams_exact_text_with_provenance(
 
 
 async def test_openai_unknown_model_and_mid_stream_error(
-    driver: RayTestCluster, server: OpenAIWireServer
+    ray_driver: RayTestCluster, server: OpenAIWireServer
 ) -> None:
     url = f"{server.url}/v1"
     missing = await collect(dispatch.submit(PromptRequest("hi", "openai", "nope", endpoint=url)))
@@ -83,7 +78,7 @@ async def test_openai_unknown_model_and_mid_stream_error(
 
 
 async def test_openai_run_completes_in_process(
-    driver: RayTestCluster, server: OpenAIWireServer
+    ray_driver: RayTestCluster, server: OpenAIWireServer
 ) -> None:
     run = dispatch.submit(
         PromptRequest("hi", "openai", "qwen", system="be brief", endpoint=f"{server.url}/v1")

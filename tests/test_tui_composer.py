@@ -83,6 +83,23 @@ async def open_composer(pilot: Pilot[Any], app: RaytuiApp) -> ComposerScreen:
     return composer
 
 
+async def open_composer_on_node(pilot: Pilot[Any], app: RaytuiApp, node_id: str) -> ComposerScreen:
+    """Open the composer on a real cluster and target `node_id` once Ray lists it."""
+    await wait_for(pilot, lambda: app.state.generation >= 1, what="first snapshot")
+    await pilot.press("c")
+    await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+    composer = app.screen
+    assert isinstance(composer, ComposerScreen)
+    await wait_for(
+        pilot,
+        lambda: node_id in {v for _, v in composer._node_options()},
+        within=30,
+        what="Ray's node list",
+    )
+    composer.query_one("#node", Select).value = node_id
+    return composer
+
+
 def panes(composer: ComposerScreen) -> list[AnswerPane]:
     return list(composer.query(AnswerPane))
 
@@ -402,9 +419,9 @@ async def test_composer_streams_exact_text_with_provenance_through_real_ray(
 ) -> None:
     from raytui.backends.service import RayPromptService
     from raytui.sources import attach
-    from tests.support.prompt_runs import driver_with_token_auth, gpu2
+    from tests.support.prompt_runs import gpu2
 
-    cluster = driver_with_token_auth(request)  # this process is the session's Ray driver
+    cluster = request.getfixturevalue("ray_driver")  # this process is the Ray driver
     conn = attach.connect(cluster.dashboard_url)  # the real connection the app would hold
     history = HistoryStore()
     service = RayPromptService(lambda: conn, history)
@@ -412,19 +429,8 @@ async def test_composer_streams_exact_text_with_provenance_through_real_ray(
     app = make_app(service)
     try:
         async with app.run_test(size=(120, 36)) as pilot:
-            await wait_for(pilot, lambda: app.state.generation >= 1, what="first snapshot")
-            await pilot.press("c")
-            await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
-            composer = app.screen
-            assert isinstance(composer, ComposerScreen)
             # Nodes come from Ray; the model list from the wire server via a task on the node.
-            await wait_for(
-                pilot,
-                lambda: node.node_id in {v for _, v in composer._node_options()},
-                within=30,
-                what="Ray's node list",
-            )
-            composer.query_one("#node", Select).value = node.node_id
+            composer = await open_composer_on_node(pilot, app, node.node_id)
             endpoint = composer.query_one("#endpoint", Input)
             endpoint.value = wire_server.url
             endpoint.focus()
@@ -473,32 +479,21 @@ async def test_composer_pulls_a_missing_model_on_its_node_through_real_ray(
 ) -> None:
     from raytui.backends.service import RayPromptService
     from raytui.sources import attach
-    from tests.support.prompt_runs import driver_with_token_auth, gpu2
+    from tests.support.prompt_runs import gpu2
 
     server = OllamaWireServer(
         {"llama3.2": WireScript(["x"])},
         pullable={"qwen3": WireScript(["pulled ", "answer"], tokens_per_s=None)},
     )
     server.start()
-    cluster = driver_with_token_auth(request)
+    cluster = request.getfixturevalue("ray_driver")
     conn = attach.connect(cluster.dashboard_url)
     service = RayPromptService(lambda: conn, HistoryStore())
     node = gpu2(cluster)
     app = make_app(service)
     try:
         async with app.run_test(size=(120, 36)) as pilot:
-            await wait_for(pilot, lambda: app.state.generation >= 1, what="first snapshot")
-            await pilot.press("c")
-            await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
-            composer = app.screen
-            assert isinstance(composer, ComposerScreen)
-            await wait_for(
-                pilot,
-                lambda: node.node_id in {v for _, v in composer._node_options()},
-                within=30,
-                what="Ray's node list",
-            )
-            composer.query_one("#node", Select).value = node.node_id
+            composer = await open_composer_on_node(pilot, app, node.node_id)
             composer.query_one("#endpoint", Input).value = server.url
             set_model(composer, "qwen3")
             await type_prompt(pilot, composer, "after the pull")
@@ -621,7 +616,7 @@ async def test_history_lists_searches_opens_and_copies_with_a_stand_in_service(
         await pilot.press("slash", *"東京")
         await wait_for(pilot, lambda: [r.run_id for r in screen.records] == ["r2"], what="hit")
         await pilot.press("enter")  # leaves the search box, filter kept
-        assert screen.needle == "東京" and table.has_focus
+        await wait_for(pilot, lambda: screen.needle == "東京" and table.has_focus, what="focus")
         await pilot.press("enter")  # full text
         await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen), what="detail")
         detail = app.screen
@@ -629,13 +624,13 @@ async def test_history_lists_searches_opens_and_copies_with_a_stand_in_service(
         assert str(detail.query_one(".answer", Static).content) == "こんにちは東京"
         assert str(detail.query_one(".prompt", Static).content) == "greet Tokyo"
         await pilot.press("y")
-        assert app.clipboard == "こんにちは東京"
+        await wait_for(pilot, lambda: app.clipboard == "こんにちは東京", what="copied answer")
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is screen, what="back to the list")
         await pilot.press("escape")  # clears the search
         await wait_for(pilot, lambda: len(screen.records) == 3, what="all runs again")
         await pilot.press("y")  # copy from the list: the highlighted (newest) run
-        assert app.clipboard == "par"
+        await wait_for(pilot, lambda: app.clipboard == "par", what="copied newest answer")
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, ClusterScreen), what="back")
 

@@ -7,7 +7,6 @@ through `SnapshotReady` one message at a time, no spinner on screen. Update with
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,6 +22,7 @@ from tests.support.tui_fakes import (
     GPU2_ID,
     FakeConnection,
     connector_for,
+    drive,
     frozen_clock,
     sparkline_series,
     with_dead_gpu2,
@@ -44,13 +44,6 @@ def replay_app(script: list[ClusterSnapshot | BaseException]) -> RaytuiApp:
     )
 
 
-async def _until(pilot: Pilot[Any], cond: Callable[[], object]) -> None:
-    deadline = time.monotonic() + 10
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await pilot.pause(0.01)
-
-
 def prepare(
     history: list[ClusterSnapshot], *keys: str, poll_again: bool = False
 ) -> Callable[[Pilot[Any]], Awaitable[None]]:
@@ -59,17 +52,7 @@ def prepare(
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
         assert isinstance(app, RaytuiApp)
-        await _until(pilot, lambda: app.state.generation >= 1 and not app.poller.busy)
-        for snap in history:
-            generation = app.state.generation
-            app.feed(snap)
-            await _until(pilot, lambda g=generation: app.state.generation > g)  # type: ignore[misc]
-        if poll_again:
-            await pilot.press("r")
-            await _until(pilot, lambda: app.poller.failures > 0 and not app.poller.busy)
-        for key in keys:
-            await pilot.press(key)
-        await pilot.pause()
+        await drive(pilot, app, history, keys, fail_next=poll_again)
 
     return run_before
 

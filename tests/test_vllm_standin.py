@@ -16,7 +16,7 @@ import pytest
 
 from raytui.backends import dispatch, vllm
 from raytui.model.prompts import Chunk, Done, Failed, FailureKind, PromptRequest, Started
-from tests.support.prompt_runs import collect, driver_with_token_auth, gpu2
+from tests.support.prompt_runs import collect, gpu2
 from tests.support.ray_cluster import RayTestCluster
 from tests.support.vllm_standin import StandInFactory, read_log
 
@@ -26,12 +26,7 @@ TOKENS = ["Ten", "sor", " par", "allel", " 並列", "."]
 
 
 @pytest.fixture
-def driver(request: pytest.FixtureRequest) -> RayTestCluster:
-    return driver_with_token_auth(request)
-
-
-@pytest.fixture
-def pool_factory(driver: RayTestCluster, tmp_path: Path) -> Iterator[object]:
+def pool_factory(ray_driver: RayTestCluster, tmp_path: Path) -> Iterator[object]:
     pools: list[vllm.EnginePool] = []
 
     def make(tp: int, replicas: int, tokens_per_s: float = 50.0) -> tuple[vllm.EnginePool, str]:
@@ -42,7 +37,7 @@ def pool_factory(driver: RayTestCluster, tmp_path: Path) -> Iterator[object]:
             replicas=replicas,
             engine_kwargs={"gpu_memory_utilization": 0.8},
             engine=StandInFactory(log, TOKENS * (1 if tokens_per_s >= 50 else 20), tokens_per_s),
-            node_id=gpu2(driver).node_id,
+            node_id=gpu2(ray_driver).node_id,
         ).start()
         vllm.register_pool(pool)
         pools.append(pool)

@@ -59,23 +59,3 @@ async def collect(run: dispatch.Run, on_event: Callable[[Event], Any] | None = N
         if on_event is not None:
             on_event(event)
     return events
-
-
-def driver_with_token_auth(request: Any) -> RayTestCluster:
-    """The session's `ray_driver`, making sure token auth is on while it connects.
-
-    Ray 2.60 never turns token auth on by itself for an explicit address, so `RAY_AUTH_MODE`
-    must be set at `ray.init` time; it is restored afterwards so other tests see the env as is.
-    """
-    import os
-
-    previous = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "token"
-    try:
-        cluster: RayTestCluster = request.getfixturevalue("ray_driver")
-    finally:
-        if previous is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = previous
-    return cluster

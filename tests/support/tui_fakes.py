@@ -6,8 +6,10 @@ Everything here is deterministic: a frozen clock, fixed IDs and numbers, no Ray.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from raytui.errors import ClusterUnreachable
 from raytui.model.cluster import (
@@ -21,6 +23,11 @@ from raytui.model.cluster import (
 )
 from raytui.model.nvml import GpuDetail, NvmlReport
 from raytui.sources.connection import ProgressFn
+
+if TYPE_CHECKING:
+    from textual.pilot import Pilot
+
+    from raytui.tui.app import RaytuiApp
 
 NOW = 1_795_312_318.0  # frozen wall clock for every TUI test
 GIB = 1024**3
@@ -298,3 +305,39 @@ def screen_text(app: object) -> str:
     render = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
     console.print(render)
     return console.export_text()
+
+
+async def until(pilot: Pilot[Any], cond: Callable[[], object], within: float = 60.0) -> None:
+    """Let the app run until `cond()` holds; fail after `within` seconds."""
+    deadline = time.monotonic() + within
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the app did not get there within {within:g} s")
+        await pilot.pause(0.02)
+    await pilot.pause()
+
+
+async def drive(
+    pilot: Pilot[Any],
+    app: RaytuiApp,
+    history: Sequence[ClusterSnapshot] = (),
+    keys: Sequence[str] = (),
+    *,
+    fail_next: bool = False,
+    min_generation: int = 1,
+    key_pause: float = 0.0,
+) -> None:
+    """Bring a replayed app to the state a snapshot test or screenshot shows: wait for the
+    first fetches, feed `history` one snapshot at a time (through the poller's own message),
+    optionally make the next poll fail, then press `keys`."""
+    await until(pilot, lambda: app.state.generation >= min_generation and not app.poller.busy)
+    for snap in history:
+        generation = app.state.generation
+        app.feed(snap)
+        await until(pilot, lambda g=generation: app.state.generation > g)  # type: ignore[misc]
+    if fail_next:
+        await pilot.press("r")
+        await until(pilot, lambda: app.poller.failures > 0 and not app.poller.busy)
+    for key in keys:
+        await pilot.press(key)
+        await pilot.pause(key_pause)
