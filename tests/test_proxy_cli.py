@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -137,3 +138,46 @@ def test_start_detaches_and_stop_stops(tmp_path_factory: pytest.TempPathFactory)
     finally:
         d.cli("proxy", "stop")
         d.cleanup()
+
+
+@pytest.mark.proxy
+def test_unexpose_withdraws_services_and_the_token(daemon: Daemon) -> None:
+    assert daemon.cli("proxy", "expose", "--ray-head", "--share-token").returncode == 0
+    assert daemon.cli("proxy", "expose", "notes", "127.0.0.1:9000").returncode == 0
+    out = daemon.cli("proxy", "unexpose", "notes")
+    assert out.returncode == 0, out.stderr
+    assert "no longer exposed: notes -> 127.0.0.1:9000" in out.stdout
+    out = daemon.cli("proxy", "unexpose", "--ray-head", "--share-token")
+    assert out.returncode == 0, out.stderr
+    status = json.loads(daemon.cli("proxy", "status", "--json").stdout)
+    assert {s["name"] for s in status["services"]} <= {"web"}
+    assert status["share_token"] is False
+    unknown = daemon.cli("proxy", "unexpose", "notes")
+    assert unknown.returncode == 2
+    assert "no exposed service named 'notes'" in unknown.stderr
+    assert daemon.cli("proxy", "unexpose").returncode == 2
+
+
+@pytest.mark.proxy
+def test_unforward_closes_the_local_port(daemon: Daemon) -> None:
+    # A forward needs an allow-listed peer, not a reachable one: the listener opens at once.
+    far = f"/ip4/127.0.0.1/tcp/{free_port()}/p2p/{GOOD_ID}"
+    daemon.cli("peers", "add", far, "--name", "far")
+    try:
+        out = daemon.cli("proxy", "forward", "far", "web")
+        assert out.returncode == 0, out.stderr
+        bind = re.search(r"forwarding (\S+) ->", out.stdout)
+        assert bind is not None, out.stdout
+        port = int(bind.group(1).rpartition(":")[2])
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()  # listening
+        out = daemon.cli("proxy", "unforward", str(port))  # PORT alone means 127.0.0.1:PORT
+        assert out.returncode == 0, out.stderr
+        assert f"closed forward 127.0.0.1:{port} -> " in out.stdout
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5)
+        assert json.loads(daemon.cli("proxy", "status", "--json").stdout)["forwards"] == []
+        again = daemon.cli("proxy", "unforward", str(port))
+        assert again.returncode == 2
+        assert f"no forward bound to 127.0.0.1:{port}" in again.stderr
+    finally:
+        daemon.cli("peers", "remove", "far")

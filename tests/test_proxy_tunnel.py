@@ -122,3 +122,14 @@ def test_unknown_service_resets_the_local_connection(
         10,
         "the refusal reason in the peer's last error",
     )
+
+
+def test_yamux_tuning_is_a_default_the_user_can_override() -> None:
+    from raytui.proxy.host import YAMUX_TUNING, tune_yamux
+
+    env: dict[str, str] = {}
+    tune_yamux(env)
+    assert env == {"PY_YAMUX_RELEASE_ON_READ": "0"} == dict(YAMUX_TUNING)
+    mine = {"PY_YAMUX_RELEASE_ON_READ": "1"}
+    tune_yamux(mine)
+    assert mine == {"PY_YAMUX_RELEASE_ON_READ": "1"}

@@ -111,6 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
     forward.add_argument("peer", metavar="PEER")
     forward.add_argument("name", metavar="NAME")
     forward.add_argument("--bind", metavar="HOST:PORT", default=None)
+    unexpose = psub.add_parser("unexpose", help="stop offering a service to peers")
+    unexpose.add_argument("name", nargs="?", metavar="NAME")
+    unexpose.add_argument(
+        "--ray-head", action="store_true", help="stop offering this machine's Ray head ports"
+    )
+    unexpose.add_argument(
+        "--share-token", action="store_true", help="stop handing the Ray token to peers"
+    )
+    unforward = psub.add_parser("unforward", help="close a local forward port")
+    unforward.add_argument("bind", metavar="HOST:PORT|PORT")
 
     peers = sub.add_parser("peers", help="the peer allow-list")
     pesub = peers.add_subparsers(dest="peers_command", metavar="ACTION", required=True)

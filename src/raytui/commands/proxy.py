@@ -1,4 +1,4 @@
-"""`raytui proxy run|start|stop|status|expose|forward`."""
+"""`raytui proxy run|start|stop|status|expose|unexpose|forward|unforward`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import time
 
 from raytui.errors import UsageError
-from raytui.model.peers import DaemonStatus, PeerHealth, short_peer_id
+from raytui.model.peers import RAY_HEAD_PORTS, DaemonStatus, PeerHealth, short_peer_id
 from raytui.sources.proxy_control import ProxyControl
 
 
@@ -50,6 +50,12 @@ def run(args: argparse.Namespace) -> int:
         fwd = control.forward(args.peer, args.name, args.bind)
         print(f"forwarding {fwd.bind} -> {args.peer}:{fwd.service}")
         return 0
+    if action == "unexpose":
+        return _unexpose(control, args)
+    if action == "unforward":
+        fwd = control.unforward(args.bind)
+        print(f"closed forward {fwd.bind} -> {short_peer_id(fwd.peer_id)}:{fwd.service}")
+        return 0
     raise UsageError(f"unknown proxy action {action!r}")
 
 
@@ -72,6 +78,21 @@ def _expose(control: ProxyControl, args: argparse.Namespace) -> int:
     if args.share_token:
         control.set_share_token(True)
     print(f"exposed {service.name} -> {service.target}")
+    return 0
+
+
+def _unexpose(control: ProxyControl, args: argparse.Namespace) -> int:
+    names = [args.name] if args.name else []
+    if args.ray_head:
+        names += [s.name for s in control.status().services if s.name in RAY_HEAD_PORTS]
+    if not names and not args.share_token:
+        raise UsageError("unexpose needs NAME, --ray-head or --share-token")
+    for name in names:
+        service = control.unexpose(name)
+        print(f"no longer exposed: {service.name} -> {service.target}")
+    if args.share_token:
+        control.set_share_token(False)
+        print("the Ray auth token is no longer handed to peers")
     return 0
 
 

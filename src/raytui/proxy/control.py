@@ -103,8 +103,7 @@ class ControlServer:
         return [s.to_dict() for s in services]
 
     async def _unexpose(self, req: dict[str, Any]) -> Any:
-        self._node.unexpose(_arg(req, "name"))
-        return {}
+        return self._node.unexpose(_arg(req, "name")).to_dict()
 
     async def _share_token(self, req: dict[str, Any]) -> Any:
         self._node.set_share_token(bool(req.get("enabled")))
@@ -115,8 +114,7 @@ class ControlServer:
         return fwd.to_dict()
 
     async def _unforward(self, req: dict[str, Any]) -> Any:
-        await self._node.unforward(_arg(req, "bind"))
-        return {}
+        return (await self._node.unforward(_arg(req, "bind"))).to_dict()
 
     async def _token(self, req: dict[str, Any]) -> Any:
         return {"token": await self._node.fetch_token(_arg(req, "peer"))}

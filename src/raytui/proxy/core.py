@@ -82,6 +82,7 @@ class _ForwardRuntime:
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     active: int = 0
     error: str | None = None
+    closed: trio.Event = field(default_factory=trio.Event)  # its listeners are closed
 
     def model(self) -> Forward:
         return Forward(
@@ -185,10 +186,12 @@ class ProxyNode:
             self.set_share_token(True)
         return out
 
-    def unexpose(self, name: str) -> None:
-        if self._state.services.pop(name, None) is None:
+    def unexpose(self, name: str) -> Service:
+        target = self._state.services.pop(name, None)
+        if target is None:
             raise UsageError(f"no exposed service named {name!r}")
         self.save()
+        return Service(name, target)
 
     def set_share_token(self, enabled: bool) -> None:
         self._state.share_token = enabled
@@ -247,16 +250,20 @@ class ProxyNode:
             raise RaytuiError(runtime.error)
         return runtime.model()
 
-    async def unforward(self, bind: str) -> None:
+    async def unforward(self, bind: str) -> Forward:
+        host, port = parse_host_port(bind, default_host="127.0.0.1")
+        key = f"{host}:{port}"
         for f in list(self._forwards):
-            if f.entry.bind == bind:
+            if f.entry.bind == key:
                 f.scope.cancel()
+                with trio.move_on_after(5):
+                    await f.closed.wait()  # the port is free when the reply goes out
                 self._forwards.remove(f)
                 if f.entry in self._state.forwards:
                     self._state.forwards.remove(f.entry)
                 self.save()
-                return
-        raise UsageError(f"no forward bound to {bind}")
+                return f.model()
+        raise UsageError(f"no forward bound to {key}")
 
     async def _start_forward(self, entry: store.ForwardEntry, persist: bool) -> _ForwardRuntime:
         assert self._nursery is not None
@@ -266,6 +273,7 @@ class ProxyNode:
             listeners = await trio.open_tcp_listeners(port, host=host)
         except OSError as exc:
             runtime.error = f"cannot listen on {entry.bind}: {exc.strerror or exc}"
+            runtime.closed.set()
             if not persist:
                 self._forwards.append(runtime)  # restored from disk: show why it is not running
             return runtime
@@ -316,6 +324,7 @@ class ProxyNode:
                 for listener in listeners:
                     with trio.CancelScope(shield=True):
                         await listener.aclose()
+                runtime.closed.set()
 
     # --- token and remote console ----------------------------------------------------------------
 

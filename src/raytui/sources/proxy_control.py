@@ -130,8 +130,8 @@ class ProxyControl:
         result = self.request("expose.ray_head", share_token=share_token)
         return [Service.from_dict(s) for s in result]
 
-    def unexpose(self, name: str) -> None:
-        self.request("unexpose", name=name)
+    def unexpose(self, name: str) -> Service:
+        return Service.from_dict(self.request("unexpose", name=name))
 
     def set_share_token(self, enabled: bool) -> None:
         self.request("share_token", enabled=enabled)
@@ -139,8 +139,8 @@ class ProxyControl:
     def forward(self, peer: str, service: str, bind: str | None = None) -> Forward:
         return Forward.from_dict(self.request("forward", peer=peer, service=service, bind=bind))
 
-    def unforward(self, bind: str) -> None:
-        self.request("unforward", bind=bind)
+    def unforward(self, bind: str) -> Forward:
+        return Forward.from_dict(self.request("unforward", bind=bind))
 
     def token(self, peer: str) -> str | None:
         token = self.request("token", peer=peer)["token"]
