@@ -220,6 +220,7 @@ async def peers(out: Path) -> list[Path]:
         paths = []
         for name, size, keys in (
             ("peers-120x36", (120, 36), ("p",)),
+            ("peers-80x24", (80, 24), ("p",)),
             ("add-peer-80x24", (80, 24), ("p", "a", *"/ip4/10.0.0.5/tcp/4701")),
         ):
             app = demo_app([demo.healthy()])

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-from raytui.backends.history import HistoryStore, default_path
+from raytui.backends.history import SCHEMA, HistoryStore, default_path
 from raytui.model.prompts import (
     Chunk,
     Done,
@@ -106,3 +107,66 @@ def test_history_cli_json_and_text(raytui_home: Path) -> None:
         [str(RAYTUI), "history", "--search", "zzz"], capture_output=True, text=True, check=True
     ).stdout
     assert "no runs match 'zzz'" in none
+
+
+WRITER = """
+import os, sys
+from raytui.backends.history import HistoryStore
+from raytui.model.prompts import Chunk, PromptRequest, Started
+store = HistoryStore()
+store.create("gone", PromptRequest("tell me a story", "ollama", "llama3.2")).result(5)
+store.record("gone", Started("abcdef0123456789", "10.0.0.5", "gpu-box", ("0",), "", 1)).result(5)
+for piece in ("Once ", "upon ", "a time"):
+    store.record("gone", Chunk(piece)).result(5)
+store.create("queued", PromptRequest("and another", "ollama", "llama3.2")).result(5)
+print("written", flush=True)
+sys.stdin.readline()  # killed here
+"""
+
+
+def test_runs_of_a_killed_process_turn_interrupted_with_their_text(raytui_home: Path) -> None:
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline() == "written\n"
+        alive = HistoryStore()  # its writer still runs: nothing is touched
+        assert {r.run_id: r.state for r in alive.list()} == {
+            "gone": RunState.STREAMING, "queued": RunState.WAITING,
+        }  # fmt: skip
+    finally:
+        writer.kill()
+        writer.wait(10)
+    reopened = HistoryStore()
+    gone, queued = reopened.get("gone"), reopened.get("queued")
+    assert gone is not None and queued is not None
+    assert (gone.state, gone.text, gone.node_id) == (
+        RunState.INTERRUPTED, "Once upon a time", "abcdef0123456789",
+    )  # fmt: skip
+    assert gone.error == "the process running it ended while it was streaming"
+    assert queued.state == RunState.INTERRUPTED and queued.text == ""
+    out = subprocess.run(
+        [str(RAYTUI), "history", "--json"], capture_output=True, text=True, check=True, timeout=30
+    )
+    assert {r["run_id"]: r["state"] for r in json.loads(out.stdout)} == {
+        "gone": "interrupted", "queued": "interrupted",
+    }  # fmt: skip
+
+
+def test_a_history_from_before_owners_were_recorded_is_migrated(raytui_home: Path) -> None:
+    first_schema = SCHEMA.replace(",\n    owner_pid INTEGER, owner_started REAL", "")
+    assert "owner_pid" not in first_schema
+    old = sqlite3.connect(default_path())
+    old.executescript(
+        first_schema
+        + "INSERT INTO runs (run_id, created_at, prompt, backend, model, params, state)"
+        " VALUES ('old', 1.0, 'hi', 'ollama', 'm', '{}', 'streaming');"
+        "INSERT INTO chunks VALUES ('old', 0, 'half');"
+    )
+    old.close()
+    store = HistoryStore()
+    (rec,) = store.list()
+    assert (rec.run_id, rec.state, rec.text) == ("old", RunState.INTERRUPTED, "half")
+    store.create("new", REQ).result(5)
+    store.close()
+    assert HistoryStore().get("new") is not None

@@ -3,8 +3,9 @@
 Schema: `runs` holds one row per run (prompt, parameters, backend, model, node, GPUs, timings,
 state, and the full text once the run ended); `chunks` holds the text of a run still streaming,
 one row per chunk (O(1) per chunk, no rewriting of a growing text). When a run ends its chunks are
-folded into `runs.text`. A run whose process was killed keeps its chunks and its last state, so
-`get`/`list` return everything that arrived.
+folded into `runs.text`. Each run records the process that runs it (pid and start time): when a
+store is opened, runs still open whose process is gone (killed, SSH session lost) turn
+`interrupted`, with everything that arrived folded into their text.
 
 Writes go through one writer thread per store: `record()` queues and returns a Future that
 resolves once the write is committed. The writer commits everything queued at once (one small
@@ -15,6 +16,7 @@ never blocks on the disk (`await asyncio.wrap_future(fut)`). Readers use their o
 from __future__ import annotations
 
 import json
+import os
 import queue
 import sqlite3
 import threading
@@ -24,6 +26,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from raytui import locations
 from raytui.model.prompts import (
@@ -52,7 +56,8 @@ CREATE TABLE IF NOT EXISTS runs (
     node_id TEXT, node_ip TEXT, hostname TEXT, gpu_ids TEXT NOT NULL DEFAULT '[]',
     started_at REAL, finished_at REAL,
     ttft_s REAL, tokens_per_s REAL, eval_count INTEGER,
-    done_reason TEXT, error TEXT
+    done_reason TEXT, error TEXT,
+    owner_pid INTEGER, owner_started REAL
 );
 CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at);
 CREATE TABLE IF NOT EXISTS chunks (
@@ -66,6 +71,67 @@ CREATE TABLE IF NOT EXISTS chunks (
 
 def default_path() -> Path:
     return locations.data_dir() / "history.sqlite3"
+
+
+def _process_started(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), or None when there is none."""
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.NoSuchProcess:
+        return None
+
+
+_THIS_PROCESS = (os.getpid(), _process_started(os.getpid()))
+
+
+def _owner_alive(pid: int | None, started: float | None) -> bool:
+    """Whether the process that wrote a run still runs (a reused pid has another start time)."""
+    if pid is None:
+        return False  # written before runs recorded their process
+    try:
+        now = _process_started(pid)
+    except psutil.Error:  # not ours to look at: assume it is still at work
+        return True
+    return now is not None and (started is None or abs(now - started) < 1.0)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Columns added since the first schema."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    for column, kind in (("owner_pid", "INTEGER"), ("owner_started", "REAL")):
+        if column not in have:
+            conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+
+
+def _mark_interrupted(conn: sqlite3.Connection) -> None:
+    """Open runs whose process is gone become `interrupted`; their chunks fold into the text."""
+    open_states = [str(s) for s in RunState if not s.final]
+    conn.execute("BEGIN IMMEDIATE")  # one store at a time: two opening at once see the same rows
+    try:
+        rows = conn.execute(
+            "SELECT run_id, owner_pid, owner_started, state FROM runs WHERE state IN (?, ?, ?)",
+            open_states,
+        ).fetchall()
+        for run_id, pid, started, state in rows:
+            if _owner_alive(pid, started):
+                continue
+            chunks = conn.execute(
+                "SELECT text FROM chunks WHERE run_id = ? ORDER BY seq", (run_id,)
+            ).fetchall()
+            conn.execute(
+                "UPDATE runs SET state = ?, text = text || ?, error = ? WHERE run_id = ?",
+                (
+                    str(RunState.INTERRUPTED),
+                    "".join(r[0] for r in chunks),
+                    f"the process running it ended while it was {state}",
+                    run_id,
+                ),
+            )
+            conn.execute("DELETE FROM chunks WHERE run_id = ?", (run_id,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -89,8 +155,12 @@ class HistoryStore:
         self.path = path or default_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = _connect(self.path)
-        conn.executescript(SCHEMA)
-        conn.close()
+        try:
+            conn.executescript(SCHEMA)
+            _migrate(conn)
+            _mark_interrupted(conn)
+        finally:
+            conn.close()
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._seq: dict[str, int] = {}
         self._writer: threading.Thread | None = None
@@ -107,7 +177,7 @@ class HistoryStore:
         def op(c: sqlite3.Connection) -> None:
             c.execute(
                 "INSERT OR REPLACE INTO runs (run_id, created_at, prompt, backend, model, params,"
-                " state) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " state, owner_pid, owner_started) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     at,
@@ -116,6 +186,7 @@ class HistoryStore:
                     request.model,
                     json.dumps(request.params()),
                     str(RunState.WAITING),
+                    *_THIS_PROCESS,
                 ),
             )
 

@@ -53,10 +53,11 @@ class RunState(StrEnum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"  # the process running it ended first (killed, SSH session lost)
 
     @property
     def final(self) -> bool:
-        return self in (RunState.DONE, RunState.FAILED, RunState.CANCELLED)
+        return self not in (RunState.WAITING, RunState.LOADING, RunState.STREAMING)
 
 
 @dataclass(frozen=True, slots=True)

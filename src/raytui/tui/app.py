@@ -134,8 +134,13 @@ class RaytuiApp(PeersApp[int]):
                 severity="warning",
             )
         self.poller.start()
-        self.peers_start(readonly=self.state.readonly, keymap=self.keymap)
+        self.call_after_refresh(self._start_peers)
         self.call_after_refresh(gc.freeze)
+
+    def _start_peers(self) -> None:
+        # In the body, below the header (composed by now): the header keeps its full width.
+        body = self.cluster_screen.query_one("#body")
+        self.peers_start(readonly=self.state.readonly, keymap=self.keymap, host=body)
 
     # -- data from the poller -----------------------------------------------------------------
 

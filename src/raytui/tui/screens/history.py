@@ -31,6 +31,7 @@ STATE_STYLE = {
     RunState.DONE: "green",
     RunState.FAILED: "red",
     RunState.CANCELLED: "yellow",
+    RunState.INTERRUPTED: "magenta",
     RunState.STREAMING: "cyan",
     RunState.LOADING: "cyan",
     RunState.WAITING: "yellow",

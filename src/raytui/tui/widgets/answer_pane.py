@@ -49,6 +49,7 @@ STATE_MARK = {
     RunState.DONE: "✔",
     RunState.FAILED: "✘",
     RunState.CANCELLED: "■",
+    RunState.INTERRUPTED: "↯",
 }
 
 
