@@ -27,6 +27,16 @@ def _env(tmp_path: Path) -> dict[str, str]:
         (["status", "--address", "127.0.0.1:1"], 1, ["cannot reach", "127.0.0.1:1"]),
         (["--refresh", "-1"], 2, ["--refresh"]),
         (["--address", "nonsense", "status"], 2, ["nonsense"]),
+        (
+            ["submit", "--via", "home", "--backend", "ollama", "--model", "m", "hi"],
+            2,
+            ["cannot go through --via", "ssh HEAD raytui submit"],
+        ),
+        (
+            ["submit", "--address", "ray://127.0.0.1:1", "--backend", "vllm", "--model", "m", "x"],
+            2,
+            ["cannot run over Ray Client", "host:6379"],
+        ),
     ],
 )
 def test_bad_input_is_a_clear_message(

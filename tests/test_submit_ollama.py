@@ -10,6 +10,7 @@ import asyncio
 import json
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -200,6 +201,42 @@ def test_sigkill_of_submit_mid_stream_keeps_received_text_in_history(
     # The driver's death ends its task: Ollama's stream is closed, not left generating.
     (req,) = [r for r in server.requests if r.path == "/api/chat"]
     wait_for(lambda: req.closed_by_client, 30, "the dead driver's stream to be closed")
+
+
+RAY_CLIENT_DRIVER = """
+import json, os, sys
+import ray
+from raytui.backends import dispatch
+from raytui.backends.history import HistoryStore
+from raytui.model.prompts import PromptRequest, event_to_json
+ray.init(os.environ["CLIENT_ADDRESS"], log_to_driver=False)
+history = HistoryStore()
+run = dispatch.submit(PromptRequest("keep me", "ollama", "llama3.2"), history=history)
+for _, event in dispatch.stream_sync([run]):
+    print(json.dumps(event_to_json(event)), flush=True)
+history.close()
+"""
+
+
+def test_prompts_through_ray_client_fail_clearly_and_keep_the_prompt(
+    ray_cluster: RayTestCluster,
+) -> None:
+    # What the TUI's composer does when it reaches the head only through Ray Client (a remote
+    # dashboard, or --via): Ray refuses streaming generators over Ray Client.
+    address = f"ray://127.0.0.1:{ray_cluster.client_port}"
+    proc = subprocess.run(
+        [sys.executable, "-c", RAY_CLIENT_DRIVER],
+        env=ray_cluster.client_env(CLIENT_ADDRESS=address),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (event,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert event["event"] == "error" and event["kind"] == "bad_request"
+    assert event["error"] == dispatch.RAY_CLIENT_CANNOT_STREAM
+    (rec,) = HistoryStore().list()
+    assert (rec.prompt, rec.state, rec.error) == (
+        "keep me", RunState.FAILED, dispatch.RAY_CLIENT_CANNOT_STREAM,
+    )  # fmt: skip
 
 
 # -- in-process, through the dispatch API the TUI uses -------------------------------------

@@ -92,6 +92,20 @@ class NodeInfo:
     alive: bool
 
 
+RAY_CLIENT_CANNOT_STREAM = (
+    "prompts cannot run over Ray Client (ray://...): Ray does not stream results through it."
+    " Run raytui on a machine of the cluster (e.g. over SSH on the head), or attach with the"
+    " head's GCS address (host:6379)"
+)
+
+
+def through_ray_client() -> bool:
+    """Whether this process reaches Ray through Ray Client, which refuses streaming generators."""
+    from ray.util.client import ray as client
+
+    return bool(client.is_connected())  # type: ignore[no-untyped-call]
+
+
 def cluster_nodes() -> list[NodeInfo]:
     import ray
 
@@ -342,6 +356,9 @@ def submit(
     run = Run(request, index=next(_counter) if index is None else index, history=history)
     if history is not None:
         history.create(run.run_id, request)
+    if through_ray_client():
+        run._immediate = Failed(RAY_CLIENT_CANNOT_STREAM, FailureKind.BAD_REQUEST)
+        return run
     nodes = nodes if nodes is not None else cluster_nodes()
     options: dict[str, Any] = {"num_gpus": request.num_gpus}
     if request.node:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
-import importlib
 import json
 import logging
 import os
@@ -62,13 +61,6 @@ def read_prompts(args_prompts: list[str], stdin: TextIO) -> list[str]:
 
 def connect(address: str | None) -> None:
     """Attach this process to Ray as a driver (see DESIGN.md's address rules)."""
-    try:  # another module may own address resolution
-        attach: Any = importlib.import_module("raytui.sources.attach")
-    except ImportError:
-        attach = None
-    if attach is not None and hasattr(attach, "init_driver"):
-        attach.init_driver(address)
-        return
     import ray
 
     if sys.__stderr__ is not None:
@@ -76,9 +68,10 @@ def connect(address: str | None) -> None:
     addr = address or os.environ.get("RAY_ADDRESS") or None
     if addr and addr.startswith(("http://", "https://")):
         raise UsageError(
-            f"{addr} is a dashboard URL: submit runs tasks, so it needs the GCS address"
-            " (host:6379) or ray://host:10001"
+            f"{addr} is a dashboard URL: submit runs tasks, so it needs the GCS address (host:6379)"
         )
+    if addr and addr.startswith("ray://"):
+        raise UsageError(dispatch.RAY_CLIENT_CANNOT_STREAM)
     kwargs: dict[str, Any] = {
         "log_to_driver": False,
         "namespace": "raytui",
@@ -189,6 +182,12 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         node=args.node,
         endpoint=args.endpoint,
     )
+    if getattr(args, "via", None):
+        raise UsageError(
+            "submit cannot go through --via: the tunnel carries Ray Client, and Ray does not"
+            " stream results through it. Run `raytui submit` on a machine of the cluster"
+            " (e.g. `ssh HEAD raytui submit ...`)"
+        )
     cfg = config_mod.load()
     connect(getattr(args, "address", None))
     history = HistoryStore()
