@@ -9,6 +9,8 @@ What only a real GPU machine can verify: vLLM's own AsyncLLM under Ray, model lo
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pytest
 
 from raytui.backends import dispatch, vllm
 from raytui.model.prompts import Chunk, Done, Failed, FailureKind, PromptRequest, Started
-from tests.support.prompt_runs import collect, gpu2
+from tests.support.prompt_runs import RAYTUI, collect, gpu2
 from tests.support.ray_cluster import RayTestCluster
 from tests.support.vllm_standin import StandInFactory, read_log
 
@@ -111,3 +113,40 @@ async def test_vllm_cancel_aborts_request_in_standin_engine(pool_factory: object
     # The engine keeps serving after an abort.
     again = dispatch.submit(PromptRequest("short", "vllm", pool.model, max_tokens=2))
     assert isinstance((await collect(again))[-1], Done)
+
+
+def test_engines_list_and_stop_from_the_command_line_with_standin(
+    pool_factory: object, ray_driver: RayTestCluster
+) -> None:
+    pool, _ = pool_factory(tp=1, replicas=2)  # type: ignore[operator]
+    pool.least_busy()  # both replicas have loaded their (stand-in) model
+
+    def raytui(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(RAYTUI), "engines", *args, "--address", ray_driver.gcs_address],
+            env=ray_driver.client_env(), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    listed = raytui("list", "--json")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    mine = [e for e in json.loads(listed.stdout) if e["model"] == pool.model]
+    assert [e["name"] for e in mine] == [vllm.actor_name(pool.model, 1, i) for i in (0, 1)]
+    node = gpu2(ray_driver)
+    for e in mine:
+        assert e["ready"] and e["tensor_parallel_size"] == 1 and e["in_flight"] == 0
+        assert e["node_id"] == node.node_id and len(e["gpu_ids"]) == 1
+    text = raytui("list").stdout
+    assert f"{mine[0]['name']}  {pool.model}  TP 1  " in text
+
+    stopped = raytui("stop", mine[0]["name"])
+    assert stopped.returncode == 0, stopped.stderr[-2000:]
+    assert stopped.stdout == f"stopped {mine[0]['name']}\n"
+    left = [e["name"] for e in json.loads(raytui("list", "--json").stdout)]
+    assert mine[0]["name"] not in left and mine[1]["name"] in left
+
+    unknown = raytui("stop", "raytui-vllm-nothing-tp1-0")
+    assert unknown.returncode == 2
+    assert "no engine named 'raytui-vllm-nothing-tp1-0'" in unknown.stderr
+    assert raytui("stop").returncode == 2  # NAMEs or --all
+    assert raytui("stop", "--all").returncode == 0
+    assert json.loads(raytui("list", "--json").stdout) == []

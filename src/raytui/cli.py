@@ -122,6 +122,17 @@ def build_parser() -> argparse.ArgumentParser:
     unforward = psub.add_parser("unforward", help="close a local forward port")
     unforward.add_argument("bind", metavar="HOST:PORT|PORT")
 
+    engines = sub.add_parser("engines", help="the vLLM engines (loaded models) on the cluster")
+    _add_address(engines)
+    esub = engines.add_subparsers(dest="engines_command", metavar="ACTION", required=True)
+    elist = esub.add_parser("list", help="every raytui vLLM engine, its model, node and GPUs")
+    elist.add_argument("--json", action="store_true")
+    estop = esub.add_parser("stop", help="stop engines and free their GPUs")
+    estop.add_argument("names", nargs="*", metavar="NAME")
+    estop.add_argument("--all", action="store_true", help="every raytui engine")
+    for p in (elist, estop):
+        _add_address(p)
+
     peers = sub.add_parser("peers", help="the peer allow-list")
     pesub = peers.add_subparsers(dest="peers_command", metavar="ACTION", required=True)
     plist = pesub.add_parser("list", help="list peers and their health")
@@ -140,6 +151,7 @@ _HANDLERS = {
     "submit": "raytui.commands.submit",
     "history": "raytui.commands.history",
     "proxy": "raytui.commands.proxy",
+    "engines": "raytui.commands.engines",
     "peers": "raytui.commands.peers",
 }
 

@@ -28,7 +28,17 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 from raytui.backends.node import started_here
-from raytui.model.prompts import Chunk, Done, Event, Failed, FailureKind, PromptRequest, Timings
+from raytui.errors import UsageError
+from raytui.model.prompts import (
+    Chunk,
+    Done,
+    EngineInfo,
+    Event,
+    Failed,
+    FailureKind,
+    PromptRequest,
+    Timings,
+)
 
 NAMESPACE = "raytui"
 
@@ -81,12 +91,28 @@ class VllmEngine:
         engine: EngineFactory | None = None,
     ) -> None:
         self.model = model
+        self.tp = tensor_parallel_size
         self.factory: EngineFactory = engine if engine is not None else VllmFactory()
         self.engine = self.factory.create(model, tensor_parallel_size, engine_kwargs or {})
         self.in_flight = 0
+        self.loaded_at = time.time()
 
     def load(self) -> int:
         return self.in_flight
+
+    def describe(self, name: str) -> EngineInfo:
+        s = started_here("vllm")
+        return EngineInfo(
+            name=name,
+            ready=True,
+            model=self.model,
+            tensor_parallel_size=self.tp,
+            node_id=s.node_id,
+            hostname=s.hostname,
+            gpu_ids=s.gpu_ids,
+            in_flight=self.in_flight,
+            started_at=self.loaded_at,
+        )
 
     def where(self) -> dict[str, Any]:
         s = started_here("vllm")
@@ -154,9 +180,12 @@ class VllmEngine:
             return
 
 
+ACTOR_PREFIX = "raytui-vllm-"
+
+
 def actor_name(model: str, tensor_parallel_size: int, index: int) -> str:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", model)
-    return f"raytui-vllm-{safe}-tp{tensor_parallel_size}-{index}"
+    return f"{ACTOR_PREFIX}{safe}-tp{tensor_parallel_size}-{index}"
 
 
 class EnginePool:
@@ -265,3 +294,57 @@ def generate(request: PromptRequest, request_id: str, node_id: str | None = None
     tp = max(1, int(request.num_gpus))
     pool = pool_for(request.model, tp, detached=True, node_id=node_id)
     return pool.generate(request, request_id)
+
+
+def list_engines(timeout: float = 5.0) -> list[EngineInfo]:
+    """Every raytui vLLM engine actor in the cluster, whoever started it (blocking).
+
+    An engine still loading its model does not answer within `timeout`: it is listed not ready.
+    """
+    import ray
+
+    names = sorted(
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["namespace"] == NAMESPACE and a["name"].startswith(ACTOR_PREFIX)
+    )
+    refs: dict[str, Any] = {}
+    for name in names:
+        try:
+            refs[name] = ray.get_actor(name, namespace=NAMESPACE).describe.remote(name)
+        except ValueError:  # gone since it was listed
+            continue
+    ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=timeout)
+    answered = set(ready)
+    out = []
+    for name, ref in refs.items():
+        info = None
+        if ref in answered:
+            try:
+                info = ray.get(ref)
+            except ray.exceptions.RayError:  # died meanwhile
+                continue
+        out.append(info if info is not None else EngineInfo(name=name, ready=False))
+    return out
+
+
+def stop_engines(names: list[str]) -> list[str]:
+    """Kill these engine actors (freeing their GPUs); every name must exist (blocking)."""
+    import ray
+
+    actors = []
+    for name in names:
+        if not name.startswith(ACTOR_PREFIX):
+            raise UsageError(f"{name!r} is not a raytui engine (names start with {ACTOR_PREFIX})")
+        try:
+            actors.append(ray.get_actor(name, namespace=NAMESPACE))
+        except ValueError:
+            raise UsageError(f"no engine named {name!r} (see `raytui engines list`)") from None
+    for actor in actors:
+        ray.kill(actor)
+    with _lock:
+        for key, pool in list(_pools.items()):
+            pool.actors = [a for a in pool.actors if a not in actors]
+            if not pool.actors:
+                del _pools[key]
+    return names

@@ -22,18 +22,16 @@ Exit code: 0 when every run succeeded, 1 when any failed, 2 on bad usage or inpu
 from __future__ import annotations
 
 import argparse
-import faulthandler
 import json
-import logging
-import os
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
 from raytui import config as config_mod
 from raytui.backends import dispatch
 from raytui.backends.history import HistoryStore
 from raytui.commands import reserved_stdout
-from raytui.errors import ClusterUnreachable, UsageError
+from raytui.commands.driver import connect, disconnect
+from raytui.errors import UsageError
 from raytui.model.prompts import (
     Chunk,
     Done,
@@ -57,37 +55,6 @@ def read_prompts(args_prompts: list[str], stdin: TextIO) -> list[str]:
     if not prompts or any(not p.strip() for p in prompts):
         raise UsageError("empty prompt")
     return prompts
-
-
-def connect(address: str | None) -> None:
-    """Attach this process to Ray as a driver (see DESIGN.md's address rules)."""
-    import ray
-
-    if sys.__stderr__ is not None:
-        faulthandler.enable(file=sys.__stderr__)
-    addr = address or os.environ.get("RAY_ADDRESS") or None
-    if addr and addr.startswith(("http://", "https://")):
-        raise UsageError(
-            f"{addr} is a dashboard URL: submit runs tasks, so it needs the GCS address (host:6379)"
-        )
-    if addr and addr.startswith("ray://"):
-        raise UsageError(dispatch.RAY_CLIENT_CANNOT_STREAM)
-    kwargs: dict[str, Any] = {
-        "log_to_driver": False,
-        "namespace": "raytui",
-        "logging_level": logging.WARNING,
-        "runtime_env": dispatch.runtime_env(),
-    }
-    try:
-        if addr is None:
-            try:
-                ray.init(address="auto", **kwargs)
-            except ConnectionError:
-                ray.init(address="local", **kwargs)
-        else:
-            ray.init(address=addr, **kwargs)
-    except (ConnectionError, TimeoutError) as exc:
-        raise ClusterUnreachable(f"cannot attach to Ray at {addr or 'auto'}: {exc}") from exc
 
 
 class TextPrinter:
@@ -189,7 +156,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             " (e.g. `ssh HEAD raytui submit ...`)"
         )
     cfg = config_mod.load()
-    connect(getattr(args, "address", None))
+    connect(getattr(args, "address", None), command="submit")
     history = HistoryStore()
     failed = False
     try:
@@ -215,7 +182,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         failed = failed or any(not isinstance(r.final, Done) for r in runs)
     finally:
         history.close()
-        _shutdown()
+        disconnect()
     return 1 if failed else 0
 
 
@@ -223,10 +190,3 @@ def _with_prompt(template: PromptRequest, prompt: str) -> PromptRequest:
     from dataclasses import replace
 
     return replace(template, prompt=prompt)
-
-
-def _shutdown() -> None:
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()

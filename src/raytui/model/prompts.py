@@ -160,6 +160,34 @@ def event_to_json(event: Event) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class EngineInfo:
+    """One vLLM engine actor (a loaded model) as `raytui engines list` shows it."""
+
+    name: str  # the Ray actor name, in namespace `raytui`
+    ready: bool  # False while the model still loads (or the actor does not answer)
+    model: str | None = None
+    tensor_parallel_size: int | None = None
+    node_id: str | None = None
+    hostname: str | None = None
+    gpu_ids: tuple[str, ...] = ()
+    in_flight: int = 0
+    started_at: float | None = None  # unix seconds, when the model finished loading
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ready": self.ready,
+            "model": self.model,
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "node_id": self.node_id,
+            "hostname": self.hostname,
+            "gpu_ids": list(self.gpu_ids),
+            "in_flight": self.in_flight,
+            "started_at": self.started_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class RunRecord:
     """One history row. `text` is everything that arrived, even for a run that never finished."""
 
