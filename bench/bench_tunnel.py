@@ -4,7 +4,9 @@ Measures bulk throughput both ways, small-message round trip, new-connection tim
 daemons' RSS and idle CPU. Prints a table with ratios to direct TCP. Not a test: run by hand,
     .venv/bin/python bench/bench_tunnel.py [--size-mb 256] [--rtt-count 2000] [--conns 200]
 `ssh -L` is measured when /usr/sbin/sshd and ssh exist (an sshd is started on a free port with
-throwaway keys under a temp dir; nothing global is changed).
+throwaway keys under a temp dir; nothing global is changed). The tunnel is measured a second
+time with py-libp2p's default Yamux window updates (`--no-baseline` skips it), so the effect of
+raytui's tuning (`raytui.proxy.host.YAMUX_TUNING`) is read off the same run.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from tests.proxy_support.daemons import Daemon, free_port, pair_up, wait_for
 from raytui.model.peers import LinkState
 
 BLOCK = 256 * 1024
+BASELINE = "tunnel, library default"  # window update per read (PY_YAMUX_RELEASE_ON_READ=1)
 
 
 # --- the target server (own process, so it does not share the GIL with the client) ------------
@@ -219,8 +222,12 @@ def _connectable(addr: tuple[str, int]) -> bool:
 
 
 @contextmanager
-def raytui_forward(target_port: int) -> Iterator[tuple[tuple[str, int], list[Daemon]]]:
+def raytui_forward(
+    target_port: int, env: dict[str, str] | None = None
+) -> Iterator[tuple[tuple[str, int], list[Daemon]]]:
     a, b = Daemon("A"), Daemon("B")
+    for daemon in (a, b):
+        daemon.env.update(env or {})
     try:
         a.start()
         b.start()
@@ -256,6 +263,11 @@ def main() -> int:
     parser.add_argument("--rtt-count", type=int, default=2000)
     parser.add_argument("--conns", type=int, default=200)
     parser.add_argument("--idle-s", type=float, default=15.0)
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the tunnel with py-libp2p's default Yamux window updates",
+    )
     args = parser.parse_args()
 
     target_port = free_port()
@@ -276,20 +288,24 @@ def main() -> int:
             peer = daemons[0].status().peer(b_id)
             assert peer is not None and peer.state == LinkState.CONNECTED
             rss, uss, cpu = daemon_resources(daemons, args.idle_s)
+        if not args.no_baseline:  # what raytui.proxy.host.YAMUX_TUNING changes, same run
+            with raytui_forward(target_port, {"PY_YAMUX_RELEASE_ON_READ": "1"}) as (addr, _):
+                results[BASELINE] = measure(addr, args)
     finally:
         server.terminate()
 
     base = results["direct TCP"]
     print(f"loopback, {os.cpu_count()} CPUs, {args.size_mb} MiB per bulk run (best of {args.runs})")
+    width = max(len(name) for name in results) + 2
     header = (
-        f"{'route':<15}{'upload MB/s':>13}{'download MB/s':>15}{'RTT ms':>9}"
+        f"{'route':<{width}}{'upload MB/s':>13}{'download MB/s':>15}{'RTT ms':>9}"
         f"{'added RTT ms':>14}{'new conn ms':>13}"
     )
     print(header)
     print("-" * len(header))
     for name, r in results.items():
         print(
-            f"{name:<15}{r['up']:>13.0f}{r['down']:>15.0f}{r['rtt']:>9.3f}"
+            f"{name:<{width}}{r['up']:>13.0f}{r['down']:>15.0f}{r['rtt']:>9.3f}"
             f"{r['rtt'] - base['rtt']:>14.3f}{r['conn']:>13.2f}"
         )
     print()
@@ -298,7 +314,7 @@ def main() -> int:
         if name == "direct TCP":
             continue
         print(
-            f"{name:<15} upload {r['up'] / base['up']:.2f}x"
+            f"{name:<{width}} upload {r['up'] / base['up']:.2f}x"
             f"  download {r['down'] / base['down']:.2f}x"
             f"  RTT {r['rtt'] / base['rtt']:.1f}x  new conn {r['conn'] / base['conn']:.1f}x"
         )
@@ -308,6 +324,13 @@ def main() -> int:
         f"idle CPU {cpu:.2f}% (max of the two, over {args.idle_s:g} s, one peer, pinging)"
     )
     t = results["raytui tunnel"]
+    if BASELINE in results:
+        b = results[BASELINE]
+        print(
+            f"Yamux tuning vs py-libp2p's default: upload {t['up'] / b['up']:.2f}x, download "
+            f"{t['down'] / b['down']:.2f}x, RTT {t['rtt'] / b['rtt']:.2f}x, "
+            f"new conn {t['conn'] / b['conn']:.2f}x"
+        )
     checks = [
         ("bulk >= 100 MB/s", min(t["up"], t["down"]) >= 100),
         ("added RTT <= 1.5 ms", t["rtt"] - base["rtt"] <= 1.5),

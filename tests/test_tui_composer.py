@@ -47,7 +47,7 @@ TOKENS = ["Grüße", " aus ", "東京", " — ", "naïve ", "😀", " <&>", "\n"
 ANSWER = "".join(TOKENS)
 
 
-def make_app(service: Any) -> RaytuiApp:
+def make_app(service: Any, readonly: bool = False) -> RaytuiApp:
     return RaytuiApp(
         connector_for(FakeConnection([healthy()]), progress=()),
         refresh=3600,
@@ -55,6 +55,7 @@ def make_app(service: Any) -> RaytuiApp:
         nvml_sampler=None,
         local_hostname="not-a-cluster-node",
         prompt_service=service,
+        readonly=readonly,
     )
 
 
@@ -239,6 +240,24 @@ async def test_start_error_and_bad_input_are_shown_with_a_stand_in_service() -> 
         await pilot.pause(0.1)
         assert "no alive Ray node 'nowhere'" in str(pane.query_one(".pane-error", Static).content)
         assert composer.query_one("#prompt", TextArea).text == "hi"
+
+
+
+async def test_readonly_console_sends_nothing_and_keeps_the_prompt_with_a_stand_in_service() -> (
+    None
+):
+    service = StandInService({"llama3.2": Script(["x"])})
+    app = make_app(service, readonly=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        composer = await open_composer(pilot, app)
+        set_model(composer, "llama3.2")
+        await type_prompt(pilot, composer, "use the GPUs")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app._notifications, what="the read-only notice")
+        (notice,) = list(app._notifications)
+        assert "read-only console" in notice.message and "--readonly" in notice.message
+        assert not service.requests and not panes(composer)
+        assert composer.query_one("#prompt", TextArea).text == "use the GPUs"
 
 
 HOSTILE = "RayTaskError: \x1b[36mray::tags_task()\x1b[39m (pid=2540, ip=192.0.2.2) [bold]x[/]"

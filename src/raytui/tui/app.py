@@ -219,7 +219,8 @@ class RaytuiApp(PeersApp[int]):
     def open_composer(self, request: PromptRequest | None = None) -> ComposerScreen:
         """Show the prompt composer (one instance: its runs keep streaming when it is hidden)."""
         if not self.is_screen_installed("composer"):
-            self.install_screen(ComposerScreen(self.prompt_service), name="composer")
+            composer_screen = ComposerScreen(self.prompt_service, readonly=self.state.readonly)
+            self.install_screen(composer_screen, name="composer")
         screen = self.get_screen("composer")
         assert isinstance(screen, ComposerScreen)
         composer: ComposerScreen = screen

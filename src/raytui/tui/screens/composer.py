@@ -50,6 +50,7 @@ from raytui.tui.widgets.answer_pane import AnswerPane, PullState
 ANY_NODE = "any"
 FLUSH_S = 0.05
 MAX_PANES = 16
+READONLY = "read-only console: prompts and model pulls are off (started with --readonly)"
 
 
 def _describe(exc: BaseException) -> str:
@@ -128,10 +129,15 @@ class ComposerScreen(Screen[None]):
             self.states = list(states)
 
     def __init__(
-        self, service: PromptService | None, *, clock: Callable[[], float] = time.monotonic
+        self,
+        service: PromptService | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        readonly: bool = False,
     ) -> None:
         super().__init__(id="composer")
         self.service = service
+        self.readonly = readonly  # --readonly: prompts and pulls use the cluster, so they are off
         self.clock = clock
         self.panes: list[AnswerPane] = []
         self.runs: dict[int, PromptRun] = {}  # pane number -> run, once started
@@ -333,6 +339,9 @@ class ComposerScreen(Screen[None]):
                 severity="warning",
             )
             return
+        if self.readonly:
+            self.notify(READONLY, severity="warning")
+            return
         if self.service is None:
             self.notify("no cluster connection to run prompts on", severity="error")
             return
@@ -445,7 +454,8 @@ class ComposerScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "pull_model":
-            return any(p.pull_offered for p in self.panes) and self.service is not None
+            offered = any(p.pull_offered for p in self.panes)
+            return offered and self.service is not None and not self.readonly
         return True
 
     def action_pull_model(self) -> None:
