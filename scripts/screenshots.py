@@ -216,6 +216,9 @@ async def peers(out: Path) -> list[Path]:
         ghost = Daemon("ghost")  # never started: a peer that cannot be reached
         ghost_id = _peer_id_of(ghost)
         own.control.add_peer(f"/ip4/127.0.0.1/tcp/{free_port()}/p2p/{ghost_id}", name="ghost")
+        lab.control.expose("ray-dashboard", "127.0.0.1:8265")
+        own.control.forward("lab", "ray-dashboard", f"127.0.0.1:{free_port()}")
+        own.control.expose("notebook", "127.0.0.1:8888")
         os.environ["RAYTUI_HOME"] = str(own.home)  # the app reads this daemon's control socket
         paths = []
         for name, size, keys in (

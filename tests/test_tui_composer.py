@@ -242,7 +242,6 @@ async def test_start_error_and_bad_input_are_shown_with_a_stand_in_service() -> 
         assert composer.query_one("#prompt", TextArea).text == "hi"
 
 
-
 async def test_readonly_console_sends_nothing_and_keeps_the_prompt_with_a_stand_in_service() -> (
     None
 ):

@@ -283,6 +283,17 @@ async def test_add_a_peer_it_connects_then_remove_it_with_confirmation(
         assert sidebar.highlighted_peer.peer_id == peer_id
         assert own.peer_state(peer_id) == LinkState.CONNECTED
 
+        # Tunnel health under the daemon: each forward, and what this daemon offers.
+        peer.control.expose("web", "127.0.0.1:9")
+        own.control.expose("notes", "127.0.0.1:9")
+        fwd = own.control.forward("lab", "web")
+        await until(pilot, lambda: "→ lab:web" in sidebar.text(), "the forward in the sidebar")
+        port = fwd.bind.rpartition(":")[2]
+        assert f"⇄ :{port} → lab:web · 0 active" in sidebar.text()  # 127.0.0.1 left out
+        assert "offers notes" in sidebar.text()
+        own.control.unforward(fwd.bind)
+        await until(pilot, lambda: "→ lab:web" not in sidebar.text(), "the forward gone")
+
         # d, then n: kept.
         sidebar.focus_peers()
         await pilot.press("d")

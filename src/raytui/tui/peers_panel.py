@@ -1,45 +1,20 @@
-"""The peers sidebar, its poller and its dialogs, as one App base class to wire into raytui.
+"""The peers sidebar, its poller and its dialogs, as one App base class (`PeersApp`).
 
-Wiring into `RaytuiApp` (app.py), three edits:
-
-1. the base class::
-
-       from raytui.tui.peers_panel import PeersApp
-       class RaytuiApp(PeersApp[int]):            # was App[int]
-
-   (the keys `p` toggle_peers, `a` add_peer, `P` start_proxy come with it: Textual merges
-   `PeersApp.BINDINGS` into the app's; `d`/`delete` remove_peer lives on the sidebar);
-2. at the end of `on_mount`::
-
-       self.peers_start(readonly=self.state.readonly, keymap=self.keymap)
-
-3. at the top of `action_quit`::
-
-       self.peers_stop()
-
-Layout: the sidebar docks right on its host and narrows everything else, the header included;
-the host has the class `-peers` while it shows, so raytui.tcss can adapt. The 120-column
-breakpoint counts the whole terminal, not what the sidebar leaves; this keeps the node list
-readable (checked at 120x30)::
-
-    ClusterScreen.-wide.-peers #nodes { layout: vertical; }
-    ClusterScreen.-wide.-peers #node-box { height: 45%; width: 1fr; }
-    ClusterScreen.-wide.-peers #gpu-box { width: 1fr; min-width: 0; }
-
-For a full-width header, wrap `#body` in a `Horizontal(id="main")` in `ClusterScreen.compose`
-and pass `host=screen.query_one("#main")`. If `RaytuiApp` ever defines `check_action`, it must
-end with `return super().check_action(action, parameters)` (`a`/`P` depend on it).
-
-Optional: copy `PEER_KEYS` (widgets/peers.py) and `CONFIRM_KEYS` (screens/peer_dialogs.py)
-into `keys.KEYS` so `?` lists them and `[keys]` remaps are not reported as unknown (the copies in
-`keys.KEYS` take precedence); add `(":peers", "peer links and the proxy daemon", "toggle_peers")`
-to `commands.COMMANDS`. Nothing in screens/cluster.py changes: `peers_start` mounts the sidebar,
-hidden, docked right on the app's first screen (`ClusterScreen`); pass `host=` to put it elsewhere.
+`RaytuiApp` derives from it (the keys `p` toggle_peers, `a` add_peer, `P` start_proxy come with
+it; `d`/`delete` remove_peer lives on the sidebar), calls `peers_start(host=...)` once its first
+screen is composed, and `peers_stop()` when quitting. `peers_start` mounts the sidebar, hidden,
+in `host` (raytui passes the cluster screen's `#body`, so the header keeps the full width), where
+it docks right. The host has the class `-peers` while the sidebar shows, so raytui.tcss can adapt:
+on a wide terminal the node list then stacks over the GPU panes. The 120-column breakpoint counts
+the whole terminal, not what the sidebar leaves. If `RaytuiApp` ever defines `check_action`, it
+must end with `return super().check_action(action, parameters)` (`a`/`P` depend on it).
 
 Keys: `p` shows the sidebar and focuses it, again hides it (focus goes back where it was); while
 it is shown, `a` opens the add-peer dialog and `P` starts the daemon when none answers
 (`raytui proxy start`, detached); on the sidebar `d`/`delete` asks to remove the highlighted
 peer (`y`/Enter yes, `n`/Esc no) and Enter shows the full peer ID, addresses and last error.
+Under the daemon's own line the sidebar lists each forward (local port -> peer:service, active
+connections or why it is down) and the services this daemon offers.
 """
 
 from __future__ import annotations

@@ -79,6 +79,29 @@ def peer_lines(peer: PeerHealth, rate: Rate, p: Palette, now: float | None = Non
     return lines
 
 
+def tunnel_lines(status: DaemonStatus, p: Palette) -> list[Text]:
+    """One line per forward (local port -> peer:service, active connections or why it is
+    down), then the services this daemon offers to its peers."""
+    names = {peer.peer_id: peer.label for peer in status.peers}
+    lines = []
+    for f in status.forwards:
+        target = f"{names.get(f.peer_id, short_peer_id(f.peer_id))}:{f.service}"
+        bind = f.bind.removeprefix("127.0.0.1")  # ":8265" is this machine's loopback
+        if f.error:
+            line = Text.assemble(("✗ ", p.bad), f"{bind} → {target}  ", (f.error, p.bad))
+        else:
+            line = Text.assemble(("⇄ ", p.ok), f"{bind} → {target}", (" · ", p.dim))
+            line.append(f"{f.active} active", style=p.label if f.active else p.dim)
+        lines.append(line)
+    if status.services:
+        offered = ", ".join(service.name for service in status.services)
+        line = Text.assemble(("offers ", p.dim), offered)
+        if status.share_token:
+            line.append(" + Ray token", style=p.mid)
+        lines.append(line)
+    return lines
+
+
 def peer_prompt(
     peer: PeerHealth, rate: Rate, p: Palette, now: float | None = None, width: int = 0
 ) -> Text:
@@ -255,6 +278,11 @@ class PeersSidebar(Vertical):
             if status.refused:
                 text.append(" · ", style=p.dim)
                 text.append(f"{status.refused} refused", style=p.mid)
+            for line in tunnel_lines(status, p):
+                if self._width > 0:
+                    line.truncate(self._width, overflow="ellipsis")
+                text.append("\n")
+                text.append_text(line)
         else:
             text.append("● ", style=p.bad)
             text.append("proxy daemon unreachable\n", style=p.bad)
