@@ -20,7 +20,7 @@ from textual.widgets import Input
 from raytui import config
 from raytui.errors import ClusterUnreachable
 from raytui.model.cluster import ClusterSnapshot, Gpu, Node, NodeState
-from raytui.model.history import GpuHistory, Ring, gpu_key
+from raytui.model.gpu_history import GpuHistory, Ring, gpu_key
 from raytui.tui.app import RaytuiApp
 from raytui.tui.messages import ConnState, SnapshotReady
 from raytui.tui.pollers import backoff_delay

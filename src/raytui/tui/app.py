@@ -24,7 +24,7 @@ from textual.screen import Screen
 
 from raytui.backends.service import PromptService
 from raytui.model.cluster import ClusterSnapshot
-from raytui.model.history import DEFAULT_CAPACITY, GpuHistory
+from raytui.model.gpu_history import DEFAULT_CAPACITY, GpuHistory
 from raytui.model.nvml import NvmlReport
 from raytui.model.prompts import PromptRequest
 from raytui.sources.connection import Connector

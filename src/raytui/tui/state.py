@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from raytui.model.cluster import ClusterSnapshot
-from raytui.model.history import GpuHistory
+from raytui.model.gpu_history import GpuHistory
 from raytui.tui.messages import ConnState
 
 

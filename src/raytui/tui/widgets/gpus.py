@@ -17,7 +17,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from raytui.model.cluster import Gpu, Node
-from raytui.model.history import GpuHistory, gpu_key
+from raytui.model.gpu_history import GpuHistory, gpu_key
 from raytui.model.nvml import GpuDetail
 from raytui.tui import format as fmt
 from raytui.tui.format import Palette
