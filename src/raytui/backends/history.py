@@ -15,6 +15,7 @@ never blocks on the disk (`await asyncio.wrap_future(fut)`). Readers use their o
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue
@@ -81,7 +82,14 @@ def _process_started(pid: int) -> float | None:
         return None
 
 
-_THIS_PROCESS = (os.getpid(), _process_started(os.getpid()))
+@functools.cache
+def _process_identity(pid: int) -> tuple[int, float | None]:
+    return pid, _process_started(pid)
+
+
+def _this_process() -> tuple[int, float | None]:
+    """(pid, start time) of the calling process, looked up once per pid (forks get their own)."""
+    return _process_identity(os.getpid())
 
 
 def _owner_alive(pid: int | None, started: float | None) -> bool:
@@ -186,7 +194,7 @@ class HistoryStore:
                     request.model,
                     json.dumps(request.params()),
                     str(RunState.WAITING),
-                    *_THIS_PROCESS,
+                    *_this_process(),
                 ),
             )
 
