@@ -10,7 +10,8 @@ import time
 import pytest
 
 from raytui.model.peers import LinkState
-from tests.proxy_support.daemons import Daemon, echo_roundtrip, pair_up, tcp_server, wait_for
+from tests.proxy_support.daemons import Daemon, echo_roundtrip, pair_up, tcp_server
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.proxy
 

@@ -20,7 +20,8 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 
 from raytui.model.peers import TUNNEL_PROTOCOL, LinkState
 from raytui.proxy.host import build_host
-from tests.proxy_support.daemons import Daemon, pair_up, wait_for
+from tests.proxy_support.daemons import Daemon, pair_up
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.proxy
 

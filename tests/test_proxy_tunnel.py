@@ -18,8 +18,8 @@ from tests.proxy_support.daemons import (
     pair_up,
     sha,
     tcp_server,
-    wait_for,
 )
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.proxy
 

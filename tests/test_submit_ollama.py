@@ -36,9 +36,9 @@ from tests.support.prompt_runs import (
     gpu2,
     json_events,
     submit_cli,
-    wait_for,
 )
 from tests.support.ray_cluster import RayTestCluster
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.multinode]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from tests.support.tui_fakes import (
     nvml_report,
     screen_text,
     snapshot,
+    until,
     with_dead_gpu2,
 )
 
@@ -65,17 +65,8 @@ def make_app(
     )
 
 
-async def wait_for(pilot: Pilot[object], cond: Callable[[], object], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.01)
-    await pilot.pause()
-
-
 async def started(pilot: Pilot[object], app: RaytuiApp, generation: int = 1) -> None:
-    await wait_for(pilot, lambda: app.state.generation >= generation and not app.poller.busy)
+    await until(pilot, lambda: app.state.generation >= generation and not app.poller.busy)
 
 
 def nodes_table(app: RaytuiApp) -> NodeTable:
@@ -109,7 +100,7 @@ async def test_gpu_panes_follow_the_highlighted_node_with_replayed_snapshots() -
     async with app.run_test(size=(100, 30)) as pilot:
         await started(pilot, app)
         await pilot.press("j")
-        await wait_for(pilot, lambda: nodes_table(app).cursor_key == GPU2_ID)
+        await until(pilot, lambda: nodes_table(app).cursor_key == GPU2_ID)
         text = screen_text(app)
         assert "Fake A100 40GB" in text and "91%" in text and "29.3/40.0 GiB" in text
         assert "task generate" in text and "pid 5152" in text
@@ -120,7 +111,7 @@ async def test_node_without_gpus_says_so_with_replayed_snapshots() -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         await started(pilot, app)
         await pilot.press("down", "down")
-        await wait_for(pilot, lambda: nodes_table(app).cursor_key == CPU_ID)
+        await until(pilot, lambda: nodes_table(app).cursor_key == CPU_ID)
         assert app.screen.query_one(GpuPanel).message == "no GPUs on this node"
         assert "no GPUs on this node" in screen_text(app)
 
@@ -139,7 +130,7 @@ async def test_node_death_turns_row_dead_with_replayed_snapshots() -> None:
         assert "1 dead" in text and "nodes 2 alive" in text
         # The dead node's GPU pane says why there is nothing to show.
         await pilot.press("j")
-        await wait_for(pilot, lambda: nodes_table(app).cursor_key == GPU2_ID)
+        await until(pilot, lambda: nodes_table(app).cursor_key == GPU2_ID)
         assert "died 3m ago: no live GPU data" in app.screen.query_one(GpuPanel).message
 
 
@@ -149,7 +140,7 @@ async def test_gpus_view_lists_every_gpu_with_replayed_snapshots() -> None:
         await started(pilot, app)
         await pilot.press("2")
         table = app.screen.query_one(GpuTable)
-        await wait_for(pilot, lambda: table.row_count == 3 and table.has_focus)
+        await until(pilot, lambda: table.row_count == 3 and table.has_focus)
         assert "Fake A100 40GB" in table.row_text(f"{GPU2_ID}/1")
         await pilot.press("3")
         await pilot.pause()
@@ -173,7 +164,7 @@ async def test_snapshot_fed_as_poller_message_is_shown() -> None:
         feeder = threading.Thread(target=app.feed, args=(bigger,))
         feeder.start()
         feeder.join()
-        await wait_for(pilot, lambda: nodes_table(app).row_count == 4)
+        await until(pilot, lambda: nodes_table(app).row_count == 4)
         assert "late-joiner" in screen_text(app)
 
 
@@ -191,7 +182,7 @@ async def test_first_frame_shows_progress_while_connecting_with_fake_connection(
     app = make_app(FakeConnection([healthy()]), gate=gate)
     try:
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for(pilot, lambda: "starting embedded Ray" in screen_text(app))
+            await until(pilot, lambda: "starting embedded Ray" in screen_text(app))
             text = screen_text(app)
             assert "connecting to http://10.0.0.5:8265" in text
             assert app.state.link.state is ConnState.CONNECTING
@@ -209,20 +200,20 @@ async def test_disconnected_state_and_recovery_with_fake_connection() -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         await started(pilot, app)
         await pilot.press("r")
-        await wait_for(pilot, lambda: app.state.link.state is ConnState.DISCONNECTED)
+        await until(pilot, lambda: app.state.link.state is ConnState.DISCONNECTED)
         text = screen_text(app)
         assert "disconnected · retry in 1s" in text
         # Stale data stays on screen, dimmed.
         assert "gpu-head" in text and app.screen.has_class("-stale")
-        await wait_for(pilot, lambda: not app.poller.busy)
+        await until(pilot, lambda: not app.poller.busy)
         await pilot.press("r")
-        await wait_for(pilot, lambda: app.poller.failures == 2 and not app.poller.busy)
+        await until(pilot, lambda: app.poller.failures == 2 and not app.poller.busy)
         assert "retry in 2s" in screen_text(app)
         # One notification when it started failing, not one per poll.
         assert [n.title for n in app._notifications] == ["Lost the Ray cluster"]
         await pilot.press("r")
         await started(pilot, app, generation=2)
-        await wait_for(pilot, lambda: app.state.link.state is ConnState.CONNECTED)
+        await until(pilot, lambda: app.state.link.state is ConnState.CONNECTED)
         assert not app.screen.has_class("-stale")
         assert "DEAD 3m ago" in nodes_table(app).row_text(GPU2_ID)
         assert "The Ray cluster answers again" in [n.message for n in app._notifications]
@@ -232,7 +223,7 @@ async def test_backoff_retries_on_its_own_with_fake_connection() -> None:
     conn = FakeConnection([healthy()])
     app = make_app(conn, fail_first=1)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.state.link.state is ConnState.DISCONNECTED)
+        await until(pilot, lambda: app.state.link.state is ConnState.DISCONNECTED)
         text = screen_text(app)
         assert "Cannot reach the Ray cluster" in text and "connection refused" in text
         assert "retrying in 1s" in text
@@ -255,18 +246,18 @@ async def test_filter_narrows_the_node_list_with_replayed_snapshots() -> None:
         box = app.screen.query_one("#filter", Input)
         assert box.has_focus
         await pilot.press(*"box")
-        await wait_for(pilot, lambda: nodes_table(app).row_count == 1)
+        await until(pilot, lambda: nodes_table(app).row_count == 1)
         assert nodes_table(app).cursor_key == GPU2_ID
         assert "Nodes [1/3] /box" in screen_text(app)
         await pilot.press("enter")
         assert nodes_table(app).has_focus
         await pilot.press("slash")
         await pilot.press("escape")
-        await wait_for(pilot, lambda: nodes_table(app).row_count == 3)
+        await until(pilot, lambda: nodes_table(app).row_count == 3)
         assert not box.display
         # By IP and by state too.
         await pilot.press("slash", *"10.0.0.7")
-        await wait_for(pilot, lambda: nodes_table(app).row_count == 1)
+        await until(pilot, lambda: nodes_table(app).row_count == 1)
         assert nodes_table(app).cursor_key == CPU_ID
 
 
@@ -275,17 +266,17 @@ async def test_enter_opens_node_detail_and_escape_returns_with_replayed_snapshot
     async with app.run_test(size=(100, 30)) as pilot:
         await started(pilot, app)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, NodeDetailScreen))
+        await until(pilot, lambda: isinstance(app.screen, NodeDetailScreen))
         detail = app.screen
         assert isinstance(detail, NodeDetailScreen)
         # This machine's node: the local NVML sampler adds clocks, power limit, PCIe.
-        await wait_for(pilot, lambda: detail.report is not None)
+        await until(pilot, lambda: detail.report is not None)
         text = screen_text(app)
         assert HEAD_ID in text and "Fake H100 80GB" in text
         assert "SM 1410/1980 MHz" in text and "PCIe gen5 x16" in text
         assert "NVML (this machine) · driver 550.54.15 · CUDA 12.4" in text
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, ClusterScreen))
+        await until(pilot, lambda: isinstance(app.screen, ClusterScreen))
 
 
 async def test_node_detail_probes_a_remote_node_in_a_worker_with_fake_connection() -> None:
@@ -294,10 +285,10 @@ async def test_node_detail_probes_a_remote_node_in_a_worker_with_fake_connection
     async with app.run_test(size=(100, 30)) as pilot:
         await started(pilot, app)
         await pilot.press("j", "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, NodeDetailScreen))
+        await until(pilot, lambda: isinstance(app.screen, NodeDetailScreen))
         assert "p: read clocks" in screen_text(app)
         await pilot.press("p")
-        await wait_for(pilot, lambda: conn.probes == [GPU2_ID] and not app.screen.probing)  # type: ignore[attr-defined]
+        await until(pilot, lambda: conn.probes == [GPU2_ID] and not app.screen.probing)  # type: ignore[attr-defined]
         assert "NVML (probe)" in screen_text(app)
         assert threading.main_thread().name not in conn.threads
 
@@ -307,7 +298,7 @@ async def test_dead_node_detail_says_so_with_replayed_snapshots() -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         await started(pilot, app)
         await pilot.press("j", "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, NodeDetailScreen))
+        await until(pilot, lambda: isinstance(app.screen, NodeDetailScreen))
         text = screen_text(app)
         assert "DEAD · died 3m ago" in text and "raylet died" in text
         assert "the node is not alive" in text
@@ -326,11 +317,11 @@ async def test_keymap_remap_from_config_file(raytui_home: Path) -> None:
         await pilot.pause()
         assert app.cluster_screen.view == "nodes"
         await pilot.press("v")
-        await wait_for(pilot, lambda: app.cluster_screen.view == "gpus")
+        await until(pilot, lambda: app.cluster_screen.view == "gpus")
         assert "v:GPUs" in screen_text(app)
         assert any("no_such_key" in str(n.message) for n in app._notifications)
         await pilot.press("x")
-        await wait_for(pilot, lambda: not app.is_running)
+        await until(pilot, lambda: not app.is_running)
     assert conn.closed.is_set()
 
 
@@ -339,7 +330,7 @@ async def test_help_lists_keys_and_binding_ids_with_replayed_snapshots() -> None
     async with app.run_test(size=(100, 50)) as pilot:
         await started(pilot, app)
         await pilot.press("question_mark")
-        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
         text = screen_text(app)
         for expected in (
             "view_gpus",
@@ -352,7 +343,7 @@ async def test_help_lists_keys_and_binding_ids_with_replayed_snapshots() -> None
         ):
             assert expected in text
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, ClusterScreen))
+        await until(pilot, lambda: isinstance(app.screen, ClusterScreen))
 
 
 async def test_palette_commands_switch_views_and_open_nodes_with_replayed_snapshots() -> None:
@@ -362,15 +353,15 @@ async def test_palette_commands_switch_views_and_open_nodes_with_replayed_snapsh
         await pilot.press("colon")
         await pilot.pause()
         await pilot.press(*"jobs")
-        await wait_for(pilot, lambda: ":jobs" in screen_text(app))
+        await until(pilot, lambda: ":jobs" in screen_text(app))
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.cluster_screen.view == "jobs")
+        await until(pilot, lambda: app.cluster_screen.view == "jobs")
         await pilot.press("ctrl+p")
         await pilot.pause()
         await pilot.press(*"node gpu-box")
-        await wait_for(pilot, lambda: ":node gpu-box-2" in screen_text(app))
+        await until(pilot, lambda: ":node gpu-box-2" in screen_text(app))
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, NodeDetailScreen))
+        await until(pilot, lambda: isinstance(app.screen, NodeDetailScreen))
         assert app.screen.node_id == GPU2_ID  # type: ignore[attr-defined]
 
 
@@ -380,7 +371,7 @@ async def test_quit_closes_the_connection_in_a_worker_with_fake_connection() -> 
     async with app.run_test(size=(80, 24)) as pilot:
         await started(pilot, app)
         await pilot.press("q")
-        await wait_for(pilot, lambda: not app.is_running)
+        await until(pilot, lambda: not app.is_running)
     assert conn.closed.is_set()
     assert threading.main_thread().name not in conn.threads
     assert app.return_code == 0
@@ -392,11 +383,11 @@ async def test_quit_while_connecting_closes_once_connected_with_fake_connection(
     app = make_app(conn, gate=gate)
     try:
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for(pilot, lambda: app.poller.busy)
+            await until(pilot, lambda: app.poller.busy)
             await pilot.press("q")
-            await wait_for(pilot, lambda: "stopping" in screen_text(app))
+            await until(pilot, lambda: "stopping" in screen_text(app))
             gate.set()
-            await wait_for(pilot, lambda: not app.is_running)
+            await until(pilot, lambda: not app.is_running)
     finally:
         gate.set()
     assert conn.closed.is_set() and conn.fetches == 0
@@ -425,7 +416,7 @@ async def test_gpus_view_at_1024_nodes_only_draws_what_is_visible() -> None:
         await started(pilot, app)
         await pilot.press("2")
         table = app.screen.query_one(GpuTable)
-        await wait_for(pilot, lambda: table.row_count == 8192)
+        await until(pilot, lambda: table.row_count == 8192)
         await pilot.press("end")
         await pilot.pause()
         assert "node-1023" in screen_text(app)

@@ -9,7 +9,7 @@ server speaking Ollama's wire format. Waits poll `pilot.pause()` against deadlin
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -41,7 +41,7 @@ from tests.support.composer_standin import (
     Script,
     StandInService,
 )
-from tests.support.tui_fakes import FakeConnection, connector_for, frozen_clock, healthy
+from tests.support.tui_fakes import FakeConnection, connector_for, frozen_clock, healthy, until
 
 TOKENS = ["Grüße", " aus ", "東京", " — ", "naïve ", "😀", " <&>", "\n", "second line", "."]
 ANSWER = "".join(TOKENS)
@@ -59,39 +59,28 @@ def make_app(service: Any, readonly: bool = False) -> RaytuiApp:
     )
 
 
-async def wait_for(
-    pilot: Pilot[Any], cond: Callable[[], object], within: float = 5.0, what: str = ""
-) -> None:
-    deadline = time.monotonic() + within
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what or cond}")
-        await pilot.pause(0.01)
-    await pilot.pause()
-
-
 def hint(composer: ComposerScreen) -> str:
     return str(composer.query_one("#models-hint", Static).content)
 
 
 async def open_composer(pilot: Pilot[Any], app: RaytuiApp) -> ComposerScreen:
-    await wait_for(pilot, lambda: app.state.generation >= 1, what="first snapshot")
+    await until(pilot, lambda: app.state.generation >= 1, what="first snapshot")
     await pilot.press("c")
-    await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen), what="composer")
+    await until(pilot, lambda: isinstance(app.screen, ComposerScreen), what="composer")
     composer = app.screen
     assert isinstance(composer, ComposerScreen)
-    await wait_for(pilot, lambda: hint(composer).startswith("models"), what="model list")
+    await until(pilot, lambda: hint(composer).startswith("models"), what="model list")
     return composer
 
 
 async def open_composer_on_node(pilot: Pilot[Any], app: RaytuiApp, node_id: str) -> ComposerScreen:
     """Open the composer on a real cluster and target `node_id` once Ray lists it."""
-    await wait_for(pilot, lambda: app.state.generation >= 1, what="first snapshot")
+    await until(pilot, lambda: app.state.generation >= 1, what="first snapshot")
     await pilot.press("c")
-    await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+    await until(pilot, lambda: isinstance(app.screen, ComposerScreen))
     composer = app.screen
     assert isinstance(composer, ComposerScreen)
-    await wait_for(
+    await until(
         pilot,
         lambda: node_id in {v for _, v in composer._node_options()},
         within=30,
@@ -144,7 +133,7 @@ async def test_submit_streams_text_in_order_with_states_with_a_stand_in_service(
             locked.append(composer.query_one("#prompt", TextArea).read_only)
             return pane.state.final and pane.shown_text == ANSWER
 
-        await wait_for(pilot, sample, what="the whole answer")
+        await until(pilot, sample, what="the whole answer")
         # In order: every text shown on the way was a prefix of the answer, multi-byte intact.
         assert all(ANSWER.startswith(t) for t in seen_text)
         assert pane.shown_text == ANSWER == pane.text
@@ -172,10 +161,10 @@ async def test_esc_cancels_running_streams_then_leaves_with_a_stand_in_service()
         await type_prompt(pilot, composer, "count slowly")
         await pilot.press("ctrl+s")
         (pane,) = panes(composer)
-        await wait_for(pilot, lambda: pane.shown_text == "one two ", what="two tokens")
+        await until(pilot, lambda: pane.shown_text == "one two ", what="two tokens")
         assert pane.state is RunState.STREAMING
         await pilot.press("escape")  # first esc: cancel, no confirmation
-        await wait_for(pilot, lambda: pane.state is RunState.CANCELLED, what="cancelled")
+        await until(pilot, lambda: pane.state is RunState.CANCELLED, what="cancelled")
         assert [r.prompt for r in service.cancels] == ["count slowly"]
         assert isinstance(app.screen, ComposerScreen)  # still here, with what arrived
         await pilot.pause(0.1)
@@ -184,7 +173,7 @@ async def test_esc_cancels_running_streams_then_leaves_with_a_stand_in_service()
         prompt = composer.query_one("#prompt", TextArea)
         assert prompt.text == "count slowly" and not prompt.read_only
         await pilot.press("escape")  # nothing running: esc goes back
-        await wait_for(pilot, lambda: isinstance(app.screen, ClusterScreen), what="back")
+        await until(pilot, lambda: isinstance(app.screen, ClusterScreen), what="back")
 
 
 async def test_failure_shows_error_in_pane_and_keeps_prompt_with_a_stand_in_service() -> None:
@@ -196,7 +185,7 @@ async def test_failure_shows_error_in_pane_and_keeps_prompt_with_a_stand_in_serv
         await type_prompt(pilot, composer, 'He said "hi"; run `ls` $(whoami)', "second line")
         await pilot.press("ctrl+s")
         breaks, missing = panes(composer)
-        await wait_for(pilot, lambda: breaks.state.final and missing.state.final, what="ends")
+        await until(pilot, lambda: breaks.state.final and missing.state.final, what="ends")
         await pilot.pause(0.1)
         assert breaks.state is RunState.FAILED and missing.state is RunState.FAILED
         assert breaks.shown_text == "".join(TOKENS[:3])  # what arrived stays
@@ -212,7 +201,7 @@ async def test_failure_shows_error_in_pane_and_keeps_prompt_with_a_stand_in_serv
         set_model(composer, "ok")
         service.scripts["ok"] = Script(["fine"])
         await pilot.press("ctrl+s")
-        await wait_for(
+        await until(
             pilot, lambda: [p.shown_text for p in panes(composer)] == ["fine"], what="resend"
         )
 
@@ -236,7 +225,7 @@ async def test_start_error_and_bad_input_are_shown_with_a_stand_in_service() -> 
         await pilot.pause()
         await pilot.press("ctrl+s")
         (pane,) = panes(composer)
-        await wait_for(pilot, lambda: pane.state is RunState.FAILED, what="start failure")
+        await until(pilot, lambda: pane.state is RunState.FAILED, what="start failure")
         await pilot.pause(0.1)
         assert "no alive Ray node 'nowhere'" in str(pane.query_one(".pane-error", Static).content)
         assert composer.query_one("#prompt", TextArea).text == "hi"
@@ -252,7 +241,7 @@ async def test_readonly_console_sends_nothing_and_keeps_the_prompt_with_a_stand_
         set_model(composer, "llama3.2")
         await type_prompt(pilot, composer, "use the GPUs")
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: app._notifications, what="the read-only notice")
+        await until(pilot, lambda: app._notifications, what="the read-only notice")
         (notice,) = list(app._notifications)
         assert "read-only console" in notice.message and "--readonly" in notice.message
         assert not service.requests and not panes(composer)
@@ -271,18 +260,18 @@ async def test_errors_and_answers_that_look_like_markup_show_verbatim_with_a_sta
     )
     app = make_app(service)
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: app.state.generation >= 1, what="first snapshot")
+        await until(pilot, lambda: app.state.generation >= 1, what="first snapshot")
         await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen), what="composer")
+        await until(pilot, lambda: isinstance(app.screen, ComposerScreen), what="composer")
         composer = app.screen
         assert isinstance(composer, ComposerScreen)
-        await wait_for(pilot, lambda: "[bold]x[/]" in hint(composer), what="model-list error")
+        await until(pilot, lambda: "[bold]x[/]" in hint(composer), what="model-list error")
         composer.notify(HOSTILE)
         set_model(composer, "llama3.2")
         await type_prompt(pilot, composer, "[b]prompt[/b]")
         await pilot.press("ctrl+s")
         (pane,) = panes(composer)
-        await wait_for(pilot, lambda: pane.state is RunState.DONE, what="answer")
+        await until(pilot, lambda: pane.state is RunState.DONE, what="answer")
         await pilot.pause(0.1)
         assert pane.text == "[red]not red[/] [$accent] $(x)"
         assert "[red]not red[/]" in str(pane.query_one(".pane-text", Static).content)
@@ -301,7 +290,7 @@ async def test_four_prompts_one_per_line_open_four_panes_with_a_stand_in_service
         await pilot.press("ctrl+s")
         shown = panes(composer)
         assert len(shown) == 4
-        await wait_for(
+        await until(
             pilot, lambda: all(p.shown_text == "ok done" for p in shown), what="four answers"
         )
         assert [r.prompt for r in service.requests] == themes
@@ -319,13 +308,13 @@ async def test_copy_answer_from_a_pane_and_node_choices_with_a_stand_in_service(
     async with app.run_test(size=(100, 30)) as pilot:
         composer = await open_composer(pilot, app)
         node_select = composer.query_one("#node", Select)
-        await wait_for(pilot, lambda: len(composer._node_options()) == 3, what="node list")
+        await until(pilot, lambda: len(composer._node_options()) == 3, what="node list")
         node_select.value = NODE_A
         set_model(composer, "llama3.2")
         await type_prompt(pilot, composer, "hello")
         await pilot.press("ctrl+s")
         (pane,) = panes(composer)
-        await wait_for(pilot, lambda: pane.state is RunState.DONE, what="done")
+        await until(pilot, lambda: pane.state is RunState.DONE, what="done")
         assert service.requests[0].node == NODE_A
         pane.focus()
         await pilot.press("y")
@@ -346,7 +335,7 @@ async def test_missing_model_offers_a_pull_with_progress_with_a_stand_in_service
         assert not composer.check_action("pull_model", ())  # nothing to pull yet
         await pilot.press("ctrl+s")
         (pane,) = panes(composer)
-        await wait_for(pilot, lambda: pane.shown_pull != "", what="the pull offer")
+        await until(pilot, lambda: pane.shown_pull != "", what="the pull offer")
         assert pane.state is RunState.FAILED
         assert pane.shown_pull == (
             "model qwen3 is not on node b2c3d4e5 (gpu-box-2) — press ctrl+o to pull it"
@@ -354,7 +343,7 @@ async def test_missing_model_offers_a_pull_with_progress_with_a_stand_in_service
         assert composer.check_action("pull_model", ())  # the footer shows ^o now
         await pilot.press("ctrl+o")
         # Held after 50%: the progress is on screen, as status text, bar, percent and bytes.
-        await wait_for(pilot, lambda: "50%" in pane.shown_pull, what="pull progress")
+        await until(pilot, lambda: "50%" in pane.shown_pull, what="pull progress")
         assert pane.pull_state is PullState.PULLING
         assert pane.shown_pull == (
             "pulling qwen3 on node b2c3d4e5 (gpu-box-2): pulling dde5aa3fc5ff "
@@ -369,16 +358,14 @@ async def test_missing_model_offers_a_pull_with_progress_with_a_stand_in_service
         await pilot.pause(0.1)
         assert len(service.requests) == 1
         service.release_pulls()
-        await wait_for(
-            pilot, lambda: pane.shown_pull.startswith("pulled"), what="the pull to finish"
-        )
+        await until(pilot, lambda: pane.shown_pull.startswith("pulled"), what="the pull to finish")
         assert pane.shown_pull == "pulled qwen3 on node b2c3d4e5 (gpu-box-2) — ctrl+s to run again"
         assert pane.pull_completed == pane.pull_total
         prompt = composer.query_one("#prompt", TextArea)
         assert prompt.text == "hello there" and not prompt.read_only
-        await wait_for(pilot, lambda: "qwen3" in hint(composer), what="model list reloaded")
+        await until(pilot, lambda: "qwen3" in hint(composer), what="model list reloaded")
         await pilot.press("ctrl+s")  # the same prompt again: the model is there now
-        await wait_for(
+        await until(
             pilot,
             lambda: [p.shown_text for p in panes(composer)] == ["pulled answer"],
             what="the answer after the pull",
@@ -397,10 +384,10 @@ async def test_pull_error_is_shown_and_esc_stops_a_pull_with_a_stand_in_service(
         await type_prompt(pilot, composer, "hi")
         await pilot.press("ctrl+s")
         nope, slow = panes(composer)
-        await wait_for(pilot, lambda: nope.pull_offered and slow.pull_offered, what="offers")
+        await until(pilot, lambda: nope.pull_offered and slow.pull_offered, what="offers")
         nope.focus()  # the focused pane's model is the one pulled
         await pilot.press("ctrl+o")
-        await wait_for(pilot, lambda: nope.pull_state is PullState.FAILED, what="pull error")
+        await until(pilot, lambda: nope.pull_state is PullState.FAILED, what="pull error")
         await pilot.pause(0.1)
         assert nope.shown_pull == (
             "pull of nope on node b2c3d4e5 (gpu-box-2) failed — ctrl+o to try again\n"
@@ -409,9 +396,9 @@ async def test_pull_error_is_shown_and_esc_stops_a_pull_with_a_stand_in_service(
         assert slow.pull_state is PullState.OFFERED  # another model: its own offer
         slow.focus()
         await pilot.press("ctrl+o")
-        await wait_for(pilot, lambda: "50%" in slow.shown_pull, what="pull progress")
+        await until(pilot, lambda: "50%" in slow.shown_pull, what="pull progress")
         await pilot.press("escape")  # stops the pull, stays on the composer
-        await wait_for(pilot, lambda: slow.pull_state is PullState.FAILED, what="stopped")
+        await until(pilot, lambda: slow.pull_state is PullState.FAILED, what="stopped")
         assert isinstance(app.screen, ComposerScreen)
         assert service.pulls_closed == [PullCall("slowpull", NODE_A, "http://127.0.0.1:11434")]
         assert slow.pull_error == "stopped" and "slowpull" not in service.scripts
@@ -453,14 +440,14 @@ async def test_composer_streams_exact_text_with_provenance_through_real_ray(
             endpoint.value = wire_server.url
             endpoint.focus()
             await pilot.press("enter")
-            await wait_for(
+            await until(
                 pilot, lambda: "llama3.2:latest" in hint(composer), within=60, what="models"
             )
             set_model(composer, "llama3.2")
             await type_prompt(pilot, composer, "Say hello")
             await pilot.press("ctrl+s")
             (pane,) = panes(composer)
-            await wait_for(pilot, lambda: pane.state.final, within=60, what="the answer")
+            await until(pilot, lambda: pane.state.final, within=60, what="the answer")
             await pilot.pause(0.1)
             assert pane.state is RunState.DONE, pane.error
             assert pane.shown_text == ANSWER
@@ -480,10 +467,10 @@ async def test_composer_streams_exact_text_with_provenance_through_real_ray(
             )
             composer.query_one(AnswerPane).focus()
             await pilot.press("h")
-            await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen))
+            await until(pilot, lambda: isinstance(app.screen, HistoryScreen))
             screen = app.screen
             assert isinstance(screen, HistoryScreen)
-            await wait_for(pilot, lambda: screen.loads >= 1, what="history read")
+            await until(pilot, lambda: screen.loads >= 1, what="history read")
             assert [r.run_id for r in screen.records] == [record.run_id]
     finally:
         service.close()
@@ -517,8 +504,8 @@ async def test_composer_pulls_a_missing_model_on_its_node_through_real_ray(
             await type_prompt(pilot, composer, "after the pull")
             await pilot.press("ctrl+s")
             (pane,) = panes(composer)
-            await wait_for(pilot, lambda: pane.state.final, within=60, what="the run to fail")
-            await wait_for(pilot, lambda: pane.shown_pull != "", what="the pull offer")
+            await until(pilot, lambda: pane.state.final, within=60, what="the run to fail")
+            await until(pilot, lambda: pane.shown_pull != "", what="the pull offer")
             assert pane.state is RunState.FAILED, pane.error
             assert pane.started is not None and pane.started.node_id == node.node_id
             host = pane.started.hostname or pane.started.node_ip
@@ -526,7 +513,7 @@ async def test_composer_pulls_a_missing_model_on_its_node_through_real_ray(
                 f"model qwen3 is not on node {node.node_id[:8]} ({host}) — press ctrl+o to pull it"
             )
             await pilot.press("ctrl+o")
-            await wait_for(
+            await until(
                 pilot,
                 lambda: pane.pull_state in (PullState.DONE, PullState.FAILED),
                 within=60,
@@ -546,7 +533,7 @@ async def test_composer_pulls_a_missing_model_on_its_node_through_real_ray(
             # The prompt is still there; sending it again works now that the node has the model.
             assert composer.query_one("#prompt", TextArea).text == "after the pull"
             await pilot.press("ctrl+s")
-            await wait_for(
+            await until(
                 pilot,
                 lambda: [p.state for p in panes(composer)] == [RunState.DONE],
                 within=60,
@@ -608,12 +595,12 @@ def store() -> Iterator[HistoryStore]:
 
 
 async def open_history(pilot: Pilot[Any], app: RaytuiApp) -> HistoryScreen:
-    await wait_for(pilot, lambda: app.state.generation >= 1, what="first snapshot")
+    await until(pilot, lambda: app.state.generation >= 1, what="first snapshot")
     await pilot.press("h")
-    await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen), what="history")
+    await until(pilot, lambda: isinstance(app.screen, HistoryScreen), what="history")
     screen = app.screen
     assert isinstance(screen, HistoryScreen)
-    await wait_for(pilot, lambda: screen.loads >= 1, what="history read")
+    await until(pilot, lambda: screen.loads >= 1, what="history read")
     return screen
 
 
@@ -632,25 +619,25 @@ async def test_history_lists_searches_opens_and_copies_with_a_stand_in_service(
         assert str(table.get_row("r3")[1]) == "failed"
         # `/` searches prompts and answers (here: the answer's text).
         await pilot.press("slash", *"東京")
-        await wait_for(pilot, lambda: [r.run_id for r in screen.records] == ["r2"], what="hit")
+        await until(pilot, lambda: [r.run_id for r in screen.records] == ["r2"], what="hit")
         await pilot.press("enter")  # leaves the search box, filter kept
-        await wait_for(pilot, lambda: screen.needle == "東京" and table.has_focus, what="focus")
+        await until(pilot, lambda: screen.needle == "東京" and table.has_focus, what="focus")
         await pilot.press("enter")  # full text
-        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen), what="detail")
+        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen), what="detail")
         detail = app.screen
         assert isinstance(detail, RunDetailScreen)
         assert str(detail.query_one(".answer", Static).content) == "こんにちは東京"
         assert str(detail.query_one(".prompt", Static).content) == "greet Tokyo"
         await pilot.press("y")
-        await wait_for(pilot, lambda: app.clipboard == "こんにちは東京", what="copied answer")
+        await until(pilot, lambda: app.clipboard == "こんにちは東京", what="copied answer")
         await pilot.press("escape")
-        await wait_for(pilot, lambda: app.screen is screen, what="back to the list")
+        await until(pilot, lambda: app.screen is screen, what="back to the list")
         await pilot.press("escape")  # clears the search
-        await wait_for(pilot, lambda: len(screen.records) == 3, what="all runs again")
+        await until(pilot, lambda: len(screen.records) == 3, what="all runs again")
         await pilot.press("y")  # copy from the list: the highlighted (newest) run
-        await wait_for(pilot, lambda: app.clipboard == "par", what="copied newest answer")
+        await until(pilot, lambda: app.clipboard == "par", what="copied newest answer")
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, ClusterScreen), what="back")
+        await until(pilot, lambda: isinstance(app.screen, ClusterScreen), what="back")
 
 
 async def test_history_resend_prefills_the_composer_with_a_stand_in_service(
@@ -662,11 +649,11 @@ async def test_history_resend_prefills_the_composer_with_a_stand_in_service(
         screen = await open_history(pilot, app)
         await pilot.press("down")  # r2
         await pilot.press("e")
-        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen), what="composer")
+        await until(pilot, lambda: isinstance(app.screen, ComposerScreen), what="composer")
         composer = app.screen
         assert isinstance(composer, ComposerScreen)
         prompt = composer.query_one("#prompt", TextArea)
-        await wait_for(pilot, lambda: prompt.text == "greet Tokyo", what="prefill")
+        await until(pilot, lambda: prompt.text == "greet Tokyo", what="prefill")
         assert composer.query_one("#backend", Select).value == "openai"
         assert composer.query_one("#model", Input).value == "qwen3"
         assert composer.query_one("#system", Input).value == "be brief"
@@ -676,7 +663,7 @@ async def test_history_resend_prefills_the_composer_with_a_stand_in_service(
         assert composer.query_one("#endpoint", Input).value == "http://127.0.0.1:8000/v1"
         assert composer.query_one("#node", Select).value == NODE_A[:10]
         await pilot.press("ctrl+s")
-        await wait_for(
+        await until(
             pilot, lambda: [p.shown_text for p in panes(composer)] == ["again"], what="re-sent"
         )
         (sent,) = service.requests
@@ -686,8 +673,8 @@ async def test_history_resend_prefills_the_composer_with_a_stand_in_service(
         )  # fmt: skip
         # The new run went to history too, and the list shows it on top when we come back.
         await pilot.press("escape")
-        await wait_for(pilot, lambda: app.screen is screen, what="back to history")
-        await wait_for(pilot, lambda: len(screen.records) == 4, what="reloaded")
+        await until(pilot, lambda: app.screen is screen, what="back to history")
+        await until(pilot, lambda: len(screen.records) == 4, what="reloaded")
         assert screen.records[0].text == "again"
 
 
@@ -696,16 +683,16 @@ async def test_palette_opens_composer_and_history_with_a_stand_in_service(
 ) -> None:
     app = make_app(StandInService({}, history=store))
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: app.state.generation >= 1, what="first snapshot")
+        await until(pilot, lambda: app.state.generation >= 1, what="first snapshot")
         await pilot.press("colon", *"prompt")
         await pilot.pause(0.3)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen), what="composer")
+        await until(pilot, lambda: isinstance(app.screen, ComposerScreen), what="composer")
         composer = app.screen
         composer.query_one("#backend", Select).focus()  # out of the editor: keys are commands
         await pilot.press("colon", *"history")
         await pilot.pause(0.3)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen), what="history")
+        await until(pilot, lambda: isinstance(app.screen, HistoryScreen), what="history")
         await pilot.press("c")  # back to the same composer instance, not a new one
-        await wait_for(pilot, lambda: app.screen is composer, what="same composer")
+        await until(pilot, lambda: app.screen is composer, what="same composer")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from raytui.tui.peers_poller import PeersPollFinished, Starter, start_daemon
 from raytui.tui.screens.peer_dialogs import AddPeerScreen, ConfirmRemoveScreen
 from raytui.tui.widgets.peers import PeersSidebar
 from tests.proxy_support.daemons import Daemon, free_port
+from tests.support.tui_fakes import until as tui_until
 
 pytestmark = pytest.mark.proxy
 
@@ -72,14 +72,10 @@ class Host(PeersApp[None]):
 async def until(
     pilot: Pilot[Any], cond: Callable[[], object], what: str, within: float = 20.0
 ) -> None:
-    deadline = time.monotonic() + within
-    while not cond():
-        if time.monotonic() > deadline:
-            app = pilot.app
-            shown = app.sidebar.text() if isinstance(app, Host) else ""
-            raise AssertionError(f"timed out after {within:g} s waiting for {what}\n{shown}")
-        await pilot.pause(0.05)
-    await pilot.pause()
+    """tui_fakes.until, failing with the sidebar's text."""
+    app = pilot.app
+    shown = lambda: app.sidebar.text() if isinstance(app, Host) else ""  # noqa: E731
+    await tui_until(pilot, cond, within, what, detail=shown)
 
 
 async def type_text(pilot: Pilot[Any], text: str) -> None:

@@ -6,31 +6,15 @@ the node list, greyed, with how long ago it died.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import pytest
-from textual.pilot import Pilot
 
 from raytui.sources import attach
 from raytui.tui.app import RaytuiApp
 from raytui.tui.widgets.nodes import NodeTable
 from tests.support.ray_cluster import RayTestCluster, fake_gpu
-from tests.support.tui_fakes import screen_text
+from tests.support.tui_fakes import screen_text, until
 
 pytestmark = [pytest.mark.ray, pytest.mark.multinode]
-
-
-async def wait_for(
-    pilot: Pilot[object], cond: Callable[[], object], within: float, app: RaytuiApp | None = None
-) -> None:
-    deadline = time.monotonic() + within
-    while not cond():
-        if time.monotonic() > deadline:
-            shown = screen_text(app) if app is not None else ""
-            raise AssertionError(f"condition not met in {within}s; screen:\n{shown}")
-        await pilot.pause(0.05)
-    await pilot.pause()
 
 
 def real_app(cluster: RayTestCluster) -> RaytuiApp:
@@ -58,7 +42,7 @@ async def test_every_nodes_fake_gpu_values_appear_in_its_panes(
     app = real_app(ray_cluster)
     nodes = ray_cluster.nodes[:3]
     async with app.run_test(size=(160, 48)) as pilot:
-        await wait_for(
+        await until(
             pilot,
             lambda: (
                 app.state.snapshot is not None
@@ -74,9 +58,9 @@ async def test_every_nodes_fake_gpu_values_appear_in_its_panes(
                 wanted = [t for g in node.fake_gpus for t in expected_pane_text(g)]
             else:
                 wanted = ["no GPUs on this node"]
-            await wait_for(pilot, lambda w=wanted: all(t in screen_text(app) for t in w), 30)
+            await until(pilot, lambda w=wanted: all(t in screen_text(app) for t in w), 30)
         await pilot.press("q")
-        await wait_for(pilot, lambda: not app.is_running, within=60)
+        await until(pilot, lambda: not app.is_running, within=60)
 
 
 async def test_killed_node_turns_dead_and_greyed_in_the_node_list_with_fake_gpus(
@@ -95,14 +79,19 @@ async def test_killed_node_turns_dead_and_greyed_in_the_node_list_with_fake_gpus
             except ValueError:  # not listed yet
                 return ""
 
-        await wait_for(pilot, lambda: "ALIVE" in row(), within=60)
+        await until(pilot, lambda: "ALIVE" in row(), within=60)
         app.screen.query_one(NodeTable).move_cursor_to_key(doomed.node_id)
-        await wait_for(pilot, lambda: "Fake L4 24GB" in screen_text(app), within=30)
+        await until(pilot, lambda: "Fake L4 24GB" in screen_text(app), within=30)
         ray_cluster.kill_node(doomed)
-        await wait_for(pilot, lambda: "DEAD" in row() and "ago" in row(), within=60, app=app)
+        await until(
+            pilot,
+            lambda: "DEAD" in row() and "ago" in row(),
+            within=60,
+            detail=lambda: screen_text(app),
+        )
         snap = app.state.snapshot
         assert snap is not None
         dead = snap.node(doomed.node_id)
         assert dead is not None and not dead.alive and dead.death_time is not None
         await pilot.press("q")
-        await wait_for(pilot, lambda: not app.is_running, within=60)
+        await until(pilot, lambda: not app.is_running, within=60)

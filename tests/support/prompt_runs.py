@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,15 +40,6 @@ def json_events(stdout: str) -> list[dict[str, Any]]:
 
 def gpu2(cluster: RayTestCluster) -> TestNode:
     return next(n for n in cluster.nodes if n.num_gpus == 2)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 async def collect(run: dispatch.Run, on_event: Callable[[Event], Any] | None = None) -> list[Event]:

@@ -307,13 +307,23 @@ def screen_text(app: object) -> str:
     return console.export_text()
 
 
-async def until(pilot: Pilot[Any], cond: Callable[[], object], within: float = 60.0) -> None:
-    """Let the app run until `cond()` holds; fail after `within` seconds."""
+async def until(
+    pilot: Pilot[Any],
+    cond: Callable[[], object],
+    within: float = 5.0,
+    what: str = "",
+    detail: Callable[[], str] | None = None,
+) -> None:
+    """Let the app run until `cond()` holds; fail after `within` seconds, saying `what` was
+    awaited and, if given, `detail()` (e.g. the screen's text)."""
     deadline = time.monotonic() + within
     while not cond():
         if time.monotonic() > deadline:
-            raise AssertionError(f"the app did not get there within {within:g} s")
-        await pilot.pause(0.02)
+            message = f"timed out after {within:g} s waiting for {what or cond}"
+            if detail is not None:
+                message += "\n" + detail()
+            raise AssertionError(message)
+        await pilot.pause(0.01)
     await pilot.pause()
 
 
@@ -330,14 +340,14 @@ async def drive(
     """Bring a replayed app to the state a snapshot test or screenshot shows: wait for the
     first fetches, feed `history` one snapshot at a time (through the poller's own message),
     optionally make the next poll fail, then press `keys`."""
-    await until(pilot, lambda: app.state.generation >= min_generation and not app.poller.busy)
+    await until(pilot, lambda: app.state.generation >= min_generation and not app.poller.busy, 60.0)
     for snap in history:
         generation = app.state.generation
         app.feed(snap)
-        await until(pilot, lambda g=generation: app.state.generation > g)  # type: ignore[misc]
+        await until(pilot, lambda g=generation: app.state.generation > g, 60.0)  # type: ignore[misc]
     if fail_next:
         await pilot.press("r")
-        await until(pilot, lambda: app.poller.failures > 0 and not app.poller.busy)
+        await until(pilot, lambda: app.poller.failures > 0 and not app.poller.busy, 60.0)
     for key in keys:
         await pilot.press(key)
         await pilot.pause(key_pause)
