@@ -3,8 +3,8 @@
 `--json` prints one JSON document: a list of runs, each with run_id, created_at (epoch s), prompt,
 backend, model, params, state (waiting, loading, streaming, done, failed, cancelled, interrupted:
 the process running it ended first, e.g. killed or its SSH session lost), text (everything that
-arrived), node_id, node_ip,
-hostname, gpu_ids, started_at, finished_at, ttft_s, tokens_per_s, eval_count, done_reason, error.
+arrived), node_id, node_ip, hostname, gpu_ids, started_at, finished_at, ttft_s, tokens_per_s,
+eval_count, done_reason, error.
 """
 
 from __future__ import annotations
