@@ -74,6 +74,7 @@ def demo_app(script: list[Any], **kw: Any) -> RaytuiApp:
         target="http://10.0.0.5:8265",
         nvml_sampler=kw.pop("nvml", None),
         local_hostname=kw.pop("local_hostname", "not-a-cluster-node"),
+        local_addresses=kw.pop("local_addresses", ("127.0.0.1", "10.0.0.5")),
         prompt_service=kw.pop("prompt_service", None),
     )
 

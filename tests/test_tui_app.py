@@ -53,6 +53,7 @@ def make_app(
     gate: threading.Event | None = None,
     nvml: Callable[[], object] | None = None,
     local_hostname: str = "not-a-cluster-node",
+    local_addresses: tuple[str, ...] = ("127.0.0.1", "10.0.0.5"),
 ) -> RaytuiApp:
     return RaytuiApp(
         connector_for(conn, fail_first=fail_first, gate=gate),
@@ -62,6 +63,7 @@ def make_app(
         target="http://10.0.0.5:8265",
         nvml_sampler=nvml,  # type: ignore[arg-type]
         local_hostname=local_hostname,
+        local_addresses=local_addresses,
     )
 
 
@@ -277,6 +279,28 @@ async def test_enter_opens_node_detail_and_escape_returns_with_replayed_snapshot
         assert "NVML (this machine) · driver 550.54.15 · CUDA 12.4" in text
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, ClusterScreen))
+
+
+async def test_a_node_elsewhere_with_this_machines_hostname_is_not_read_locally() -> None:
+    # Machines set up alike often share a hostname: NVML here must not pass for that node's.
+    sampled: list[object] = []
+
+    def nvml() -> object:
+        sampled.append(1)
+        return nvml_report()
+
+    app = make_app(
+        FakeConnection([healthy()]),
+        nvml=nvml,
+        local_hostname="gpu-head",
+        local_addresses=("127.0.0.1", "192.168.1.20"),
+    )
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot, app)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, NodeDetailScreen))
+        await until(pilot, lambda: "p: read clocks" in screen_text(app), what="the probe offer")
+        assert "NVML (this machine)" not in screen_text(app) and sampled == []
 
 
 async def test_node_detail_probes_a_remote_node_in_a_worker_with_fake_connection() -> None:

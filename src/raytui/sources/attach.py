@@ -46,6 +46,7 @@ from raytui.model.cluster import ClusterSnapshot
 from raytui.model.nvml import NvmlReport
 from raytui.sources.connection import ProgressFn
 from raytui.sources.dashboard import DashboardClient, token_hint
+from raytui.sources.machine import is_loopback, is_this_machine
 
 __all__ = [
     "ACCEPTED_FORMS",
@@ -297,36 +298,10 @@ def dashboard_url_from_gcs(gcs: Address, timeout: float = 5.0) -> str:
     text = value.decode() if isinstance(value, bytes) else str(value)
     text = text.removeprefix("http://").rstrip("/")
     host, port = _split_hostport(text)
-    if host in ("0.0.0.0", "::") or (_is_loopback(host) and not _is_local(gcs.host)):
+    if host in ("0.0.0.0", "::") or (is_loopback(host) and not is_this_machine(gcs.host)):
         host = gcs.host
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port or DASHBOARD_PORT}"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _is_local(host: str) -> bool:
-    """True when `host` is this machine (loopback or one of its addresses)."""
-    if _is_loopback(host):
-        return True
-    try:
-        import psutil
-
-        mine = {a.address.split("%")[0] for addrs in psutil.net_if_addrs().values() for a in addrs}
-    except Exception:  # unknown: assume remote
-        return False
-    try:
-        resolved = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except OSError:
-        return False
-    return bool(resolved & mine)
 
 
 def _prepare_ray_import() -> None:
@@ -627,9 +602,9 @@ class RayConnection:
         """The GCS when the head is on this machine, else Ray Client on the dashboard's host."""
         host = urlsplit(self._target.dashboard_url).hostname or "127.0.0.1"
         gcs = _gcs_from_summary(self._client)
-        if gcs and _is_local(gcs.split(":")[0]):
+        if gcs and is_this_machine(gcs.split(":")[0]):
             return gcs
-        if _is_local(host) and gcs:
+        if is_this_machine(host) and gcs:
             return gcs
         shown = f"[{host}]" if ":" in host else host
         return f"ray://{shown}:{CLIENT_PORT}"

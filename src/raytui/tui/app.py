@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import ClassVar
 
 from textual.app import App
@@ -85,6 +85,7 @@ class RaytuiApp(PeersApp[int]):
         config_path: str | None = None,
         history_capacity: int = DEFAULT_CAPACITY,
         local_hostname: str | None = None,
+        local_addresses: Iterable[str] | None = None,
         prompt_service: PromptService | None = None,
     ) -> None:
         """
@@ -93,6 +94,7 @@ class RaytuiApp(PeersApp[int]):
         keymap: binding id -> keys (config `[keys]`). clock: wall clock for ages and countdowns.
         target: what we connect to, shown while connecting ("embedded Ray", an address).
         nvml_sampler: reads this machine's GPUs (blocking; None: no local NVML).
+        local_hostname, local_addresses: this machine, to tell which node it is (default: read).
         prompt_service: runs prompts for the composer and holds their history (None: no prompts).
         """
         super().__init__()
@@ -104,6 +106,8 @@ class RaytuiApp(PeersApp[int]):
         )
         if local_hostname is not None:
             self.state.local_hostname = local_hostname
+        if local_addresses is not None:
+            self.state.local_addresses = frozenset(local_addresses)
         self.state.link.target = target
         known, self.unknown_keys = keys.split_keymap(dict(keymap or {}))
         self.keymap = known

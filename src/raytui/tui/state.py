@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from raytui.model.cluster import ClusterSnapshot
 from raytui.model.gpu_history import GpuHistory
+from raytui.sources.machine import local_addresses
 from raytui.tui.messages import ConnState
 
 
@@ -38,6 +39,7 @@ class UiState:
     link: LinkInfo = field(default_factory=LinkInfo)
     history: GpuHistory = field(default_factory=GpuHistory)
     local_hostname: str = field(default_factory=socket.gethostname)
+    local_addresses: frozenset[str] = field(default_factory=local_addresses)
     keys: dict[str, str] = field(default_factory=dict)  # binding id -> keys in effect
     refresh: float = 2.0
 

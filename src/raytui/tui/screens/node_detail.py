@@ -19,6 +19,7 @@ from textual.widgets import Footer, Static
 from raytui.errors import RaytuiError
 from raytui.model.cluster import Node
 from raytui.model.nvml import GpuDetail, NvmlReport
+from raytui.sources.machine import is_this_node
 from raytui.tui import format as fmt
 from raytui.tui import keys
 from raytui.tui.messages import NvmlReady, ProbeReady
@@ -74,7 +75,8 @@ class NodeDetailScreen(LiveScreen):
         return None if snap is None else snap.node(self.node_id)
 
     def is_local(self, node: Node) -> bool:
-        return bool(node.hostname) and node.hostname == self.state.local_hostname
+        state = self.state
+        return is_this_node(node.hostname, node.ip, state.local_hostname, state.local_addresses)
 
     # -- live data ----------------------------------------------------------------------------
 
