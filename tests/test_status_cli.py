@@ -165,3 +165,17 @@ def test_status_labels_actor_process_on_fake_gpu_with_class_name(
             driver.wait()
         if pid_file is not None:
             pid_file.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("address", [None, "auto"], ids=["no-address", "auto"])
+def test_status_finds_the_cluster_running_on_this_machine(
+    ray_cluster: RayTestCluster, address: str | None
+) -> None:
+    # No --address and no RAY_ADDRESS (client_env drops it), or `auto`: the cluster running
+    # here is attached, not an embedded one started.
+    args = ["status", "--json"] + (["--address", address] if address else [])
+    result = run_raytui(args, ray_cluster.client_env())
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["embedded"] is False and doc["address"] == ray_cluster.dashboard_url
+    assert {n["node_id"] for n in doc["nodes"]} >= {n.node_id for n in ray_cluster.nodes[:3]}
