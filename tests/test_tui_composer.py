@@ -248,6 +248,25 @@ async def test_readonly_console_sends_nothing_and_keeps_the_prompt_with_a_stand_
         assert composer.query_one("#prompt", TextArea).text == "use the GPUs"
 
 
+async def test_vllm_backend_offers_the_models_loaded_in_engines_with_a_stand_in_service() -> None:
+    service = StandInService({"llama3.2": Script(["x"])}, engine_models=["Qwen/Qwen3-8B"])
+    app = make_app(service)
+    async with app.run_test(size=(100, 30)) as pilot:
+        composer = await open_composer(pilot, app)
+        composer.query_one("#model", Input).value = ""
+        composer.query_one("#backend", Select).value = "vllm"
+        await until(pilot, lambda: "vLLM engines" in hint(composer), what="engine models")
+        assert hint(composer) == (
+            "loaded in vLLM engines: Qwen/Qwen3-8B (another model starts an engine: minutes)"
+        )
+        assert composer.query_one("#model", Input).value == "Qwen/Qwen3-8B"
+        service.engine_models = []
+        composer.query_one("#backend", Select).value = "openai"
+        await until(pilot, lambda: hint(composer).startswith("openai"), what="openai hint")
+        composer.query_one("#backend", Select).value = "vllm"
+        await until(pilot, lambda: "no vLLM engine" in hint(composer), what="no engines")
+
+
 HOSTILE = "RayTaskError: \x1b[36mray::tags_task()\x1b[39m (pid=2540, ip=192.0.2.2) [bold]x[/]"
 
 

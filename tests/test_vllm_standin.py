@@ -150,3 +150,21 @@ def test_engines_list_and_stop_from_the_command_line_with_standin(
     assert raytui("stop").returncode == 2  # NAMEs or --all
     assert raytui("stop", "--all").returncode == 0
     assert json.loads(raytui("list", "--json").stdout) == []
+
+
+def test_composer_model_list_offers_the_models_loaded_in_standin_engines(
+    pool_factory: object, ray_driver: RayTestCluster
+) -> None:
+    from raytui.backends.service import RayPromptService
+    from raytui.sources import attach
+
+    pool, _ = pool_factory(tp=1, replicas=1)  # type: ignore[operator]
+    pool.least_busy()  # loaded
+    conn = attach.connect(ray_driver.dashboard_url)  # the connection the app would hold
+    service = RayPromptService(lambda: conn)
+    try:
+        assert pool.model in service.models("vllm", None)
+        assert pool.model in service.models("vllm", gpu2(ray_driver).node_id)
+        assert pool.model not in service.models("vllm", ray_driver.head.node_id)  # elsewhere
+    finally:
+        conn._client.close()  # not conn.close(): that would shut down the session's driver

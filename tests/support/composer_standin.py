@@ -174,12 +174,14 @@ class StandInService:
         pullable: dict[str, PullScript] | None = None,
         hold_pulls: bool = False,
         models_error: str | None = None,
+        engine_models: list[str] | None = None,
     ) -> None:
         self.scripts = scripts
         self.models_error = models_error  # models() raises RaytuiError(models_error) when set
         self.by_prompt = by_prompt or {}
         self._history = history
         self.model_names = models if models is not None else sorted(scripts)
+        self.engine_models = engine_models or []  # loaded in "vLLM engines"
         self.requests: list[PromptRequest] = []
         self.cancels: list[PromptRequest] = []
         self.runs: list[StandInRun] = []
@@ -257,6 +259,8 @@ class StandInService:
         self.threads.add(threading.current_thread().name)
         if self.models_error is not None:
             raise RaytuiError(self.models_error)
+        if backend == "vllm":
+            return list(self.engine_models)
         return list(self.model_names) if backend == "ollama" else []
 
     def gpu_counts(self, node: str | None = None) -> tuple[float, float]:

@@ -97,7 +97,8 @@ class PromptService(Protocol):
         ...
 
     def models(self, backend: str, node: str | None, endpoint: str | None = None) -> list[str]:
-        """Blocking. Model names the backend offers on `node` (None: a GPU node). [] if unknown."""
+        """Blocking. Model names the backend offers on `node` (None: a GPU node; for vLLM, the
+        models loaded in running engines, None: anywhere). [] if unknown."""
         ...
 
     def gpu_counts(self, node: str | None = None) -> tuple[float, float]:
@@ -211,8 +212,10 @@ class RayPromptService:
                     ray.cancel(gen)
 
     def models(self, backend: str, node: str | None, endpoint: str | None = None) -> list[str]:
+        if backend == "vllm":
+            return self._engine_models(node)
         if backend != "ollama":
-            return []  # OpenAI-compatible servers and vLLM engines: the model is typed
+            return []  # OpenAI-compatible servers: the model is typed
         from raytui.backends import dispatch, ollama
 
         self.ensure_driver()
@@ -224,6 +227,21 @@ class RayPromptService:
                 return []
             node_id = gpu_nodes[0].node_id
         return ollama.list_models(node_id, endpoint, self._cfg().ollama_endpoints)
+
+    def _engine_models(self, node: str | None) -> list[str]:
+        """Models loaded in a vLLM engine (on `node`): a prompt to them starts at once. Any other
+        model can still be typed; it starts an engine, which takes minutes."""
+        from raytui.backends import dispatch, vllm
+
+        self.ensure_driver()
+        node_id = dispatch.resolve_node(node).node_id if node else None
+        return sorted(
+            {
+                e.model
+                for e in vllm.list_engines()
+                if e.ready and e.model and node_id in (None, e.node_id)
+            }
+        )
 
     def gpu_counts(self, node: str | None = None) -> tuple[float, float]:
         from raytui.backends import dispatch

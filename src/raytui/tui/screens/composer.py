@@ -569,11 +569,14 @@ class ComposerScreen(Screen[None]):
         if key == self._models_key:
             return
         self._models_key = key
-        if backend != "ollama":
+        if backend not in ("ollama", "vllm"):
             self._set_models([])
             self._hint(f"{backend}: type the model name the server serves")
             return
-        self._hint("looking up the node's Ollama models…")
+        if backend == "vllm":
+            self._hint("looking up the models loaded in vLLM engines…")
+        else:
+            self._hint("looking up the node's Ollama models…")
         self.run_worker(
             partial(self._work_models, key),
             thread=True,
@@ -609,7 +612,16 @@ class ComposerScreen(Screen[None]):
             self._hint(f"model list: {message.error}")
             return
         self._set_models(message.names)
-        if message.names:
+        if message.key[0] == "vllm":
+            if message.names:
+                self._hint(
+                    "loaded in vLLM engines: "
+                    + ", ".join(message.names)
+                    + " (another model starts an engine: minutes)"
+                )
+            else:
+                self._hint("no vLLM engine running: the first prompt loads the model (minutes)")
+        elif message.names:
             self._hint("models: " + ", ".join(message.names))
         else:
             self._hint("no models reported: type the model name")
