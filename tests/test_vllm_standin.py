@@ -167,4 +167,7 @@ def test_composer_model_list_offers_the_models_loaded_in_standin_engines(
         assert pool.model in service.models("vllm", gpu2(ray_driver).node_id)
         assert pool.model not in service.models("vllm", ray_driver.head.node_id)  # elsewhere
     finally:
-        conn._client.close()  # not conn.close(): that would shut down the session's driver
+        conn.close()
+    import ray
+
+    assert ray.is_initialized()  # the session's driver was not this connection's to stop

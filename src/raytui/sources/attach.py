@@ -500,6 +500,7 @@ class RayConnection:
         self._client = DashboardClient(target.dashboard_url, target.token, timeout)
         self._ray_lock = threading.Lock()
         self._ray_connected = embedded is not None
+        self._ray_owned = False  # this connection called ray.init (close() shuts it down)
         self._closed = False
 
     @property
@@ -550,7 +551,7 @@ class RayConnection:
                 probe.close_probes()
         if self._embedded is not None:
             self._embedded.stop()
-        elif self._ray_connected:
+        elif self._ray_owned:  # a driver someone else started is theirs to stop
             import ray
 
             with contextlib.suppress(Exception):
@@ -596,6 +597,7 @@ class RayConnection:
                     raise ClusterUnreachable(
                         f"cannot connect to Ray at {address} as a driver: {_first_line(exc)}"
                     ) from None
+                self._ray_owned = True
             self._ray_connected = True
 
     def _ray_address_from_dashboard(self) -> str:
