@@ -153,7 +153,36 @@ async def composer(out: Path) -> list[Path]:
     return [
         *await shoot_composer("composer-120x36", (120, 36), True),
         *await shoot_composer("composer-80x24", (80, 24), False),
+        await engines(out),
     ]
+
+
+async def engines(out: Path) -> Path:
+    """The vLLM engines screen (`v`), with a STAND-IN prompt service listing two engines."""
+    from tests.support.composer_standin import NODE_A, NODE_B, StandInService
+
+    from raytui.model.prompts import EngineInfo
+
+    listed = [
+        EngineInfo(
+            "raytui-vllm-Qwen_Qwen3-32B-tp2-0", True, "Qwen/Qwen3-32B", 2, NODE_A, "gpu-box-2",
+            ("0", "1"), 3, demo.NOW - 7_400,
+        ),
+        EngineInfo(
+            "raytui-vllm-meta-llama_Llama-3.1-8B-Instruct-tp1-0", True,
+            "meta-llama/Llama-3.1-8B-Instruct", 1, NODE_B, "gpu-head", ("0",), 0,
+            demo.NOW - 900,
+        ),
+        EngineInfo("raytui-vllm-mistralai_Mistral-7B-v0.3-tp1-0", False),
+    ]  # fmt: skip
+    app = demo_app([demo.healthy()], prompt_service=StandInService({}, engines=listed))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await demo.until(pilot, lambda: app.state.generation >= 1)
+        await pilot.press("v")
+        await demo.until(pilot, lambda: getattr(app.screen, "loads", 0) >= 1)
+        await pilot.pause(0.3)
+        app.save_screenshot(filename="engines-120x36.svg", path=str(out))
+    return out / "engines-120x36.svg"
 
 
 async def replayed(out: Path) -> list[Path]:

@@ -24,6 +24,7 @@ from raytui.errors import RaytuiError, UsageError
 from raytui.model.prompts import (
     Chunk,
     Done,
+    EngineInfo,
     Event,
     Failed,
     FailureKind,
@@ -175,6 +176,7 @@ class StandInService:
         hold_pulls: bool = False,
         models_error: str | None = None,
         engine_models: list[str] | None = None,
+        engines: list[EngineInfo] | None = None,
     ) -> None:
         self.scripts = scripts
         self.models_error = models_error  # models() raises RaytuiError(models_error) when set
@@ -182,6 +184,8 @@ class StandInService:
         self._history = history
         self.model_names = models if models is not None else sorted(scripts)
         self.engine_models = engine_models or []  # loaded in "vLLM engines"
+        self.engine_list = list(engines or [])  # what engines() lists; stop_engines() removes
+        self.stopped: list[str] = []
         self.requests: list[PromptRequest] = []
         self.cancels: list[PromptRequest] = []
         self.runs: list[StandInRun] = []
@@ -266,6 +270,20 @@ class StandInService:
     def gpu_counts(self, node: str | None = None) -> tuple[float, float]:
         self.threads.add(threading.current_thread().name)
         return (1.0, 3.0)
+
+    def engines(self) -> list[EngineInfo]:
+        self.threads.add(threading.current_thread().name)
+        return list(self.engine_list)
+
+    def stop_engines(self, names: list[str]) -> list[str]:
+        self.threads.add(threading.current_thread().name)
+        known = {e.name for e in self.engine_list}
+        for name in names:
+            if name not in known:
+                raise UsageError(f"no engine named {name!r}")
+        self.engine_list = [e for e in self.engine_list if e.name not in names]
+        self.stopped += names
+        return names
 
     def nodes(self) -> list[NodeChoice]:
         self.threads.add(threading.current_thread().name)

@@ -28,6 +28,7 @@ from raytui.backends.history import HistoryStore
 from raytui.errors import ClusterUnreachable, RaytuiError, UsageError
 from raytui.model.prompts import (
     Done,
+    EngineInfo,
     Event,
     Failed,
     FailureKind,
@@ -103,6 +104,14 @@ class PromptService(Protocol):
 
     def gpu_counts(self, node: str | None = None) -> tuple[float, float]:
         """Blocking. (free, total) logical GPUs on a node id, or in the cluster."""
+        ...
+
+    def engines(self) -> list[EngineInfo]:
+        """Blocking. The vLLM engines running in the cluster (models kept loaded on GPUs)."""
+        ...
+
+    def stop_engines(self, names: list[str]) -> list[str]:
+        """Blocking. Stop these engines, freeing their GPUs; UsageError for an unknown name."""
         ...
 
     def nodes(self) -> list[NodeChoice]:
@@ -248,6 +257,18 @@ class RayPromptService:
 
         self.ensure_driver()
         return dispatch.gpu_counts(node)
+
+    def engines(self) -> list[EngineInfo]:
+        from raytui.backends import vllm
+
+        self.ensure_driver()
+        return vllm.list_engines()
+
+    def stop_engines(self, names: list[str]) -> list[str]:
+        from raytui.backends import vllm
+
+        self.ensure_driver()
+        return vllm.stop_engines(names)
 
     def nodes(self) -> list[NodeChoice]:
         from raytui.backends import dispatch

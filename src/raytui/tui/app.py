@@ -45,6 +45,7 @@ from raytui.tui.peers_panel import PeersApp
 from raytui.tui.pollers import ClusterPoller
 from raytui.tui.screens.cluster import ClusterScreen
 from raytui.tui.screens.composer import ComposerScreen
+from raytui.tui.screens.engines import EnginesScreen
 from raytui.tui.screens.help import HelpScreen
 from raytui.tui.screens.history import HistoryScreen
 from raytui.tui.screens.live import LiveScreen
@@ -65,7 +66,7 @@ class RaytuiApp(PeersApp[int]):
     TITLE = "raytui"
     BINDINGS: ClassVar[list[BindingType]] = keys.bindings(
         "quit", "quit_now", "help", "palette", "refresh", "view_nodes", "view_gpus", "view_jobs"
-    ) + keys.bindings("composer", "history")
+    ) + keys.bindings("composer", "history", "engines")
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {
         *App.COMMANDS,
         RaytuiCommands,
@@ -245,6 +246,12 @@ class RaytuiApp(PeersApp[int]):
             return
         store = self.prompt_service.history if self.prompt_service is not None else None
         self.push_screen(HistoryScreen(store, now=self.state.now))
+
+    def action_open_engines(self) -> None:
+        if not isinstance(self.screen, EnginesScreen):
+            self.push_screen(
+                EnginesScreen(self.prompt_service, readonly=self.state.readonly, now=self.state.now)
+            )
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

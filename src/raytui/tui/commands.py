@@ -19,6 +19,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     (":refresh", "poll the cluster now", "refresh"),
     (":prompt", "compose prompts and stream answers from the cluster's GPUs", "open_composer"),
     (":history", "past prompts and answers: search, copy, re-send", "open_history"),
+    (":engines", "vLLM engines holding models on GPUs: stop one to free them", "open_engines"),
     (":peers", "peer links and the proxy daemon", "toggle_peers"),
     (":help", "keys and what they do", "help"),
     (":quit", "quit raytui (stops an embedded Ray)", "quit"),

@@ -62,6 +62,8 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("probe", "p", "probe", "Probe NVML", "node detail"),
     KeySpec("composer", "c", "open_composer", "Prompt", "everywhere"),
     KeySpec("history", "h", "open_history", "History", "everywhere"),
+    KeySpec("engines", "v", "open_engines", "vLLM engines", "everywhere", show=False),
+    KeySpec("engine_stop", "d,delete", "stop_engine", "Stop engine", "vLLM engines"),
     KeySpec("prompt_submit", "ctrl+s,ctrl+enter", "submit", "Submit", "composer", key_display="^s"),
     KeySpec("prompt_cancel", "escape", "cancel_or_back", "Cancel / back", "composer"),
     KeySpec("prompt_models", "ctrl+l", "load_models", "Models", "composer", key_display="^l"),

@@ -21,32 +21,14 @@ from textual.widgets import Input, Label, Static
 
 from raytui.model.peers import PeerHealth, multiaddr_error, parse_peer_multiaddr, short_peer_id
 from raytui.tui import keys
-from raytui.tui.keys import KeySpec
+from raytui.tui.screens.confirm import DIALOG_CSS, ConfirmScreen
 from raytui.tui.widgets.common import palette
 
 EXAMPLE = "/ip4/203.0.113.7/tcp/4701/p2p/12D3KooW…"
 HINT = "paste an address that `raytui proxy status` prints on the other machine"
 
-CONFIRM_KEYS: tuple[KeySpec, ...] = (keys.BY_ID["confirm_yes"], keys.BY_ID["confirm_no"])
-
 AddResult = tuple[str, str | None]
 """(normalised multiaddr, name or None)."""
-
-DIALOG_CSS = """
-    align: center middle;
-    & > Vertical {
-        width: 90;
-        max-width: 100%;
-        height: auto;
-        max-height: 100%;
-        border: round $accent;
-        border-title-color: $text;
-        border-title-style: bold;
-        border-subtitle-color: $text-muted;
-        background: $surface;
-        padding: 0 1;
-    }
-"""
 
 
 class AddPeerScreen(ModalScreen[AddResult | None]):
@@ -200,22 +182,10 @@ class AddPeerScreen(ModalScreen[AddResult | None]):
         self.dismiss(None)
 
 
-class ConfirmRemoveScreen(ModalScreen[bool]):
+class ConfirmRemoveScreen(ConfirmScreen):
     """`y`/Enter removes, `n`/Esc keeps."""
 
-    DEFAULT_CSS = f"""
-    ConfirmRemoveScreen {{ {DIALOG_CSS} }}
-    ConfirmRemoveScreen > Vertical {{ width: 64; }}
-    ConfirmRemoveScreen #confirm-keys {{ margin-top: 1; text-align: center; }}
-    """
-    BINDINGS: ClassVar[list[BindingType]] = [k.binding() for k in CONFIRM_KEYS]
-
     def __init__(self, peer: PeerHealth) -> None:
-        super().__init__(id="confirm-remove")
-        self.peer = peer
-
-    def compose(self) -> ComposeResult:
-        peer = self.peer
         question = Text.assemble(
             "Remove peer ",
             (peer.label, "bold"),
@@ -224,20 +194,5 @@ class ConfirmRemoveScreen(ModalScreen[bool]):
             "\n\nIt leaves the allow-list: its link and tunnels close and it can no longer "
             "connect to this machine.",
         )
-        keys_line = Text.assemble(
-            ("y", "bold"),
-            (" / ⏎ remove", "dim"),
-            ("     ", ""),
-            ("n", "bold"),
-            (" / esc keep", "dim"),
-        )
-        with Vertical() as box:
-            box.border_title = "Remove peer"
-            yield Static(question, id="confirm-question", markup=False)
-            yield Static(keys_line, id="confirm-keys")
-
-    def action_confirm(self) -> None:
-        self.dismiss(True)
-
-    def action_cancel(self) -> None:
-        self.dismiss(False)
+        super().__init__("Remove peer", question, "remove", "keep", id="confirm-remove")
+        self.peer = peer
