@@ -40,23 +40,12 @@ from tests.support.composer_standin import (
     PullScript,
     Script,
     StandInService,
+    app_with_service,
 )
-from tests.support.tui_fakes import FakeConnection, connector_for, frozen_clock, healthy, until
+from tests.support.tui_fakes import until
 
 TOKENS = ["Grüße", " aus ", "東京", " — ", "naïve ", "😀", " <&>", "\n", "second line", "."]
 ANSWER = "".join(TOKENS)
-
-
-def make_app(service: Any, readonly: bool = False) -> RaytuiApp:
-    return RaytuiApp(
-        connector_for(FakeConnection([healthy()]), progress=()),
-        refresh=3600,
-        clock=frozen_clock,
-        nvml_sampler=None,
-        local_hostname="not-a-cluster-node",
-        prompt_service=service,
-        readonly=readonly,
-    )
 
 
 def hint(composer: ComposerScreen) -> str:
@@ -111,7 +100,7 @@ def set_model(composer: ComposerScreen, model: str) -> None:
 
 async def test_submit_streams_text_in_order_with_states_with_a_stand_in_service() -> None:
     service = StandInService({"llama3.2": Script(TOKENS, delay_s=0.03, waiting=6)})
-    app = make_app(service)
+    app = app_with_service(service)
     async with app.run_test(size=(100, 30)) as pilot:
         composer = await open_composer(pilot, app)
         # The model list came from the service in a thread worker, never on the event loop.
@@ -154,7 +143,7 @@ async def test_submit_streams_text_in_order_with_states_with_a_stand_in_service(
 
 async def test_esc_cancels_running_streams_then_leaves_with_a_stand_in_service() -> None:
     service = StandInService({"slow": Script(["one ", "two ", "three "], hold_after=2)})
-    app = make_app(service)
+    app = app_with_service(service)
     async with app.run_test(size=(100, 30)) as pilot:
         composer = await open_composer(pilot, app)
         set_model(composer, "slow")
@@ -178,7 +167,7 @@ async def test_esc_cancels_running_streams_then_leaves_with_a_stand_in_service()
 
 async def test_failure_shows_error_in_pane_and_keeps_prompt_with_a_stand_in_service() -> None:
     service = StandInService({"breaks": Script(TOKENS, error_after=3)})
-    app = make_app(service)
+    app = app_with_service(service)
     async with app.run_test(size=(100, 30)) as pilot:
         composer = await open_composer(pilot, app)
         set_model(composer, "breaks, missing")  # two models: two panes side by side
@@ -208,7 +197,7 @@ async def test_failure_shows_error_in_pane_and_keeps_prompt_with_a_stand_in_serv
 
 async def test_start_error_and_bad_input_are_shown_with_a_stand_in_service() -> None:
     service = StandInService({"llama3.2": Script(["x"])})
-    app = make_app(service)
+    app = app_with_service(service)
     async with app.run_test(size=(100, 30)) as pilot:
         composer = await open_composer(pilot, app)
         set_model(composer, "llama3.2")
@@ -235,7 +224,7 @@ async def test_readonly_console_sends_nothing_and_keeps_the_prompt_with_a_stand_
     None
 ):
     service = StandInService({"llama3.2": Script(["x"])})
-    app = make_app(service, readonly=True)
+    app = app_with_service(service, readonly=True)
     async with app.run_test(size=(100, 30)) as pilot:
         composer = await open_composer(pilot, app)
         set_model(composer, "llama3.2")
@@ -250,7 +239,7 @@ async def test_readonly_console_sends_nothing_and_keeps_the_prompt_with_a_stand_
 
 async def test_vllm_backend_offers_the_models_loaded_in_engines_with_a_stand_in_service() -> None:
     service = StandInService({"llama3.2": Script(["x"])}, engine_models=["Qwen/Qwen3-8B"])
-    app = make_app(service)
+    app = app_with_service(service)
     async with app.run_test(size=(100, 30)) as pilot:
         composer = await open_composer(pilot, app)
         composer.query_one("#model", Input).value = ""
@@ -277,7 +266,7 @@ async def test_errors_and_answers_that_look_like_markup_show_verbatim_with_a_sta
     service = StandInService(
         {"llama3.2": Script(["[red]not red[/] ", "[$accent] $(x)"])}, models_error=HOSTILE
     )
-    app = make_app(service)
+    app = app_with_service(service)
     async with app.run_test(size=(120, 36)) as pilot:
         await until(pilot, lambda: app.state.generation >= 1, what="first snapshot")
         await pilot.press("c")
@@ -300,7 +289,7 @@ async def test_errors_and_answers_that_look_like_markup_show_verbatim_with_a_sta
 async def test_four_prompts_one_per_line_open_four_panes_with_a_stand_in_service() -> None:
     themes = ["a haiku about GPUs", "a limerick about Ray", "a sonnet about tmux", "a koan"]
     service = StandInService({"llama3.2": Script(["ok ", "done"], delay_s=0.02)})
-    app = make_app(service)
+    app = app_with_service(service)
     async with app.run_test(size=(100, 30)) as pilot:
         composer = await open_composer(pilot, app)
         set_model(composer, "llama3.2")
@@ -323,7 +312,7 @@ async def test_four_prompts_one_per_line_open_four_panes_with_a_stand_in_service
 
 async def test_copy_answer_from_a_pane_and_node_choices_with_a_stand_in_service() -> None:
     service = StandInService({"llama3.2": Script(TOKENS)})
-    app = make_app(service)
+    app = app_with_service(service)
     async with app.run_test(size=(100, 30)) as pilot:
         composer = await open_composer(pilot, app)
         node_select = composer.query_one("#node", Select)
@@ -346,7 +335,7 @@ async def test_missing_model_offers_a_pull_with_progress_with_a_stand_in_service
         pullable={"qwen3": PullScript(Script(["pulled ", "answer"]))},
         hold_pulls=True,
     )
-    app = make_app(service)
+    app = app_with_service(service)
     async with app.run_test(size=(120, 36)) as pilot:
         composer = await open_composer(pilot, app)
         set_model(composer, "qwen3")
@@ -396,7 +385,7 @@ async def test_pull_error_is_shown_and_esc_stops_a_pull_with_a_stand_in_service(
     service = StandInService(
         {}, pullable={"slowpull": PullScript(Script(["ok"]))}, hold_pulls=True, models=["m"]
     )
-    app = make_app(service)
+    app = app_with_service(service)
     async with app.run_test(size=(120, 36)) as pilot:
         composer = await open_composer(pilot, app)
         set_model(composer, "nope, slowpull")  # two panes, both missing on the same node
@@ -450,7 +439,7 @@ async def test_composer_streams_exact_text_with_provenance_through_real_ray(
     history = HistoryStore()
     service = RayPromptService(lambda: conn, history)
     node = gpu2(cluster)
-    app = make_app(service)
+    app = app_with_service(service)
     try:
         async with app.run_test(size=(120, 36)) as pilot:
             # Nodes come from Ray; the model list from the wire server via a task on the node.
@@ -514,7 +503,7 @@ async def test_composer_pulls_a_missing_model_on_its_node_through_real_ray(
     conn = attach.connect(cluster.dashboard_url)
     service = RayPromptService(lambda: conn, HistoryStore())
     node = gpu2(cluster)
-    app = make_app(service)
+    app = app_with_service(service)
     try:
         async with app.run_test(size=(120, 36)) as pilot:
             composer = await open_composer_on_node(pilot, app, node.node_id)
@@ -626,7 +615,7 @@ async def open_history(pilot: Pilot[Any], app: RaytuiApp) -> HistoryScreen:
 async def test_history_lists_searches_opens_and_copies_with_a_stand_in_service(
     store: HistoryStore,
 ) -> None:
-    app = make_app(StandInService({}, history=store))
+    app = app_with_service(StandInService({}, history=store))
     async with app.run_test(size=(120, 36)) as pilot:
         screen = await open_history(pilot, app)
         assert [r.run_id for r in screen.records] == ["r3", "r2", "r1"]  # newest first
@@ -663,7 +652,7 @@ async def test_history_resend_prefills_the_composer_with_a_stand_in_service(
     store: HistoryStore,
 ) -> None:
     service = StandInService({"qwen3": Script(["again"])}, history=store)
-    app = make_app(service)
+    app = app_with_service(service)
     async with app.run_test(size=(120, 36)) as pilot:
         screen = await open_history(pilot, app)
         await pilot.press("down")  # r2
@@ -700,7 +689,7 @@ async def test_history_resend_prefills_the_composer_with_a_stand_in_service(
 async def test_palette_opens_composer_and_history_with_a_stand_in_service(
     store: HistoryStore,
 ) -> None:
-    app = make_app(StandInService({}, history=store))
+    app = app_with_service(StandInService({}, history=store))
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.state.generation >= 1, what="first snapshot")
         await pilot.press("colon", *"prompt")

@@ -17,26 +17,14 @@ from raytui.model.prompts import EngineInfo
 from raytui.tui.app import RaytuiApp
 from raytui.tui.screens.confirm import ConfirmScreen
 from raytui.tui.screens.engines import EnginesScreen
-from tests.support.composer_standin import NODE_A, StandInService
-from tests.support.tui_fakes import NOW, FakeConnection, connector_for, frozen_clock, healthy, until
+from tests.support.composer_standin import NODE_A, StandInService, app_with_service
+from tests.support.tui_fakes import NOW, until
 
 QWEN = EngineInfo(
     "raytui-vllm-Qwen_Qwen3-8B-tp2-0", True, "Qwen/Qwen3-8B", 2, NODE_A, "gpu-box-2",
     ("0", "1"), 1, NOW - 3_700,
 )  # fmt: skip
 LOADING = EngineInfo("raytui-vllm-big-tp1-0", False)
-
-
-def make_app(service: StandInService, readonly: bool = False) -> RaytuiApp:
-    return RaytuiApp(
-        connector_for(FakeConnection([healthy()]), progress=()),
-        refresh=3600,
-        clock=frozen_clock,
-        nvml_sampler=None,
-        local_hostname="not-a-cluster-node",
-        prompt_service=service,
-        readonly=readonly,
-    )
 
 
 async def open_engines(pilot: Pilot[Any], app: RaytuiApp) -> EnginesScreen:
@@ -56,7 +44,7 @@ def rows(screen: EnginesScreen) -> list[list[str]]:
 
 async def test_engines_are_listed_and_one_is_stopped_after_asking_with_a_stand_in_service() -> None:
     service = StandInService({}, engines=[QWEN, LOADING])
-    app = make_app(service)
+    app = app_with_service(service)
     async with app.run_test(size=(120, 30)) as pilot:
         screen = await open_engines(pilot, app)
         assert rows(screen) == [
@@ -95,7 +83,7 @@ async def test_readonly_console_lists_engines_but_does_not_stop_them_with_a_stan
     None
 ):
     service = StandInService({}, engines=[QWEN])
-    app = make_app(service, readonly=True)
+    app = app_with_service(service, readonly=True)
     async with app.run_test(size=(120, 30)) as pilot:
         screen = await open_engines(pilot, app)
         await pilot.press("d")

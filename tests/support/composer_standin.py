@@ -17,6 +17,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from raytui.backends.history import HistoryStore
 from raytui.backends.service import NodeChoice, PromptRun
@@ -36,6 +37,8 @@ from raytui.model.prompts import (
     Timings,
     Waiting,
 )
+from raytui.tui.app import RaytuiApp
+from tests.support.tui_fakes import FakeConnection, connector_for, frozen_clock, healthy
 
 NODE_A = "b2c3d4e5f60718293a4b5c6d7e8f9001122334455667788990aabbcc"
 NODE_B = "a1b2c3d4e5f60718293a4b5c6d7e8f9001122334455667788990aabb"
@@ -297,3 +300,16 @@ class StandInService:
         for run in self.runs:
             if not run.state.final:
                 run.cancel()
+
+
+def app_with_service(service: Any, readonly: bool = False) -> RaytuiApp:
+    """The real app on replayed snapshots, with `service` for prompts and engines."""
+    return RaytuiApp(
+        connector_for(FakeConnection([healthy()]), progress=()),
+        refresh=3600,
+        clock=frozen_clock,
+        nvml_sampler=None,
+        local_hostname="not-a-cluster-node",
+        prompt_service=service,
+        readonly=readonly,
+    )
