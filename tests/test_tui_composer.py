@@ -482,7 +482,7 @@ async def test_composer_streams_exact_text_with_provenance_through_real_ray(
             assert [r.run_id for r in screen.records] == [record.run_id]
     finally:
         service.close()
-        conn._client.close()  # not conn.close(): that would shut down the session's driver
+        conn.close()  # the session's driver is not this connection's to stop
 
 
 @pytest.mark.ray
@@ -555,7 +555,7 @@ async def test_composer_pulls_a_missing_model_on_its_node_through_real_ray(
             assert [c.json()["model"] for c in chats] == ["qwen3", "qwen3"]
     finally:
         service.close()
-        conn._client.close()  # not conn.close(): that would shut down the session's driver
+        conn.close()  # the session's driver is not this connection's to stop
         server.stop()
 
 
