@@ -35,6 +35,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= 4096:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 4096, got {text}")
+    return value
+
+
 def _add_address(p: argparse.ArgumentParser, top: bool = False) -> None:
     # Subcommands repeat the flags with SUPPRESS so `raytui --address X status` keeps X.
     default = None if top else argparse.SUPPRESS
@@ -97,6 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in (("run", "run in the foreground"), ("start", "start detached")):
         p = psub.add_parser(name, help=help_text)
         p.add_argument("--listen", action="append", metavar="MULTIADDR", default=None)
+        p.add_argument(
+            "--overlay",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="carry Ray's traffic between peers (needs root or CAP_NET_ADMIN; remembered)",
+        )
+        p.add_argument(
+            "--overlay-prefix",
+            metavar="CIDR",
+            default=None,
+            help="the overlay's IPv4 prefix (default 100.64.0.0/10; same on every peer)",
+        )
     psub.add_parser("stop", help="stop the detached daemon")
     pstatus = psub.add_parser("status", help="peer ID, addresses, peers, tunnels, health")
     pstatus.add_argument("--json", action="store_true")
@@ -133,6 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (elist, estop):
         _add_address(p)
 
+    join = sub.add_parser(
+        "join", help="this machine joins a peer's Ray cluster over the overlay (or starts a head)"
+    )
+    join.add_argument("peer", nargs="?", metavar="PEER", help="peer ID or name of the head")
+    join.add_argument("--head", action="store_true", help="start a Ray head on the overlay")
+    join.add_argument("--gpus", type=_count, default=None, metavar="N", help="GPUs to offer")
+    join.add_argument("--cpus", type=_count, default=None, metavar="N", help="CPUs to offer")
+    join.add_argument("--json", action="store_true", help="the node's state as JSON")
+    sub.add_parser("leave", help="stop the Ray node that join started")
+
     peers = sub.add_parser("peers", help="the peer allow-list")
     pesub = peers.add_subparsers(dest="peers_command", metavar="ACTION", required=True)
     plist = pesub.add_parser("list", help="list peers and their health")
@@ -153,6 +185,8 @@ _HANDLERS = {
     "proxy": "raytui.commands.proxy",
     "engines": "raytui.commands.engines",
     "peers": "raytui.commands.peers",
+    "join": "raytui.commands.join",
+    "leave": "raytui.commands.join",
 }
 
 

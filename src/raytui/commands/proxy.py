@@ -16,11 +16,11 @@ def run(args: argparse.Namespace) -> int:
     if action == "run":
         from raytui.proxy import daemon
 
-        return daemon.run(args.listen)
+        return daemon.run(args.listen, args.overlay, args.overlay_prefix)
     if action == "start":
         from raytui.proxy import daemon
 
-        pid, started = daemon.start(args.listen)
+        pid, started = daemon.start(args.listen, args.overlay, args.overlay_prefix)
         if started:
             print(f"proxy daemon started (pid {pid}); log: {daemon.log_path()}")
         else:
@@ -149,4 +149,30 @@ def format_status(status: DaemonStatus) -> str:
             lines.append(f"  {f.bind} -> {peer}:{f.service}{extra}")
     if status.refused:
         lines.append(f"refused connections from peers not on the allow-list: {status.refused}")
+    lines += _overlay_lines(status)
+    if status.join is not None:
+        from raytui.commands.join import describe
+
+        lines.append(describe(status.join))
     return "\n".join(lines)
+
+
+def _overlay_lines(status: DaemonStatus) -> list[str]:
+    overlay = status.overlay
+    if not overlay.enabled:
+        return []
+    if overlay.address is None:
+        return [f"overlay: DOWN: {overlay.error or 'starting'}"]
+    lines = [
+        f"overlay: {overlay.address} in {overlay.prefix}, "
+        f"{overlay.active} connections open, {overlay.carried} carried"
+    ]
+    names = {p.peer_id: p.label for p in status.peers}
+    for route in overlay.routes:
+        peer = names.get(route.peer_id, short_peer_id(route.peer_id))
+        path = "direct" if route.via is None else f"via {names.get(route.via, route.via)}"
+        lines.append(f"  {route.address:<15} {peer:<16} {path:<16} {route.state.value}")
+    if overlay.refused:
+        counts = ", ".join(f"{why}: {n}" for why, n in sorted(overlay.refused.items()))
+        lines.append(f"  refused: {counts}")
+    return lines

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from raytui.errors import UsageError
+from raytui.model.overlay import JoinStatus, OverlayStatus
 
 TUNNEL_PROTOCOL = "/raytui/tcp/1.0.0"
 TOKEN_PROTOCOL = "/raytui/token/1.0.0"
@@ -144,6 +145,8 @@ class DaemonStatus:
     peers: tuple[PeerHealth, ...]
     services: tuple[Service, ...]
     forwards: tuple[Forward, ...]
+    overlay: OverlayStatus = field(default_factory=lambda: OverlayStatus.from_dict({}))
+    join: JoinStatus | None = None  # the Ray node `raytui join` started, if any
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -156,6 +159,8 @@ class DaemonStatus:
             "peers": [p.to_dict() for p in self.peers],
             "services": [s.to_dict() for s in self.services],
             "forwards": [f.to_dict() for f in self.forwards],
+            "overlay": self.overlay.to_dict(),
+            "join": None if self.join is None else self.join.to_dict(),
         }
 
     @classmethod
@@ -170,6 +175,8 @@ class DaemonStatus:
             peers=tuple(PeerHealth.from_dict(p) for p in d.get("peers", ())),
             services=tuple(Service.from_dict(s) for s in d.get("services", ())),
             forwards=tuple(Forward.from_dict(f) for f in d.get("forwards", ())),
+            overlay=OverlayStatus.from_dict(d.get("overlay") or {}),
+            join=None if d.get("join") is None else JoinStatus.from_dict(d["join"]),
         )
 
     def peer(self, key: str) -> PeerHealth | None:

@@ -4,7 +4,8 @@ Request: `{"op": "status", ...args}`. Reply: `{"ok": true, "result": ...}` or
 `{"ok": false, "error": "message for the user", "code": 1|2}` (2: bad input).
 Ops: ping, status, peers.list, peers.add {multiaddr, name?}, peers.remove {peer},
 expose {name, target}, expose.ray_head {share_token}, unexpose {name}, share_token {enabled},
-forward {peer, service, bind?}, unforward {bind}, token {peer}, console {peer}, shutdown.
+forward {peer, service, bind?}, unforward {bind}, token {peer}, console {peer},
+join {peer?, head?, gpus?, cpus?}, leave, shutdown.
 The client is `raytui.sources.proxy_control`.
 """
 
@@ -53,6 +54,15 @@ def _opt(req: dict[str, Any], key: str) -> str | None:
     return value
 
 
+def _count(req: dict[str, Any], key: str) -> int | None:
+    value = req.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 4096:
+        raise UsageError(f"bad {key!r} in the request: a whole number from 0")
+    return value
+
+
 def remove_socket(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
@@ -75,6 +85,8 @@ class ControlServer:
             "unforward": self._unforward,
             "token": self._token,
             "console": self._console,
+            "join": self._join,
+            "leave": self._leave,
             "shutdown": self._shutdown,
         }
 
@@ -121,6 +133,16 @@ class ControlServer:
 
     async def _console(self, req: dict[str, Any]) -> Any:
         return (await self._node.console(_arg(req, "peer"))).to_dict()
+
+    async def _join(self, req: dict[str, Any]) -> Any:
+        status = await self._node.join(
+            _opt(req, "peer"), req.get("head") is True, _count(req, "gpus"), _count(req, "cpus")
+        )
+        return status.to_dict()
+
+    async def _leave(self, req: dict[str, Any]) -> Any:
+        status = await self._node.leave()
+        return None if status is None else status.to_dict()
 
     async def _shutdown(self, req: dict[str, Any]) -> Any:
         self._node.shutdown.set()

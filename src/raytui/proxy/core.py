@@ -5,8 +5,10 @@ Ray-token sharing. The control server (control.py) calls its methods; daemon.py 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,7 @@ from libp2p.peer.id import ID
 from libp2p.utils.address_validation import expand_wildcard_address
 
 from raytui.errors import RaytuiError, UsageError
+from raytui.model.overlay import GCS_PORT, RAY_HEAD_INFO_PROTOCOL, JoinStatus
 from raytui.model.peers import (
     RAY_CLIENT,
     RAY_DASHBOARD,
@@ -39,7 +42,9 @@ from raytui.model.peers import (
 )
 from raytui.proxy import store
 from raytui.proxy.host import build_host
+from raytui.proxy.overlay import Overlay
 from raytui.proxy.peers import PeerManager, describe
+from raytui.proxy.ray_node import NodePlan, RayNodeSupervisor
 from raytui.proxy.tunnel import (
     CONNECT_TIMEOUT,
     LinkCounters,
@@ -55,6 +60,15 @@ DEFAULT_PORT = 4701
 DEFAULT_LISTEN = (f"/ip4/0.0.0.0/tcp/{DEFAULT_PORT}",)
 # Ray rewrites 127.0.0.1 to the LAN IP; another loopback alias keeps console forwards local.
 CONSOLE_BIND_HOST = "127.0.0.3"
+START_NODE_TIMEOUT = 90.0  # `ray start` of a worker across the overlay: ~5-10 s
+
+
+def _token_files() -> list[Path]:
+    candidates = []
+    if os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        candidates.append(Path(os.environ["RAY_AUTH_TOKEN_PATH"]))
+    candidates.append(Path.home() / ".ray" / "auth_token")
+    return candidates
 
 
 def read_ray_token() -> str | None:
@@ -62,11 +76,7 @@ def read_ray_token() -> str | None:
     token = os.environ.get("RAY_AUTH_TOKEN")
     if token:
         return token.strip()
-    candidates = []
-    if os.environ.get("RAY_AUTH_TOKEN_PATH"):
-        candidates.append(Path(os.environ["RAY_AUTH_TOKEN_PATH"]))
-    candidates.append(Path.home() / ".ray" / "auth_token")
-    for path in candidates:
+    for path in _token_files():
         try:
             text = path.read_text(encoding="utf-8").strip()
         except OSError:
@@ -74,6 +84,21 @@ def read_ray_token() -> str | None:
         if text:
             return text
     return None
+
+
+def ensure_ray_token() -> str:
+    """The token a head started by `raytui join --head` uses: the one Ray would find, else a new
+    one written where Ray looks first (0600), so local tools on the head find it too."""
+    token = read_ray_token()
+    if token:
+        return token
+    path = _token_files()[0]
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    token = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    return token
 
 
 @dataclass
@@ -100,6 +125,8 @@ class ProxyNode:
         self._state = state
         self._listen = [multiaddr.Multiaddr(a) for a in listen]
         self.peers = PeerManager(state, self.save)
+        self.overlay = Overlay(state.overlay, self.peers, self.save)
+        self.ray_node: RayNodeSupervisor | None = None
         self._forwards: list[_ForwardRuntime] = []
         self._nursery: trio.Nursery | None = None
         self._host: IHost | None = None
@@ -123,11 +150,19 @@ class ProxyNode:
                 self._nursery = nursery
                 host.set_stream_handler(TProtocol(TUNNEL_PROTOCOL), self._on_tunnel_stream)
                 host.set_stream_handler(TProtocol(TOKEN_PROTOCOL), self._on_token_stream)
+                host.set_stream_handler(TProtocol(RAY_HEAD_INFO_PROTOCOL), self._on_ray_head_stream)
+                self.overlay.register(host)
                 self.peers.start(host, nursery)
                 for entry in list(self._state.forwards):
                     await self._start_forward(entry, persist=False)
+                nursery.start_soon(self.overlay.run)
+                if self._state.join is not None:
+                    nursery.start_soon(self._resume_join)
                 task_status.started()
                 await self.shutdown.wait()
+                if self.ray_node is not None:
+                    await self.ray_node.stop()
+                self.overlay.stop()
                 nursery.cancel_scope.cancel()
         except OSError as exc:
             where = ", ".join(map(str, self._listen))
@@ -148,7 +183,7 @@ class ProxyNode:
             )
             for a in expanded:
                 full = f"{a}/p2p/{host.get_id()}"
-                if full not in out:
+                if full not in out and not self.overlay.holds(str(a)):
                     out.append(full)
         # Loopback last: the address a remote machine needs comes first.
         out.sort(key=lambda a: a.startswith(("/ip4/127.", "/ip6/::1/")))
@@ -167,6 +202,8 @@ class ProxyNode:
                 Service(name, target) for name, target in sorted(self._state.services.items())
             ),
             forwards=tuple(f.model() for f in self._forwards),
+            overlay=self.overlay.status(),
+            join=None if self.ray_node is None else self.ray_node.status(),
         )
 
     # --- services (serving side) -----------------------------------------------------------------
@@ -181,7 +218,10 @@ class ProxyNode:
         return Service(name, self._state.services[name])
 
     def expose_ray_head(self, share_token: bool) -> list[Service]:
-        out = [self.expose(name, f"127.0.0.1:{port}") for name, port in RAY_HEAD_PORTS.items()]
+        host = "127.0.0.1"
+        if self.ray_node is not None and self.ray_node.plan.role == "head":
+            host = self.ray_node.plan.node_ip  # the head join started listens there
+        out = [self.expose(name, f"{host}:{port}") for name, port in RAY_HEAD_PORTS.items()]
         if share_token:
             self.set_share_token(True)
         return out
@@ -228,6 +268,129 @@ class ProxyNode:
             await stream.close()
         except Exception:
             await reset_stream(stream)
+
+    async def _on_ray_head_stream(self, stream: INetStream) -> None:
+        """A joiner asks for this head's GCS address on the overlay and its token."""
+        if self._peer_of(stream) is None:
+            await reset_stream(stream)
+            return
+        try:
+            reply = json.dumps(self._ray_head_offer()).encode() + b"\n"
+            await stream.write(reply)
+            await stream.close()
+        except Exception:
+            log.exception("ray-head request failed")
+            await reset_stream(stream)
+
+    def _ray_head_offer(self) -> dict[str, str | None]:
+        if self.overlay.address is None:
+            return {"error": "the overlay is off on the head (raytui proxy start --overlay)"}
+        if RAY_GCS not in self._state.services:
+            return {
+                "error": "this peer does not offer its Ray head to joiners: on it run "
+                "`raytui proxy expose --ray-head --share-token`"
+            }
+        token = read_ray_token()
+        if token is not None and not self._state.share_token:
+            return {
+                "error": "this head does not share its Ray token: on it run "
+                "`raytui proxy expose --ray-head --share-token`"
+            }
+        return {"gcs": f"{self.overlay.address}:{GCS_PORT}", "token": token}
+
+    async def _ask_ray_head(self, peer_id: str) -> tuple[str, str | None]:
+        """(GCS host:port, token) of the peer's head, or RaytuiError saying why not."""
+        link = self.peers.link(peer_id)
+        if link.state != LinkState.CONNECTED:
+            await self.peers._first_outcome(link)
+        try:
+            with trio.fail_after(CONNECT_TIMEOUT):
+                stream = await self.host.new_stream(
+                    ID.from_base58(peer_id), [TProtocol(RAY_HEAD_INFO_PROTOCOL)]
+                )
+                line, _ = await read_line(stream, max_len=4096)
+        except Exception as exc:
+            raise RaytuiError(f"cannot ask the peer for its Ray head: {describe(exc)}") from exc
+        with contextlib.suppress(Exception):
+            await stream.close()
+        try:
+            offer = json.loads(line)
+            if offer.get("error"):
+                raise RaytuiError(f"the peer offers no Ray head: {offer['error']}")
+            return str(offer["gcs"]), None if offer.get("token") is None else str(offer["token"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise RaytuiError(f"garbled Ray head offer from the peer: {exc}") from exc
+
+    # --- joining a Ray cluster over the overlay --------------------------------------------------
+
+    async def join(
+        self, peer_key: str | None, head: bool, gpus: int | None, cpus: int | None
+    ) -> JoinStatus:
+        """Start (and supervise) a Ray node on this machine's overlay address: a worker of the
+        peer's head, or a head. Returns once the node reported started or failed to."""
+        if self.ray_node is not None:
+            role = self.ray_node.plan.role
+            raise UsageError(f"this machine already runs a Ray {role} node; `raytui leave` first")
+        if head == (peer_key is not None):
+            raise UsageError("join needs a PEER, or --head")
+        peer_id = None if peer_key is None else self.peers.resolve(peer_key)
+        entry = store.JoinEntry("head" if head else "worker", peer_id, gpus, cpus)
+        plan = await self._node_plan(entry)
+        self._state.join = entry
+        self.save()
+        supervisor = self._start_node(plan)
+        if head and RAY_GCS in self._state.services:
+            self.expose_ray_head(self._state.share_token)  # now at the head's overlay address
+        with trio.move_on_after(START_NODE_TIMEOUT):
+            await supervisor.started.wait()
+        return supervisor.status()
+
+    async def _node_plan(self, entry: store.JoinEntry) -> NodePlan:
+        address = self.overlay.address
+        if address is None:
+            raise RaytuiError(
+                self.overlay.error
+                or "the overlay is off: restart the daemon with `raytui proxy start --overlay`"
+                " (as root)"
+            )
+        if entry.role == "head":
+            own = f"{address}:{GCS_PORT}"
+            return NodePlan("head", address, own, None, ensure_ray_token(), entry.gpus, entry.cpus)
+        assert entry.peer_id is not None
+        gcs, shared = await self._ask_ray_head(entry.peer_id)
+        return NodePlan("worker", address, gcs, entry.peer_id, shared, entry.gpus, entry.cpus)
+
+    def _start_node(self, plan: NodePlan) -> RayNodeSupervisor:
+        assert self._nursery is not None
+        supervisor = RayNodeSupervisor(plan)
+        self.ray_node = supervisor
+        self._nursery.start_soon(supervisor.run)
+        return supervisor
+
+    async def _resume_join(self) -> None:
+        """After a daemon restart: start the node `join` asked for once the overlay is up and,
+        for a worker, the head answers; retried until it works or `leave`."""
+        delay = 1.0
+        while self._state.join is not None and self.ray_node is None:
+            try:
+                plan = await self._node_plan(self._state.join)
+            except RaytuiError as exc:
+                log.info("cannot rejoin yet: %s", exc)
+                await trio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            if self._state.join is not None and self.ray_node is None:
+                self._start_node(plan)
+
+    async def leave(self) -> JoinStatus | None:
+        """Stop the node `join` started; None when there was none."""
+        supervisor, self.ray_node = self.ray_node, None
+        self._state.join = None
+        self.save()
+        if supervisor is None:
+            return None
+        await supervisor.stop()
+        return supervisor.status()
 
     # --- forwards (dialing side) -----------------------------------------------------------------
 

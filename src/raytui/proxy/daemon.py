@@ -20,6 +20,7 @@ import trio
 
 from raytui import locations
 from raytui.errors import RaytuiError, UsageError
+from raytui.model.overlay import parse_prefix
 from raytui.proxy import identity, store
 from raytui.proxy.control import ControlServer, remove_socket, socket_path
 from raytui.proxy.core import DEFAULT_LISTEN, ProxyNode
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 PID_NAME = "proxy.pid"
 LOG_NAME = "proxy.log"
 START_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
+STOP_TIMEOUT = 50.0  # a Ray node that join started drains for up to 30 s
 
 
 def pid_path() -> Path:
@@ -70,7 +71,14 @@ def _read_pid() -> int | None:
     return pid
 
 
-def run(listen: list[str] | None) -> int:
+def _remember_overlay(state: store.StoredState, overlay: bool | None, prefix: str | None) -> None:
+    if prefix is not None:
+        state.overlay.prefix = str(parse_prefix(prefix))
+    if overlay is not None:
+        state.overlay.enabled = overlay
+
+
+def run(listen: list[str] | None, overlay: bool | None = None, prefix: str | None = None) -> int:
     """The daemon in the foreground, until SIGINT/SIGTERM/SIGHUP or a `shutdown` request."""
     logging.basicConfig(
         level=os.environ.get("RAYTUI_PROXY_LOG", "INFO").upper(),
@@ -85,6 +93,8 @@ def run(listen: list[str] | None) -> int:
     state = store.load()
     if listen:
         state.listen = _check_listen(list(listen))
+    _remember_overlay(state, overlay, prefix)
+    if listen or overlay is not None or prefix is not None:
         store.save(state)
     addrs = state.listen or list(DEFAULT_LISTEN)
     trio.run(_main, ProxyNode(key_pair, state, addrs))
@@ -118,15 +128,23 @@ async def _on_signals(node: ProxyNode) -> None:
             return
 
 
-def start(listen: list[str] | None) -> tuple[int, bool]:
+def start(
+    listen: list[str] | None, overlay: bool | None = None, prefix: str | None = None
+) -> tuple[int, bool]:
     """Start detached; returns (pid, started_now). Waits until the control socket answers."""
     if is_running():
         return int(ProxyControl().ping()["pid"]), False
     if listen:
         _check_listen(list(listen))
+    if prefix is not None:
+        parse_prefix(prefix)
     cmd = [sys.executable, "-m", "raytui", "proxy", "run"]
     for addr in listen or []:
         cmd += ["--listen", addr]
+    if overlay is not None:
+        cmd.append("--overlay" if overlay else "--no-overlay")
+    if prefix is not None:
+        cmd += ["--overlay-prefix", prefix]
     logfile = log_path()
     with open(logfile, "ab") as out:
         proc = subprocess.Popen(

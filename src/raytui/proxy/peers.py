@@ -285,6 +285,7 @@ class PeerManager:
                         link.reconnects += 1
                     link.ever_connected = True
                     link.set_state(LinkState.CONNECTED)
+                    link.last_error = None  # the health line shows the present
                     backoff = MIN_BACKOFF
                     failures = 0
                 try:
@@ -293,6 +294,8 @@ class PeerManager:
                             ping = await host.new_stream(pid, [TProtocol(PING_PROTOCOL)])
                         link.rtt_ms = await _ping_once(ping)
                     failures = 0
+                    if link.last_error and link.last_error.startswith("ping failed"):
+                        link.last_error = None
                 except Exception as exc:
                     failures += 1
                     link.last_error = f"ping failed: {describe(exc)}"

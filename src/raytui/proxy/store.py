@@ -32,12 +32,37 @@ class ForwardEntry:
 
 
 @dataclass
+class JoinEntry:
+    """The Ray node `raytui join` asked for; the daemon starts it again after a restart."""
+
+    role: str  # "worker" or "head"
+    peer_id: str | None = None  # the head's daemon, for a worker
+    gpus: int | None = None
+    cpus: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"role": self.role, "peer_id": self.peer_id, "gpus": self.gpus, "cpus": self.cpus}
+
+
+@dataclass
+class OverlayEntry:
+    enabled: bool = False
+    prefix: str = "100.64.0.0/10"
+    index: int = 0  # collision counter of this daemon's overlay address
+
+    def to_json(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "prefix": self.prefix, "index": self.index}
+
+
+@dataclass
 class StoredState:
     peers: dict[str, PeerEntry] = field(default_factory=dict)  # by peer ID
     services: dict[str, str] = field(default_factory=dict)  # name -> host:port
     forwards: list[ForwardEntry] = field(default_factory=list)
     listen: list[str] = field(default_factory=list)
     share_token: bool = False
+    overlay: OverlayEntry = field(default_factory=OverlayEntry)
+    join: JoinEntry | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +77,8 @@ class StoredState:
             ],
             "listen": list(self.listen),
             "share_token": self.share_token,
+            "overlay": self.overlay.to_json(),
+            "join": None if self.join is None else self.join.to_json(),
         }
 
     @classmethod
@@ -70,6 +97,8 @@ class StoredState:
             ],
             listen=[str(a) for a in raw.get("listen", [])],
             share_token=bool(raw.get("share_token", False)),
+            overlay=OverlayEntry(**raw.get("overlay", {})),
+            join=None if raw.get("join") is None else JoinEntry(**raw["join"]),
         )
 
 

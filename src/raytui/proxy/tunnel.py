@@ -97,11 +97,13 @@ async def reset_stream(stream: INetStream) -> None:
             log.debug("stream reset failed", exc_info=True)
 
 
-async def read_line(stream: INetStream, initial: bytes = b"") -> tuple[bytes, bytes]:
+async def read_line(
+    stream: INetStream, initial: bytes = b"", max_len: int = MAX_HEADER
+) -> tuple[bytes, bytes]:
     """One `\\n`-terminated header line and whatever arrived after it."""
     buf = initial
     while b"\n" not in buf:
-        if len(buf) > MAX_HEADER:
+        if len(buf) > max_len:
             raise ValueError("tunnel header too long")
         data = await stream.read(CHUNK)
         if not data:
@@ -202,24 +204,44 @@ async def splice(
 ServiceLookup = Callable[[str], "tuple[str, int] | None"]
 
 
-async def serve_stream(stream: INetStream, lookup: ServiceLookup, counters: LinkCounters) -> None:
-    """Serving side of one tunnel stream: read the header, connect the named target, relay."""
+async def read_header(stream: INetStream) -> tuple[str, bytes] | None:
+    """The serving side's first step: the dialer's header line (decoded) and the bytes after it.
+    None when no valid header came in time (the stream has been reset)."""
     try:
         with trio.fail_after(CONNECT_TIMEOUT):
             line, rest = await read_line(stream)
     except (StreamError, ValueError, trio.TooSlowError):
         await reset_stream(stream)
+        return None
+    return line.decode("utf-8", "replace").strip(), rest
+
+
+async def serve_stream(stream: INetStream, lookup: ServiceLookup, counters: LinkCounters) -> None:
+    """Serving side of one tunnel stream: read the header, connect the named target, relay."""
+    header = await read_header(stream)
+    if header is None:
         return
-    name = line.decode("utf-8", "replace").strip()
+    name, rest = header
     target = lookup(name)
     if target is None:
-        await _refuse(stream, f"no service named {name!r}")
+        await refuse(stream, f"no service named {name!r}")
         return
+    await connect_and_splice(stream, target, rest, counters, label=f"service {name!r}")
+
+
+async def connect_and_splice(
+    stream: INetStream,
+    target: tuple[str, int],
+    rest: bytes,
+    counters: LinkCounters,
+    label: str,
+) -> None:
+    """Connect `target`, answer `+` (or `-REASON` when it cannot be reached), then relay."""
     try:
         with trio.fail_after(CONNECT_TIMEOUT):
             sock = await trio.open_tcp_stream(*target)
     except (OSError, trio.TooSlowError) as exc:
-        await _refuse(stream, f"service {name!r} unreachable at {target[0]}:{target[1]}: {exc}")
+        await refuse(stream, f"{label} unreachable at {target[0]}:{target[1]}: {exc}")
         return
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
@@ -230,16 +252,69 @@ async def serve_stream(stream: INetStream, lookup: ServiceLookup, counters: Link
         return
     why = await splice(sock, stream, counters, initial=rest)
     if why:
-        log.info("tunnel to %s ended abnormally: %s", name, why)
+        log.info("tunnel to %s ended abnormally: %s", label, why)
 
 
-async def _refuse(stream: INetStream, reason: str) -> None:
+async def refuse(stream: INetStream, reason: str) -> None:
+    """Answer `-REASON` and end the stream: the dialer's application sees a reset."""
     log.info("tunnel refused: %s", reason)
     try:
         await stream.write(b"-" + reason.encode()[: MAX_HEADER - 2] + b"\n")
         await stream.close()
     except Exception:
         await reset_stream(stream)
+
+
+async def relay_streams(
+    inbound: INetStream, outbound: INetStream, counters: LinkCounters, initial: bytes = b""
+) -> str | None:
+    """A hub's relay between two streams, both ways, FIN for FIN; a reset or a lost link on
+    either side resets both. `initial` goes to `outbound` first. Returns why it failed, if."""
+    failure: list[str] = []
+    counters.active_streams += 1
+
+    async def pump(src: INetStream, dst: INetStream, cancel: trio.CancelScope) -> None:
+        try:
+            while True:
+                try:
+                    data = await src.read(CHUNK)
+                except StreamEOF:
+                    data = b""
+                if not data:
+                    if not await _eof_is_clean_after_settling(src):
+                        failure.append("link lost")
+                        cancel.cancel()
+                        return
+                    await _close_write(dst)
+                    return
+                await dst.write(data)
+                counters.bytes_in += len(data)
+        except Exception as exc:
+            failure.append(f"relay: {exc or type(exc).__name__}")
+            cancel.cancel()
+
+    completed = False
+    try:
+        if initial:
+            await outbound.write(initial)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pump, inbound, outbound, nursery.cancel_scope)
+            nursery.start_soon(pump, outbound, inbound, nursery.cancel_scope)
+        completed = True
+    except Exception as exc:
+        failure.append(f"relay: {exc or type(exc).__name__}")
+    finally:
+        counters.active_streams -= 1
+        for stream in (inbound, outbound):
+            if failure or not completed:
+                await reset_stream(stream)
+            else:
+                with trio.CancelScope(shield=True):
+                    try:
+                        await stream.close()
+                    except Exception:
+                        log.debug("stream close failed", exc_info=True)
+    return failure[0] if failure else None
 
 
 OpenStream = Callable[[], Awaitable[INetStream]]

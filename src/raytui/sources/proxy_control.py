@@ -23,6 +23,7 @@ from typing import Any
 
 from raytui import locations
 from raytui.errors import RaytuiError, UsageError
+from raytui.model.overlay import JoinStatus
 from raytui.model.peers import (
     ConsoleEndpoints,
     DaemonStatus,
@@ -148,6 +149,25 @@ class ProxyControl:
 
     def console(self, peer: str) -> ConsoleEndpoints:
         return ConsoleEndpoints.from_dict(self.request("console", peer=peer))
+
+    def join(
+        self,
+        peer: str | None = None,
+        *,
+        head: bool = False,
+        gpus: int | None = None,
+        cpus: int | None = None,
+    ) -> JoinStatus:
+        """Start a Ray node on the overlay (a worker of PEER's head, or a head); returns once it
+        started or failed to. The daemon keeps it running until `leave`."""
+        return JoinStatus.from_dict(
+            self.request("join", peer=peer, head=head, gpus=gpus, cpus=cpus)
+        )
+
+    def leave(self) -> JoinStatus | None:
+        """Stop the node `join` started; None when there was none."""
+        result = self.request("leave")
+        return None if result is None else JoinStatus.from_dict(result)
 
     def shutdown(self) -> None:
         self.request("shutdown")

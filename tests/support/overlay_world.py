@@ -1,0 +1,159 @@
+"""Peer daemons with the overlay on, inside network namespaces (tests/support/netns.py), and the
+Ray nodes `raytui join` starts there.
+
+Each daemon has its own RAYTUI_HOME, Ray temp dir and Ray token file, and a clean environment:
+the test session's own Ray variables (auth token, address) must not leak into the namespaces'
+clusters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from raytui.model.overlay import JoinStatus
+from raytui.model.peers import DaemonStatus, LinkState
+from raytui.sources.proxy_control import ProxyControl
+from tests.support.netns import Host
+from tests.support.waiting import wait_for
+
+DAEMON_PORT = 4701
+_RAY_VARS = ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH")
+
+
+class NsDaemon:
+    """`raytui proxy run --overlay` inside `host`'s namespace. Its control socket is a file, so
+    the test process talks to it directly."""
+
+    def __init__(self, host: Host, label: str | None = None) -> None:
+        self.host = host
+        self.label = label or host.name
+        self.home = Path(tempfile.mkdtemp(prefix=f"rt{self.label[:6]}", dir="/tmp"))
+        env = {k: v for k, v in os.environ.items() if k not in _RAY_VARS}
+        env.update(
+            RAYTUI_HOME=str(self.home),
+            RAYTUI_RAY_TEMP_DIR=str(self.home / "ray"),
+            RAY_AUTH_TOKEN_PATH=str(self.home / "ray_token"),
+        )
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def control(self) -> ProxyControl:
+        return ProxyControl(self.home / "run" / "proxy.sock", timeout=180)
+
+    def start(self, *extra: str) -> NsDaemon:
+        log = open(self.home / "daemon.log", "ab")  # noqa: SIM115 - the child owns it
+        listen = f"/ip4/0.0.0.0/tcp/{DAEMON_PORT}"
+        argv = [sys.executable, "-m", "raytui", "proxy", "run", "--listen", listen, *extra]
+        self.proc = self.host.popen(argv, env=self.env, stdout=log, stderr=log)
+        log.close()
+
+        def up() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon {self.label} exited:\n{self.log_tail()}")
+            try:
+                self.control.ping()
+            except Exception:
+                return False
+            return True
+
+        wait_for(up, 60, f"daemon {self.label} to answer on its control socket")
+        return self
+
+    def status(self) -> DaemonStatus:
+        return self.control.status()
+
+    @property
+    def peer_id(self) -> str:
+        return self.status().peer_id
+
+    @property
+    def addr(self) -> str:
+        """Its multiaddr on its namespace's own address."""
+        return f"/ip4/{self.host.address}/tcp/{DAEMON_PORT}/p2p/{self.peer_id}"
+
+    @property
+    def overlay_address(self) -> str:
+        address = self.status().overlay.address
+        assert address, f"{self.label}: overlay not up: {self.status().overlay.error}"
+        return address
+
+    def join_status(self) -> JoinStatus | None:
+        return self.status().join
+
+    def token(self) -> str:
+        return (self.home / "ray_token").read_text().strip()
+
+    def cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        """`raytui ARGS` inside this daemon's namespace, with its environment."""
+        return self.host.run([sys.executable, "-m", "raytui", *args], env=self.env, timeout=timeout)
+
+    def ray_env(self, token: str | None) -> dict[str, str]:
+        """Environment for a Ray driver or `raytui` command talking to the overlay cluster."""
+        env = dict(self.env)
+        if token:
+            env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+        return env
+
+    def driver(self, code: str, token: str | None, timeout: float = 240) -> Any:
+        """Run a Ray driver snippet in this namespace; its last stdout line is JSON."""
+        done = self.host.run([sys.executable, "-c", code], env=self.ray_env(token), timeout=timeout)
+        assert done.returncode == 0, f"driver failed:\n{done.stdout}\n{done.stderr[-4000:]}"
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join((self.home / "daemon.log").read_text().splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def node_log_tail(self, n: int = 30) -> str:
+        try:
+            text = (self.home / "state" / "ray-node.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-n:])
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def allow_each_other(a: NsDaemon, b: NsDaemon) -> None:
+    """Mutual allow-list; `b` must be able to dial `a` (a public, b anywhere)."""
+    a_id, b_id = a.peer_id, b.peer_id
+    a.control.add_peer(b.addr, name=b.label)
+    _, error = b.control.add_peer(a.addr, name=a.label)
+    assert error is None, error
+    wait_for(lambda: _state(a, b_id) == LinkState.CONNECTED, 30, f"{a.label} sees {b.label}")
+    wait_for(lambda: _state(b, a_id) == LinkState.CONNECTED, 30, f"{b.label} sees {a.label}")
+
+
+def _state(d: NsDaemon, peer_id: str) -> LinkState | None:
+    peer = d.status().peer(peer_id)
+    return None if peer is None else peer.state
+
+
+def wait_route(d: NsDaemon, address: str, via: str | None = None, timeout: float = 30) -> None:
+    def ok() -> bool:
+        route = d.status().overlay.route_to(address)
+        return route is not None and route.state == "up" and (via is None or route.via == via)
+
+    wait_for(ok, timeout, f"{d.label}: a route to {address}", interval=0.3)
