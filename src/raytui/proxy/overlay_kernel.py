@@ -27,6 +27,7 @@ import shutil
 import socket
 import struct
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -193,7 +194,7 @@ def _netlink_errno(exc: BaseException) -> int | None:
     return code if isinstance(code, int) else None
 
 
-def _ipr_call(what: str, call: Any, *, tolerate: tuple[int, ...] = ()) -> bool:
+def _ipr_call(what: str, call: Callable[[], object], *, tolerate: tuple[int, ...] = ()) -> bool:
     """Run one pyroute2 request; False when it failed with a tolerated errno."""
     from pyroute2.netlink.exceptions import NetlinkError
 
