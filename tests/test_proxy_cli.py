@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from raytui.errors import UsageError
-from raytui.model.peers import multiaddr_error, parse_peer_multiaddr
+from raytui.model.peers import check_target, multiaddr_error, parse_peer_multiaddr
 from tests.proxy_support.daemons import Daemon, free_port
 
 GOOD_ID = "12D3KooWA73AbUA2dz1hWm1PToPN21piJoqKKoKioTHyCHR5m8jD"
@@ -82,6 +82,38 @@ def test_cli_without_daemon_says_how_to_start_it() -> None:
     assert "proxy daemon not running: start it with `raytui proxy start`" in out.stderr
 
 
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("db..lan:5432", "empty or over-long label"),
+        ("h" * 60_000 + ":80", "longer than a HOST:PORT can be"),
+        ("h" * 254 + ":80", "longer than 253 characters"),
+        ("x" * 64 + ".lan:80", "over-long label"),
+        ("ho\x00st:80", "control characters"),
+        ("ho\nst:80", "control characters"),
+        ("ho st:80", "spaces"),
+        ("a/b:80", "letters, digits"),
+        ("-x:80", "letters, digits"),
+        ("host:0", "from 1 to 65535"),
+        ("host:65536", "from 0 to 65535"),
+        ("host:\u00b2", "port must be a number"),
+        ("host", "expected HOST:PORT"),
+    ],
+)
+def test_bad_targets_explain_themselves(text: str, expect: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(expect)) as exc:
+        check_target(text)
+    assert "\n" not in str(exc.value) and len(str(exc.value)) < 300
+
+
+@pytest.mark.parametrize(
+    "text", ["127.0.0.1:80", "[::1]:6379", "localhost:8265", "db_1.lan:5432", "bücher.de:80"]
+)
+def test_good_targets_pass(text: str) -> None:
+    host, port = check_target(text)
+    assert port in (80, 6379, 8265, 5432) and host
+
+
 @pytest.fixture(scope="module")
 def daemon() -> Iterator[Daemon]:
     d = Daemon("c")
@@ -116,6 +148,11 @@ def test_unreachable_peer_is_listed_and_reported(daemon: Daemon) -> None:
 def test_expose_and_forward_errors_are_usage_errors(daemon: Daemon) -> None:
     assert daemon.cli("proxy", "expose", "bad name", "127.0.0.1:80").returncode == 2
     assert daemon.cli("proxy", "expose", "web", "nohostport").returncode == 2
+    for bad in ("db..lan:5432", "h" * 60_000 + ":80", "ho\x01st:80", "web:0", "web:70000"):
+        out = daemon.cli("proxy", "expose", "web", bad)
+        assert out.returncode == 2, (bad[:20], out.stderr)
+        assert out.stderr.startswith("raytui: bad "), out.stderr
+        assert out.stderr.count("\n") == 1 and len(out.stderr) < 300
     assert daemon.cli("proxy", "forward", "nobody", "web").returncode == 2
     out = daemon.cli("proxy", "expose", "web", "127.0.0.1:8080")
     assert out.returncode == 0, out.stderr

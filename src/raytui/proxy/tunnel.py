@@ -211,14 +211,18 @@ async def serve_stream(stream: INetStream, lookup: ServiceLookup, counters: Link
         await reset_stream(stream)
         return
     name = line.decode("utf-8", "replace").strip()
-    target = lookup(name)
+    try:
+        target = lookup(name)
+    except Exception as exc:  # a stored target the lookup rejects: refuse, say why
+        await _refuse(stream, f"service {name!r} is misconfigured here: {exc}")
+        return
     if target is None:
         await _refuse(stream, f"no service named {name!r}")
         return
     try:
         with trio.fail_after(CONNECT_TIMEOUT):
             sock = await trio.open_tcp_stream(*target)
-    except (OSError, trio.TooSlowError) as exc:
+    except (OSError, ValueError, trio.TooSlowError) as exc:  # UnicodeError: an unencodable host
         await _refuse(stream, f"service {name!r} unreachable at {target[0]}:{target[1]}: {exc}")
         return
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -236,7 +240,8 @@ async def serve_stream(stream: INetStream, lookup: ServiceLookup, counters: Link
 async def _refuse(stream: INetStream, reason: str) -> None:
     log.info("tunnel refused: %s", reason)
     try:
-        await stream.write(b"-" + reason.encode()[: MAX_HEADER - 2] + b"\n")
+        line = " ".join(reason.splitlines())
+        await stream.write(b"-" + line.encode()[: MAX_HEADER - 2] + b"\n")
         await stream.close()
     except Exception:
         await reset_stream(stream)
