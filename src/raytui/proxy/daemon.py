@@ -1,7 +1,8 @@
 """Running the daemon: in the foreground (`raytui proxy run`), detached (`start`, a new session
 so it outlives the SSH login that started it), and stopping it (`stop`).
 
-Files: the control socket and the pid file in the runtime dir, the log in the state dir.
+Files: the control socket and the pid file in the runtime dir, the log in the state dir; the pid
+file and the log are 0600.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ async def _main(node: ProxyNode) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         await nursery.start(ControlServer(node).serve, socket_path())
-        pid_path().write_text(f"{os.getpid()}\n")
+        with os.fdopen(locations.open_private(pid_path(), os.O_WRONLY | os.O_TRUNC), "w") as fh:
+            fh.write(f"{os.getpid()}\n")
         status = node.status()
         log.info("proxy daemon up: peer ID %s", status.peer_id)
         for addr in status.addrs:
@@ -128,7 +130,7 @@ def start(listen: list[str] | None) -> tuple[int, bool]:
     for addr in listen or []:
         cmd += ["--listen", addr]
     logfile = log_path()
-    with open(logfile, "ab") as out:
+    with os.fdopen(locations.open_private(logfile, os.O_WRONLY | os.O_APPEND), "ab") as out:
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,

@@ -188,7 +188,7 @@ def load(file: Path | None = None) -> StoredState:
 def save(state: StoredState, file: Path | None = None) -> None:
     file = file or path()
     tmp = file.with_name(file.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = locations.open_private(tmp, os.O_WRONLY | os.O_TRUNC)  # 0600 even if tmp existed
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(state.to_json(), fh, indent=2)
         fh.write("\n")
