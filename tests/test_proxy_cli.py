@@ -8,7 +8,9 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -222,3 +224,42 @@ def test_unforward_closes_the_local_port(daemon: Daemon) -> None:
         assert f"no forward bound to 127.0.0.1:{port}" in again.stderr
     finally:
         daemon.cli("peers", "remove", "far")
+
+
+@pytest.mark.proxy
+@pytest.mark.parametrize("content", ["{pid}\n", "{pid} 12345.67\n"])
+def test_stop_with_a_stale_pid_file_signals_nothing(raytui_home: Path, content: str) -> None:
+    """A daemon that crashed left its pid file; the pid now belongs to an unrelated process."""
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        (raytui_home / "run").mkdir(exist_ok=True)
+        pid_file = raytui_home / "run" / "proxy.pid"
+        pid_file.write_text(content.format(pid=bystander.pid))
+        out = raytui("proxy", "stop")
+        assert out.returncode == 0, out.stderr
+        assert "stale pid file" in out.stdout and "nothing was signalled" in out.stdout
+        assert str(bystander.pid) in out.stdout
+        time.sleep(0.3)
+        assert bystander.poll() is None, "proxy stop killed an unrelated process"
+        assert not pid_file.exists()
+        again = raytui("proxy", "stop")
+        assert again.stdout.strip() == "proxy daemon not running"
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+@pytest.mark.proxy
+def test_stop_finds_a_daemon_without_its_socket_by_its_recorded_start_time() -> None:
+    d = Daemon("p").start()
+    try:
+        assert d.proc is not None
+        pid_file = d.home / "run" / "proxy.pid"
+        assert pid_file.read_text().split()[0] == str(d.proc.pid)
+        (d.home / "run" / "proxy.sock").unlink()  # the control socket is gone
+        out = d.cli("proxy", "stop")
+        assert out.returncode == 0, out.stderr
+        assert f"proxy daemon stopped (pid {d.proc.pid})" in out.stdout
+        d.proc.wait(10)
+    finally:
+        d.cleanup()
