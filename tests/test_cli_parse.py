@@ -61,3 +61,27 @@ def test_reserved_stdout_sends_other_threads_prints_to_stderr(
     captured = capsys.readouterr()
     assert captured.out == '{"event": "chunk"}\n'
     assert "(raylet)" in captured.err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--address", ""],
+        ["--via", ""],
+        ["--address", "  "],
+        ["status", "--address", ""],
+        ["status", "--via="],
+        ["submit", "--address", "", "--backend", "ollama", "--model", "m", "hi"],
+        ["engines", "list", "--address", ""],
+    ],
+)
+def test_empty_address_or_via_is_a_usage_error(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty value used to count as "not given" and attach to some other cluster."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    flag = "--via" if any(a.startswith("--via") for a in argv) else "--address"
+    assert last.endswith(f"argument {flag}: must not be empty"), last

@@ -8,12 +8,14 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from raytui.errors import UsageError
-from raytui.model.peers import multiaddr_error, parse_peer_multiaddr
+from raytui.model.peers import check_target, multiaddr_error, parse_peer_multiaddr
 from tests.proxy_support.daemons import Daemon, free_port
 
 GOOD_ID = "12D3KooWA73AbUA2dz1hWm1PToPN21piJoqKKoKioTHyCHR5m8jD"
@@ -82,6 +84,38 @@ def test_cli_without_daemon_says_how_to_start_it() -> None:
     assert "proxy daemon not running: start it with `raytui proxy start`" in out.stderr
 
 
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("db..lan:5432", "empty or over-long label"),
+        ("h" * 60_000 + ":80", "longer than a HOST:PORT can be"),
+        ("h" * 254 + ":80", "longer than 253 characters"),
+        ("x" * 64 + ".lan:80", "over-long label"),
+        ("ho\x00st:80", "control characters"),
+        ("ho\nst:80", "control characters"),
+        ("ho st:80", "spaces"),
+        ("a/b:80", "letters, digits"),
+        ("-x:80", "letters, digits"),
+        ("host:0", "from 1 to 65535"),
+        ("host:65536", "from 0 to 65535"),
+        ("host:\u00b2", "port must be a number"),
+        ("host", "expected HOST:PORT"),
+    ],
+)
+def test_bad_targets_explain_themselves(text: str, expect: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(expect)) as exc:
+        check_target(text)
+    assert "\n" not in str(exc.value) and len(str(exc.value)) < 300
+
+
+@pytest.mark.parametrize(
+    "text", ["127.0.0.1:80", "[::1]:6379", "localhost:8265", "db_1.lan:5432", "bücher.de:80"]
+)
+def test_good_targets_pass(text: str) -> None:
+    host, port = check_target(text)
+    assert port in (80, 6379, 8265, 5432) and host
+
+
 @pytest.fixture(scope="module")
 def daemon() -> Iterator[Daemon]:
     d = Daemon("c")
@@ -116,6 +150,11 @@ def test_unreachable_peer_is_listed_and_reported(daemon: Daemon) -> None:
 def test_expose_and_forward_errors_are_usage_errors(daemon: Daemon) -> None:
     assert daemon.cli("proxy", "expose", "bad name", "127.0.0.1:80").returncode == 2
     assert daemon.cli("proxy", "expose", "web", "nohostport").returncode == 2
+    for bad in ("db..lan:5432", "h" * 60_000 + ":80", "ho\x01st:80", "web:0", "web:70000"):
+        out = daemon.cli("proxy", "expose", "web", bad)
+        assert out.returncode == 2, (bad[:20], out.stderr)
+        assert out.stderr.startswith("raytui: bad "), out.stderr
+        assert out.stderr.count("\n") == 1 and len(out.stderr) < 300
     assert daemon.cli("proxy", "forward", "nobody", "web").returncode == 2
     out = daemon.cli("proxy", "expose", "web", "127.0.0.1:8080")
     assert out.returncode == 0, out.stderr
@@ -185,3 +224,42 @@ def test_unforward_closes_the_local_port(daemon: Daemon) -> None:
         assert f"no forward bound to 127.0.0.1:{port}" in again.stderr
     finally:
         daemon.cli("peers", "remove", "far")
+
+
+@pytest.mark.proxy
+@pytest.mark.parametrize("content", ["{pid}\n", "{pid} 12345.67\n"])
+def test_stop_with_a_stale_pid_file_signals_nothing(raytui_home: Path, content: str) -> None:
+    """A daemon that crashed left its pid file; the pid now belongs to an unrelated process."""
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        (raytui_home / "run").mkdir(exist_ok=True)
+        pid_file = raytui_home / "run" / "proxy.pid"
+        pid_file.write_text(content.format(pid=bystander.pid))
+        out = raytui("proxy", "stop")
+        assert out.returncode == 0, out.stderr
+        assert "stale pid file" in out.stdout and "nothing was signalled" in out.stdout
+        assert str(bystander.pid) in out.stdout
+        time.sleep(0.3)
+        assert bystander.poll() is None, "proxy stop killed an unrelated process"
+        assert not pid_file.exists()
+        again = raytui("proxy", "stop")
+        assert again.stdout.strip() == "proxy daemon not running"
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+@pytest.mark.proxy
+def test_stop_finds_a_daemon_without_its_socket_by_its_recorded_start_time() -> None:
+    d = Daemon("p").start()
+    try:
+        assert d.proc is not None
+        pid_file = d.home / "run" / "proxy.pid"
+        assert pid_file.read_text().split()[0] == str(d.proc.pid)
+        (d.home / "run" / "proxy.sock").unlink()  # the control socket is gone
+        out = d.cli("proxy", "stop")
+        assert out.returncode == 0, out.stderr
+        assert f"proxy daemon stopped (pid {d.proc.pid})" in out.stdout
+        d.proc.wait(10)
+    finally:
+        d.cleanup()

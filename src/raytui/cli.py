@@ -45,12 +45,20 @@ def _count(text: str) -> int:
     return value
 
 
+def _not_empty(text: str) -> str:
+    """An empty value would read as "not given" and attach to some other cluster."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def _add_address(p: argparse.ArgumentParser, top: bool = False) -> None:
     # Subcommands repeat the flags with SUPPRESS so `raytui --address X status` keeps X.
     default = None if top else argparse.SUPPRESS
     p.add_argument(
         "--address",
         metavar="ADDR",
+        type=_not_empty,
         default=default,
         help="dashboard URL (http://host:8265), GCS host:6379, ray://host:10001, "
         "'auto' (a cluster running here) or 'local' (start an embedded one)",
@@ -58,6 +66,7 @@ def _add_address(p: argparse.ArgumentParser, top: bool = False) -> None:
     p.add_argument(
         "--via",
         metavar="PEER",
+        type=_not_empty,
         default=default,
         help="reach the head through this peer's tunnels",
     )

@@ -142,6 +142,14 @@ def _mark_interrupted(conn: sqlite3.Connection) -> None:
         raise
 
 
+def _make_private(path: Path) -> None:
+    """Prompts and answers are the user's: the database is 0600 before SQLite opens it (SQLite
+    creates its -wal and -shm files with the database's mode), older files are tightened."""
+    os.close(locations.open_private(path, os.O_RDWR))
+    for suffix in ("-wal", "-shm", "-journal"):
+        locations.tighten(path.with_name(path.name + suffix), locations.PRIVATE_FILE)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -161,7 +169,8 @@ class HistoryStore:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=locations.PRIVATE_DIR)
+        _make_private(self.path)
         conn = _connect(self.path)
         try:
             conn.executescript(SCHEMA)

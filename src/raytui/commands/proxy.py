@@ -31,10 +31,15 @@ def run(args: argparse.Namespace) -> int:
         from raytui.proxy import daemon
 
         stopped = daemon.stop()
-        if stopped is None:
-            print("proxy daemon not running")
+        if stopped.pid is not None:
+            print(f"proxy daemon stopped (pid {stopped.pid})")
+        elif stopped.stale is not None:
+            print(
+                f"proxy daemon not running; removed the stale pid file {daemon.pid_path()}"
+                f" ({stopped.stale}; nothing was signalled)"
+            )
         else:
-            print(f"proxy daemon stopped (pid {stopped})")
+            print("proxy daemon not running")
         return 0
     control = ProxyControl()
     if action == "status":

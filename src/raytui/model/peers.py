@@ -248,9 +248,53 @@ def parse_host_port(text: str, *, default_host: str | None = None) -> tuple[str,
         host, port_s = default_host, text
     if not host:
         raise UsageError(f"bad address {text!r}: expected HOST:PORT")
-    if not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
+    if not (port_s.isascii() and port_s.isdigit()) or not 0 <= int(port_s) <= 65535:
         raise UsageError(f"bad address {text!r}: port must be a number from 0 to 65535")
     return host, int(port_s)
+
+
+MAX_HOSTNAME = 253  # characters, as DNS allows
+_HOSTNAME_ASCII = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """`text` for a one-line message: repr (control characters escaped), shortened."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"… ({len(text)} characters)"
+
+
+def check_target(text: str) -> tuple[str, int]:
+    """A service target, `HOST:PORT` or `[IPV6]:PORT`: an IP address or a hostname that can be
+    resolved as written (at most 253 characters, letters, digits, '.', '_' and '-', IDNA-encodable
+    when not ASCII, no empty label), port 1-65535. Anything else is a UsageError saying why.
+
+    The serving side checks a stored target again before it connects, so a bad one in the
+    state file refuses that service's streams instead of failing somewhere in the resolver."""
+    if len(text) > MAX_HOSTNAME + 10:
+        raise UsageError(f"bad target {_shown(text)}: longer than a HOST:PORT can be")
+    host, port = parse_host_port(text)
+    if not 1 <= port <= 65535:
+        raise UsageError(f"bad target {_shown(text)}: port must be a number from 1 to 65535")
+    try:
+        ipaddress.ip_address(host)
+        return host, port
+    except ValueError:
+        pass
+    why = None
+    if len(host) > MAX_HOSTNAME:
+        why = f"the host is longer than {MAX_HOSTNAME} characters"
+    elif any(not ch.isprintable() or ch.isspace() for ch in host):
+        why = "the host contains spaces or control characters"
+    else:
+        try:
+            encoded = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            why = "the host has an empty or over-long label (at most 63 characters between dots)"
+        else:
+            if len(encoded) > MAX_HOSTNAME or not _HOSTNAME_ASCII.match(encoded):
+                why = "a host is an IP address or a name of letters, digits, '.', '_' and '-'"
+    if why:
+        raise UsageError(f"bad target {_shown(text)}: {why}")
+    return host, port
 
 
 @dataclass(frozen=True)

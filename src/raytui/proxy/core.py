@@ -22,6 +22,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 from libp2p.utils.address_validation import expand_wildcard_address
 
+from raytui import locations
 from raytui.errors import RaytuiError, UsageError
 from raytui.model.overlay import GCS_PORT, RAY_HEAD_INFO_PROTOCOL, JoinStatus
 from raytui.model.peers import (
@@ -37,6 +38,7 @@ from raytui.model.peers import (
     LinkState,
     Service,
     check_service_name,
+    check_target,
     parse_host_port,
     parse_peer_multiaddr,
 )
@@ -72,18 +74,27 @@ def _token_files() -> list[Path]:
 
 
 def read_ray_token() -> str | None:
-    """The Ray auth token as Ray itself finds it: env, env-named file, ~/.ray/auth_token."""
+    """The Ray auth token as Ray itself finds it: env, env-named file, ~/.ray/auth_token.
+    RaytuiError when the token found cannot be handed on (not UTF-8, or not one line)."""
     token = os.environ.get("RAY_AUTH_TOKEN")
     if token:
-        return token.strip()
+        return _one_line(token.strip(), "RAY_AUTH_TOKEN")
     for path in _token_files():
         try:
             text = path.read_text(encoding="utf-8").strip()
         except OSError:
             continue
+        except UnicodeDecodeError:
+            raise RaytuiError(f"the Ray token file {path} is not UTF-8 text") from None
         if text:
-            return text
+            return _one_line(text, f"the Ray token file {path}")
     return None
+
+
+def _one_line(token: str, where: str) -> str:
+    if any(not ch.isprintable() for ch in token):
+        raise RaytuiError(f"{where} holds more than one line or control characters")
+    return token
 
 
 def ensure_ray_token() -> str:
@@ -95,8 +106,7 @@ def ensure_ray_token() -> str:
     path = _token_files()[0]
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     token = secrets.token_hex(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
+    with os.fdopen(locations.open_private(path, os.O_WRONLY | os.O_TRUNC), "w") as fh:
         fh.write(token + "\n")
     return token
 
@@ -210,9 +220,7 @@ class ProxyNode:
 
     def expose(self, name: str, target: str) -> Service:
         check_service_name(name)
-        host, port = parse_host_port(target)
-        if port == 0:
-            raise UsageError("the service's port cannot be 0")
+        host, port = check_target(target)
         self._state.services[name] = f"{host}:{port}"
         self.save()
         return Service(name, self._state.services[name])
@@ -238,8 +246,10 @@ class ProxyNode:
         self.save()
 
     def _lookup_service(self, name: str) -> tuple[str, int] | None:
+        """The target of service `name`; UsageError (the stream's refusal) when the stored
+        target is not one `expose` would accept (the state file was edited by hand)."""
         target = self._state.services.get(name)
-        return parse_host_port(target) if target else None
+        return check_target(target) if target is not None else None
 
     def _peer_of(self, stream: INetStream) -> str | None:
         peer = stream.muxed_conn.peer_id
@@ -256,9 +266,16 @@ class ProxyNode:
         if self._peer_of(stream) is None:
             await reset_stream(stream)
             return
-        token = read_ray_token() if self._state.share_token else None
+        unusable = None
+        try:
+            token = read_ray_token() if self._state.share_token else None
+        except RaytuiError as exc:
+            token, unusable = None, str(exc)
+            log.warning("token request refused: %s", unusable)
         if not self._state.share_token:
             reply = b"-this head does not share its Ray token (expose --share-token)\n"
+        elif unusable is not None:
+            reply = f"-this head cannot hand on its Ray token: {unusable}\n".encode()
         elif token is None:
             reply = b"-this head has no Ray token (auth is off, or the token file is missing)\n"
         else:

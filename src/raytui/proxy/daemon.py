@@ -1,7 +1,9 @@
 """Running the daemon: in the foreground (`raytui proxy run`), detached (`start`, a new session
 so it outlives the SSH login that started it), and stopping it (`stop`).
 
-Files: the control socket and the pid file in the runtime dir, the log in the state dir.
+Files: the control socket and the pid file in the runtime dir, the log in the state dir; the pid
+file and the log are 0600. The pid file records the pid and the process's start time, so `stop`
+never signals a process that merely reuses the pid of a daemon that crashed.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import multiaddr
+import psutil
 import trio
 
 from raytui import locations
@@ -57,18 +61,42 @@ def _check_listen(listen: list[str]) -> list[str]:
     return listen
 
 
-def _read_pid() -> int | None:
+def _write_pid_file() -> None:
+    me = psutil.Process()
+    fd = locations.open_private(pid_path(), os.O_WRONLY | os.O_TRUNC)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"{me.pid} {me.create_time()!r}\n")
+
+
+def _daemon_from_pid_file() -> tuple[int | None, str | None]:
+    """(pid, None) when the pid file names a live process that started when the daemon that
+    wrote it did; else (None, why the file is stale), or (None, None) when there is no file."""
     try:
-        pid = int(pid_path().read_text().strip())
-    except (OSError, ValueError):
-        return None
+        text = pid_path().read_text(errors="replace")
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, f"unreadable: {exc.strerror or exc}"
+    fields = text.split()
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid
-    return pid
+        pid, started = int(fields[0]), float(fields[1])
+    except (IndexError, ValueError):
+        return None, f"{text.strip()[:40]!r} does not record a pid and its start time"
+    try:
+        actual = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        return None, f"no process {pid} is running"
+    except (psutil.Error, OSError) as exc:
+        return None, f"cannot tell what process {pid} is ({exc})"
+    if abs(actual - started) > 0.01:
+        return None, f"process {pid} is another program that reuses the daemon's old pid"
+    return pid, None
+
+
+@dataclass(frozen=True)
+class Stopped:
+    pid: int | None  # the daemon that was stopped; None when none was running
+    stale: str | None = None  # why a pid file was removed without signalling anything
 
 
 def _remember_overlay(state: store.StoredState, overlay: bool | None, prefix: str | None) -> None:
@@ -105,7 +133,7 @@ async def _main(node: ProxyNode) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         await nursery.start(ControlServer(node).serve, socket_path())
-        pid_path().write_text(f"{os.getpid()}\n")
+        _write_pid_file()
         status = node.status()
         log.info("proxy daemon up: peer ID %s", status.peer_id)
         for addr in status.addrs:
@@ -146,7 +174,7 @@ def start(
     if prefix is not None:
         cmd += ["--overlay-prefix", prefix]
     logfile = log_path()
-    with open(logfile, "ab") as out:
+    with os.fdopen(locations.open_private(logfile, os.O_WRONLY | os.O_APPEND), "ab") as out:
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -166,23 +194,39 @@ def start(
     raise RaytuiError(f"the proxy daemon did not come up within {START_TIMEOUT:g} s; see {logfile}")
 
 
-def stop() -> int | None:
-    """Stop the daemon; returns its pid, or None when none was running."""
-    pid = _read_pid()
+def stop() -> Stopped:
+    """Stop the daemon. Only a process proven to be it is signalled: the one whose pid the
+    control socket answers with, else the one the pid file names if its start time matches. A
+    pid file that proves nothing is removed (`Stopped.stale` says why)."""
     try:
-        pid = int(ProxyControl(timeout=5.0).ping()["pid"])
-        ProxyControl(timeout=5.0).shutdown()
+        pid: int | None = int(ProxyControl(timeout=5.0).ping()["pid"])
     except RaytuiError:
+        pid = None
+    if pid is not None:
+        try:
+            ProxyControl(timeout=5.0).shutdown()
+        except RaytuiError:
+            _signal(pid, signal.SIGTERM)
+    else:
+        pid, stale = _daemon_from_pid_file()
         if pid is None:
-            return None
-        os.kill(pid, signal.SIGTERM)
+            if stale is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    pid_path().unlink()
+            return Stopped(None, stale)
+        _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
     while time.monotonic() < deadline:
         if not _alive(pid) and not is_running():
-            return pid
+            return Stopped(pid)
         time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    return pid
+    _signal(pid, signal.SIGKILL)
+    return Stopped(pid)
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
 
 
 def _alive(pid: int) -> bool:

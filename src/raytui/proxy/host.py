@@ -9,6 +9,9 @@ The allow-list is enforced inside the security step: right after the Noise hands
 the remote's peer ID, a peer that is not allowed gets its connection closed before any muxer or
 stream exists. Stream handlers check again (defence in depth).
 
+Every inbound stream runs under `handlers.guarded`: a handler's exception resets that stream and
+is logged; it never ends the daemon.
+
 Yamux flow control is tuned through the knobs py-libp2p reads from the environment at call time
 (`PY_YAMUX_*`, its scripts/perf/README.md): see `YAMUX_TUNING`.
 """
@@ -31,6 +34,8 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
+
+from raytui.proxy.handlers import guard_streams
 
 AllowPredicate = Callable[[ID], bool]
 
@@ -100,9 +105,10 @@ def build_host(
     allowed: AllowPredicate,
     on_refused: RefusedCallback | None = None,
 ) -> IHost:
-    """A TCP host speaking only Noise + Yamux, refusing peers `allowed` rejects."""
+    """A TCP host speaking only Noise + Yamux, refusing peers `allowed` rejects; a stream
+    handler's failure resets its stream only (`handlers.guard_streams`)."""
     tune_yamux()
-    return new_host(
+    host = new_host(
         key_pair=key_pair,
         sec_opt=security_options(key_pair, allowed, on_refused),
         muxer_opt=muxer_options(),
@@ -110,3 +116,5 @@ def build_host(
         enable_mDNS=False,
         enable_upnp=False,
     )
+    guard_streams(host)
+    return host

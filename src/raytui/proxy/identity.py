@@ -37,7 +37,7 @@ def load_or_create(path: Path | None = None) -> KeyPair:
         return KeyPair(private, private.get_public_key())
     private = Ed25519PrivateKey.new()
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = locations.open_private(tmp, os.O_WRONLY | os.O_TRUNC)  # 0600 even if tmp existed
     try:
         os.write(fd, private.serialize())
         os.fsync(fd)

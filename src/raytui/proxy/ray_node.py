@@ -163,8 +163,8 @@ class RayNodeSupervisor:
         self._state = JoinState.STARTING
         self._since = time.time()
         lines: list[str] = []
-        async with await trio.open_file(log_path(), "ab") as out:
-            os.chmod(log_path(), 0o600)
+        fd = locations.open_private(log_path(), os.O_WRONLY | os.O_APPEND)
+        async with trio.wrap_file(os.fdopen(fd, "ab")) as out:
             await out.write(f"--- {time.ctime()}: {' '.join(self.plan.command())}\n".encode())
             process = await trio.lowlevel.open_process(
                 self.plan.command(),

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from raytui import locations
 from raytui.errors import RaytuiError
@@ -82,24 +83,146 @@ class StoredState:
         }
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> StoredState:
-        peers = {}
-        for p in raw.get("peers", []):
-            addrs = [str(a) for a in p.get("addrs", [])]
-            entry = PeerEntry(str(p["peer_id"]), p.get("name"), addrs)
-            peers[entry.peer_id] = entry
+    def from_json(cls, raw: object) -> StoredState:
+        """Checked key by key: a value of the wrong type is a `BadValue` naming its key, never
+        coerced (`"false"` is not False). Unknown keys are ignored. One line per field."""
+        top = _object("the top level", raw)
         return cls(
-            peers=peers,
-            services={str(k): str(v) for k, v in raw.get("services", {}).items()},
-            forwards=[
-                ForwardEntry(str(f["peer_id"]), str(f["service"]), str(f["bind"]))
-                for f in raw.get("forwards", [])
-            ],
-            listen=[str(a) for a in raw.get("listen", [])],
-            share_token=bool(raw.get("share_token", False)),
-            overlay=OverlayEntry(**raw.get("overlay", {})),
-            join=None if raw.get("join") is None else JoinEntry(**raw["join"]),
+            peers={p.peer_id: p for p in _get(top, "peers", _list(_peer), list[PeerEntry]())},
+            services=_get(top, "services", _dict(_str), {}),
+            forwards=_get(top, "forwards", _list(_forward), []),
+            listen=_get(top, "listen", _list(_str), []),
+            share_token=_get(top, "share_token", _bool, False),
+            overlay=_get(top, "overlay", _overlay, OverlayEntry()),
+            join=_get(top, "join", _join, None),
         )
+
+
+# --- checked reading of the stored JSON ---------------------------------------------------------
+
+T = TypeVar("T")
+Check = Callable[[str, object], T]  # (where, value) -> the value, typed; BadValue if not
+
+
+class BadValue(ValueError):
+    """A stored value has the wrong type; `where` is its key path (`peers[0].addrs`)."""
+
+    def __init__(self, where: str, expected: str, value: object, *, missing: bool = False) -> None:
+        got = "nothing (the key is missing)" if missing else _kind(value)
+        super().__init__(f"{where}: expected {expected}, got {got}")
+
+
+def _kind(value: object) -> str:
+    names = {
+        type(None): "null",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def _get(raw: dict[str, object], key: str, check: Check[T], default: T, where: str = "") -> T:
+    """`raw[key]` checked by `check`, or `default` when the key is absent."""
+    if key not in raw:
+        return default
+    return check(f"{where}{key}", raw[key])
+
+
+def _object(where: str, value: object) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise BadValue(where, "a JSON object", value)
+    return value
+
+
+def _str(where: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise BadValue(where, "a string", value)
+    return value
+
+
+def _opt_str(where: str, value: object) -> str | None:
+    return None if value is None else _str(where, value)
+
+
+def _bool(where: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise BadValue(where, "true or false", value)
+    return value
+
+
+def _list(item: Check[T]) -> Check[list[T]]:
+    def check(where: str, value: object) -> list[T]:
+        if not isinstance(value, list):
+            raise BadValue(where, "a list", value)
+        return [item(f"{where}[{i}]", v) for i, v in enumerate(value)]
+
+    return check
+
+
+def _dict(item: Check[T]) -> Check[dict[str, T]]:
+    def check(where: str, value: object) -> dict[str, T]:
+        return {k: item(f"{where}.{k}", v) for k, v in _object(where, value).items()}
+
+    return check
+
+
+def _required(raw: dict[str, object], key: str, check: Check[T], where: str) -> T:
+    if key not in raw:
+        raise BadValue(f"{where}.{key}", "a value", None, missing=True)
+    return check(f"{where}.{key}", raw[key])
+
+
+def _peer(where: str, value: object) -> PeerEntry:
+    raw = _object(where, value)
+    return PeerEntry(
+        peer_id=_required(raw, "peer_id", _str, where),
+        name=_get(raw, "name", _opt_str, None, f"{where}."),
+        addrs=_get(raw, "addrs", _list(_str), [], f"{where}."),
+    )
+
+
+def _int(where: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadValue(where, "a whole number", value)
+    return value
+
+
+def _opt_int(where: str, value: object) -> int | None:
+    return None if value is None else _int(where, value)
+
+
+def _overlay(where: str, value: object) -> OverlayEntry:
+    raw = _object(where, value)
+    return OverlayEntry(
+        enabled=_get(raw, "enabled", _bool, False, f"{where}."),
+        prefix=_get(raw, "prefix", _str, OverlayEntry.prefix, f"{where}."),
+        index=_get(raw, "index", _int, 0, f"{where}."),
+    )
+
+
+def _join(where: str, value: object) -> JoinEntry | None:
+    if value is None:
+        return None
+    raw = _object(where, value)
+    return JoinEntry(
+        role=_required(raw, "role", _str, where),
+        peer_id=_get(raw, "peer_id", _opt_str, None, f"{where}."),
+        gpus=_get(raw, "gpus", _opt_int, None, f"{where}."),
+        cpus=_get(raw, "cpus", _opt_int, None, f"{where}."),
+    )
+
+
+def _forward(where: str, value: object) -> ForwardEntry:
+    raw = _object(where, value)
+    return ForwardEntry(
+        peer_id=_required(raw, "peer_id", _str, where),
+        service=_required(raw, "service", _str, where),
+        bind=_required(raw, "bind", _str, where),
+    )
 
 
 def path() -> Path:
@@ -112,17 +235,20 @@ def load(file: Path | None = None) -> StoredState:
         return StoredState()
     try:
         raw = json.loads(file.read_text(encoding="utf-8"))
-        return StoredState.from_json(raw)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except ValueError as exc:  # not JSON, or not UTF-8
         raise RaytuiError(
             f"{file}: unreadable proxy settings ({exc}); fix or move it away"
         ) from exc
+    try:
+        return StoredState.from_json(raw)
+    except BadValue as exc:
+        raise RaytuiError(f"{file}: bad proxy settings, {exc}; fix or move it away") from exc
 
 
 def save(state: StoredState, file: Path | None = None) -> None:
     file = file or path()
     tmp = file.with_name(file.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = locations.open_private(tmp, os.O_WRONLY | os.O_TRUNC)  # 0600 even if tmp existed
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(state.to_json(), fh, indent=2)
         fh.write("\n")

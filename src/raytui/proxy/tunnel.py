@@ -222,7 +222,11 @@ async def serve_stream(stream: INetStream, lookup: ServiceLookup, counters: Link
     if header is None:
         return
     name, rest = header
-    target = lookup(name)
+    try:
+        target = lookup(name)
+    except Exception as exc:  # a stored target the lookup rejects: refuse, say why
+        await refuse(stream, f"service {name!r} is misconfigured here: {exc}")
+        return
     if target is None:
         await refuse(stream, f"no service named {name!r}")
         return
@@ -240,7 +244,7 @@ async def connect_and_splice(
     try:
         with trio.fail_after(CONNECT_TIMEOUT):
             sock = await trio.open_tcp_stream(*target)
-    except (OSError, trio.TooSlowError) as exc:
+    except (OSError, ValueError, trio.TooSlowError) as exc:  # UnicodeError: an unencodable host
         await refuse(stream, f"{label} unreachable at {target[0]}:{target[1]}: {exc}")
         return
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -259,7 +263,8 @@ async def refuse(stream: INetStream, reason: str) -> None:
     """Answer `-REASON` and end the stream: the dialer's application sees a reset."""
     log.info("tunnel refused: %s", reason)
     try:
-        await stream.write(b"-" + reason.encode()[: MAX_HEADER - 2] + b"\n")
+        line = " ".join(reason.splitlines())
+        await stream.write(b"-" + line.encode()[: MAX_HEADER - 2] + b"\n")
         await stream.close()
     except Exception:
         await reset_stream(stream)
