@@ -29,8 +29,8 @@ def _env(tmp_path: Path) -> dict[str, str]:
         (["--address", "nonsense", "status"], 2, ["nonsense"]),
         (
             ["submit", "--via", "home", "--backend", "ollama", "--model", "m", "hi"],
-            2,
-            ["cannot go through --via", "ssh HEAD raytui submit"],
+            1,
+            ["proxy daemon not running", "raytui proxy start"],
         ),
         (
             ["submit", "--address", "ray://127.0.0.1:1", "--backend", "vllm", "--model", "m", "x"],

@@ -18,10 +18,19 @@ from raytui.errors import ClusterUnreachable, UsageError
 
 
 def connect(
-    address: str | None, *, command: str, streams: bool = True, start_local: bool = True
+    address: str | None,
+    *,
+    command: str,
+    streams: bool = True,
+    start_local: bool = True,
+    via: str | None = None,
 ) -> None:
     """Attach this process to Ray. `streams`: the command streams results (no Ray Client);
-    `start_local`: with no cluster running here, start an embedded one (else exit 1)."""
+    `start_local`: with no cluster running here, start an embedded one (else exit 1);
+    `via`: the cluster of that peer, through the overlay (this machine joins it as a node)."""
+    node_ip = None
+    if via:
+        address, node_ip = _via_overlay(via, command)
     import ray
 
     if sys.__stderr__ is not None:
@@ -40,6 +49,8 @@ def connect(
         "logging_level": logging.WARNING,
         "runtime_env": dispatch.runtime_env(),
     }
+    if node_ip:
+        kwargs["_node_ip_address"] = node_ip
     try:
         if addr is None:
             try:
@@ -54,6 +65,25 @@ def connect(
             ray.init(address=addr, **kwargs)
     except (ConnectionError, TimeoutError) as exc:
         raise ClusterUnreachable(f"cannot attach to Ray at {addr or 'auto'}: {exc}") from exc
+
+
+def _via_overlay(peer: str, command: str) -> tuple[str, str | None]:
+    """The GCS of `peer`'s head on the overlay, with this machine made a node of its cluster
+    (no CPUs or GPUs) by the local daemon; its token exported before Ray is imported."""
+    from raytui.sources.proxy_control import connect_console
+
+    endpoints = connect_console(peer, member=True)
+    if endpoints.driver_address is None:
+        raise UsageError(
+            f"{command} --via needs the overlay (a tunnel carries only Ray Client, which does"
+            " not stream): start both daemons with `raytui proxy start --overlay` (as root) and"
+            " on the head run `raytui proxy expose --ray-head --share-token`"
+        )
+    if endpoints.token:
+        os.environ["RAY_AUTH_MODE"] = "token"
+        os.environ["RAY_AUTH_TOKEN"] = endpoints.token
+    # Ray would read "its" IP from a file of the cluster's session dir; name the node instead.
+    return endpoints.driver_address, endpoints.node_ip
 
 
 def disconnect() -> None:

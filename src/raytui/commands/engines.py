@@ -34,9 +34,13 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     action = args.engines_command
     if action == "stop" and bool(args.names) == bool(args.all):
         raise UsageError("engines stop needs engine NAMEs or --all (not both)")
-    if getattr(args, "via", None):
-        raise UsageError("engines cannot go through --via: run it on a machine of the cluster")
-    connect(getattr(args, "address", None), command="engines", streams=False, start_local=False)
+    connect(
+        getattr(args, "address", None),
+        command="engines",
+        streams=False,
+        start_local=False,
+        via=getattr(args, "via", None),
+    )
     try:
         if action == "list":
             engines = vllm.list_engines()

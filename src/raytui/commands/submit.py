@@ -149,14 +149,8 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         node=args.node,
         endpoint=args.endpoint,
     )
-    if getattr(args, "via", None):
-        raise UsageError(
-            "submit cannot go through --via: the tunnel carries Ray Client, and Ray does not"
-            " stream results through it. Run `raytui submit` on a machine of the cluster"
-            " (e.g. `ssh HEAD raytui submit ...`)"
-        )
     cfg = config_mod.load()
-    connect(getattr(args, "address", None), command="submit")
+    connect(getattr(args, "address", None), command="submit", via=getattr(args, "via", None))
     history = HistoryStore()
     failed = False
     try:

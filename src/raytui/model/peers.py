@@ -200,6 +200,11 @@ class ConsoleEndpoints:
     gcs_address: str  # 127.0.0.3:PORT
     client_address: str  # ray://127.0.0.3:PORT
     token: str | None
+    # The GCS to attach a driver to, when this machine is a node of that cluster over the
+    # overlay (results stream); None: only Ray Client, which cannot stream.
+    driver_address: str | None = None
+    node_ip: str | None = None  # this machine's node in that cluster (for the driver to find)
+    overlay: bool = False  # the addresses are the head's own, reached over the overlay
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -208,6 +213,9 @@ class ConsoleEndpoints:
             "gcs_address": self.gcs_address,
             "client_address": self.client_address,
             "token": self.token,
+            "driver_address": self.driver_address,
+            "node_ip": self.node_ip,
+            "overlay": self.overlay,
         }
 
     @classmethod
@@ -218,6 +226,9 @@ class ConsoleEndpoints:
             gcs_address=str(d["gcs_address"]),
             client_address=str(d["client_address"]),
             token=d.get("token"),
+            driver_address=d.get("driver_address"),
+            node_ip=d.get("node_ip"),
+            overlay=d.get("overlay") is True,
         )
 
 

@@ -4,7 +4,7 @@ Request: `{"op": "status", ...args}`. Reply: `{"ok": true, "result": ...}` or
 `{"ok": false, "error": "message for the user", "code": 1|2}` (2: bad input).
 Ops: ping, status, peers.list, peers.add {multiaddr, name?}, peers.remove {peer},
 expose {name, target}, expose.ray_head {share_token}, unexpose {name}, share_token {enabled},
-forward {peer, service, bind?}, unforward {bind}, token {peer}, console {peer},
+forward {peer, service, bind?}, unforward {bind}, token {peer}, console {peer, member?},
 join {peer?, head?, gpus?, cpus?}, leave, shutdown.
 The client is `raytui.sources.proxy_control`.
 """
@@ -132,7 +132,8 @@ class ControlServer:
         return {"token": await self._node.fetch_token(_arg(req, "peer"))}
 
     async def _console(self, req: dict[str, Any]) -> Any:
-        return (await self._node.console(_arg(req, "peer"))).to_dict()
+        member = req.get("member") is True
+        return (await self._node.console(_arg(req, "peer"), member)).to_dict()
 
     async def _join(self, req: dict[str, Any]) -> Any:
         status = await self._node.join(

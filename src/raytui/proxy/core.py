@@ -24,7 +24,7 @@ from libp2p.utils.address_validation import expand_wildcard_address
 
 from raytui import locations
 from raytui.errors import RaytuiError, UsageError
-from raytui.model.overlay import GCS_PORT, RAY_HEAD_INFO_PROTOCOL, JoinStatus
+from raytui.model.overlay import GCS_PORT, RAY_HEAD_INFO_PROTOCOL, JoinState, JoinStatus
 from raytui.model.peers import (
     RAY_CLIENT,
     RAY_DASHBOARD,
@@ -525,11 +525,23 @@ class ProxyNode:
         log.info("peer %s shares no token: %s", peer_key, text[1:])
         return None
 
-    async def console(self, peer_key: str) -> ConsoleEndpoints:
+    async def console(self, peer_key: str, member: bool = False) -> ConsoleEndpoints:
+        """Endpoints for a console of `peer_key`'s Ray cluster. Over the overlay when it is up
+        and the peer offers its head: the head's own addresses, and with `member` this machine
+        joins as a node with no CPUs or GPUs (reused if it already is a node of that cluster),
+        so a driver here can stream results. Otherwise forwards to the peer's exposed head
+        services (watching, and Ray Client)."""
         peer_id = self.peers.resolve(peer_key)
         link = self.peers.link(peer_id)
         if link.state != LinkState.CONNECTED:
             await self.peers._first_outcome(link)
+        if self.overlay.up and link.state == LinkState.CONNECTED:
+            try:
+                gcs, token = await self._ask_ray_head(peer_id)
+            except RaytuiError as exc:
+                log.info("console for %s through forwards: %s", peer_key, exc)
+            else:
+                return await self._overlay_console(peer_id, gcs, token, member)
         binds: dict[str, str] = {}
         for service in (RAY_DASHBOARD, RAY_CLIENT, RAY_GCS):
             existing = next(
@@ -557,6 +569,43 @@ class ProxyNode:
             gcs_address=binds[RAY_GCS],
             client_address=f"ray://{binds[RAY_CLIENT]}",
             token=token,
+        )
+
+    async def _overlay_console(
+        self, peer_id: str, gcs: str, token: str | None, member: bool
+    ) -> ConsoleEndpoints:
+        head_ip = gcs.rpartition(":")[0]
+        driver = node_ip = None
+        if member:
+            node = self.ray_node
+            if node is None:
+                entry = store.JoinEntry("worker", peer_id, gpus=0, cpus=0)
+                plan = await self._node_plan(entry)
+                self._state.join = entry
+                self.save()
+                node = self._start_node(plan)
+            elif node.plan.head_address != gcs:
+                raise RaytuiError(
+                    f"this machine is a Ray node of another cluster ({node.plan.head_address});"
+                    " `raytui leave` first to send prompts to this one"
+                )
+            with trio.move_on_after(START_NODE_TIMEOUT):
+                await node.started.wait()
+            if node.status().state != JoinState.RUNNING:
+                raise RaytuiError(
+                    f"this machine could not join {gcs} as a console node: "
+                    f"{node.status().last_error or 'no answer'}"
+                )
+            driver, node_ip = gcs, node.plan.node_ip
+        return ConsoleEndpoints(
+            peer_id=peer_id,
+            dashboard_url=f"http://{head_ip}:{RAY_HEAD_PORTS[RAY_DASHBOARD]}",
+            gcs_address=gcs,
+            client_address=f"ray://{head_ip}:{RAY_HEAD_PORTS[RAY_CLIENT]}",
+            token=token,
+            driver_address=driver,
+            node_ip=node_ip,
+            overlay=True,
         )
 
     async def add_peer(self, text: str, name: str | None) -> tuple[object, str | None]:

@@ -13,7 +13,9 @@ Accepted addresses (`--address`, or the `RAY_ADDRESS` environment variable):
   as NVML reports; `close()` stops it and every process it started.
 
 Without `--address`: `RAY_ADDRESS`, else a cluster running here, else embedded.
-`--via PEER` reaches a head through the peer daemon's forwards (`raytui.sources.proxy_control`).
+`--via PEER` reaches a head through the peer daemon (`raytui.sources.proxy_control`): over the
+overlay when both daemons have it (prompts then join this machine to the cluster as a node with
+no CPUs or GPUs, so results stream), else through forwards (watching; Ray Client).
 
 The auth token is looked up like Ray does: `RAY_AUTH_TOKEN`, else the file named by
 `RAY_AUTH_TOKEN_PATH`, else `~/.ray/auth_token`.
@@ -483,6 +485,10 @@ class _Target:
     ray_address: str | None  # what ray.init should use for the NVML probe; None: derive
     token: str | None
     token_source: str | None
+    # Called (blocking, once) before the first driver connection; returns the address to use
+    # and this machine's node IP in that cluster (or None). `--via` over the overlay: this
+    # machine joins the peer's cluster as a node first.
+    prepare_driver: Callable[[], tuple[str, str | None]] | None = None
 
 
 class RayConnection:
@@ -582,16 +588,22 @@ class RayConnection:
 
             from raytui.backends.dispatch import runtime_env
 
-            address = self._target.ray_address or self._ray_address_from_dashboard()
+            node_ip: str | None = None
+            if self._target.prepare_driver is not None:
+                address, node_ip = self._target.prepare_driver()
+            else:
+                address = self._target.ray_address or self._ray_address_from_dashboard()
             _export_token(self._target.token)
             if not ray.is_initialized():
                 try:
+                    extra: dict[str, Any] = {"_node_ip_address": node_ip} if node_ip else {}
                     ray.init(
                         address=address,
                         log_to_driver=False,
                         namespace="raytui",
                         logging_level=logging.WARNING,
                         runtime_env=runtime_env(),
+                        **extra,
                     )
                 except Exception as exc:  # connection failures of every kind
                     raise ClusterUnreachable(
@@ -642,15 +654,23 @@ def _via_target(peer: str, progress: ProgressFn) -> _Target:
     """
     from raytui.sources import proxy_control
 
-    progress(f"asking the peer daemon for forwards to {peer}'s Ray head…")
+    progress(f"asking the peer daemon for a route to {peer}'s Ray head…")
     endpoints = proxy_control.connect_console(peer)
     found, where = find_token()
+    overlay = endpoints.overlay
+
+    def join_as_node() -> tuple[str, str | None]:
+        """Over the overlay, prompts need this machine to be a node of the peer's cluster."""
+        joined = proxy_control.connect_console(peer, member=True)
+        return joined.driver_address or joined.client_address, joined.node_ip
+
     return _Target(
         dashboard_url=endpoints.dashboard_url.rstrip("/"),
-        description=f"via {peer}",
+        description=f"via {peer}" + (" (overlay)" if overlay else ""),
         ray_address=endpoints.client_address or None,
         token=endpoints.token or found,
         token_source=f"peer {peer}" if endpoints.token else where,
+        prepare_driver=join_as_node if overlay else None,
     )
 
 

@@ -147,8 +147,10 @@ class ProxyControl:
         token = self.request("token", peer=peer)["token"]
         return None if token is None else str(token)
 
-    def console(self, peer: str) -> ConsoleEndpoints:
-        return ConsoleEndpoints.from_dict(self.request("console", peer=peer))
+    def console(self, peer: str, member: bool = False) -> ConsoleEndpoints:
+        """With `member`, over the overlay this machine becomes a node of the peer's cluster
+        (no CPUs or GPUs) so that a driver here can stream; see `ConsoleEndpoints`."""
+        return ConsoleEndpoints.from_dict(self.request("console", peer=peer, member=member))
 
     def join(
         self,
@@ -181,13 +183,17 @@ def is_running(path: Path | None = None) -> bool:
     return True
 
 
-def connect_console(peer: str, path: Path | None = None) -> ConsoleEndpoints:
-    """For `raytui --via PEER`: forwards to PEER's `ray-dashboard`, `ray-client` and `ray-gcs`
-    services on 127.0.0.3 (reused when they exist) and PEER's Ray token if it shares it.
+def connect_console(
+    peer: str, path: Path | None = None, *, member: bool = False
+) -> ConsoleEndpoints:
+    """For `raytui --via PEER`: how to reach PEER's Ray head, and its Ray token if it shares it.
 
-    Pass `endpoints.dashboard_url` to the state API / dashboard client, `client_address` to
-    `ray.init`, and `token` as `RAY_AUTH_TOKEN` (when not None)."""
-    return ProxyControl(path).console(peer)
+    With the overlay up on both daemons and PEER offering its head, the head's own addresses on
+    the overlay (`overlay` True); with `member`, this machine also becomes a node of that
+    cluster (no CPUs or GPUs) and `driver_address` is the GCS a driver here attaches to, so
+    prompts stream. Otherwise forwards on 127.0.0.3 to PEER's `ray-dashboard`, `ray-client` and
+    `ray-gcs` services (reused when they exist): watching, and Ray Client (no streaming)."""
+    return ProxyControl(path, timeout=150.0 if member else 30.0).console(peer, member)
 
 
 # The name `raytui.sources.attach` looks up for `--via PEER`.
