@@ -4,7 +4,8 @@
     .venv/bin/python scripts/screenshots.py --address http://127.0.0.1:8265   # plus a live cluster
 
 Replayed runs use the TUI tests' fixed snapshots (tests/support/tui_fakes.py) fed through a fake
-connection, so the pictures are the app as it runs, with deterministic numbers. PNG conversion
+connection, so the pictures are the app as it runs, with deterministic numbers. The overlay
+picture feeds a hand-built daemon reading too (tests/support/overlay_fakes.py). PNG conversion
 uses cairosvg if importable, else rsvg-convert or ImageMagick if on PATH.
 """
 
@@ -213,6 +214,33 @@ async def replayed(out: Path) -> list[Path]:
     return paths
 
 
+async def overlay_nodes(out: Path) -> Path:
+    """The head's Nodes view with boxes joined over the overlay: each node's PATH (local,
+    overlay, via a hub), box-2's link down before Ray notices, and the peers sidebar."""
+    from tests.support import overlay_fakes as ov
+
+    replay = demo.FakeConnection([ov.overlay_cluster()], description="")
+    app = RaytuiApp(
+        demo.connector_for(replay, progress=()),
+        refresh=3600,
+        clock=demo.frozen_clock,
+        target=f"http://{ov.HEAD_IP}:8265",
+        nvml_sampler=None,
+        local_hostname="gpu-head",
+        local_addresses=("127.0.0.1", ov.HEAD_IP),
+    )
+    name = "overlay-nodes-120x36"
+    async with app.run_test(size=(120, 36)) as pilot:
+        await demo.drive(pilot, app)
+        for tick in (0, 1):  # two readings 2 s apart: the sidebar shows bytes per second
+            status = ov.daemon_status(box2_up=False, tick=tick)
+            await ov.feed_daemon(pilot, app, status, at=100.0 + 2 * tick)
+        await pilot.press("j", "p")  # box-1 (behind NAT) highlighted; the sidebar shown
+        await pilot.pause(0.5)
+        app.save_screenshot(filename=f"{name}.svg", path=str(out))
+    return out / f"{name}.svg"
+
+
 async def live(out: Path, address: str) -> list[Path]:
     tui = importlib.import_module("raytui.commands.tui")
     paths = []
@@ -344,6 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     paths = asyncio.run(replayed(args.out))
+    paths.append(asyncio.run(overlay_nodes(args.out)))
     paths += asyncio.run(composer(args.out))
     paths += asyncio.run(peers(args.out))
     if args.address:

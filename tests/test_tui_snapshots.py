@@ -17,6 +17,7 @@ from raytui.errors import ClusterUnreachable
 from raytui.model.cluster import ClusterSnapshot
 from raytui.tui.app import RaytuiApp
 from raytui.tui.messages import ConnState
+from tests.support import overlay_fakes as ov
 from tests.support.tui_fakes import (
     CPU_ID,
     GPU2_ID,
@@ -33,12 +34,14 @@ SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48"
 SnapCompare = Callable[..., bool]
 
 
-def replay_app(script: list[ClusterSnapshot | BaseException]) -> RaytuiApp:
+def replay_app(
+    script: list[ClusterSnapshot | BaseException], target: str = "http://10.0.0.5:8265"
+) -> RaytuiApp:
     return RaytuiApp(
         connector_for(FakeConnection(script), progress=()),
         refresh=3600,
         clock=frozen_clock,
-        target="http://10.0.0.5:8265",
+        target=target,
         nvml_sampler=None,
         local_hostname="not-a-cluster-node",
     )
@@ -97,5 +100,19 @@ def test_snapshot_disconnected(snap_compare: SnapCompare, size: tuple[int, int])
         await prepare(series[1:], poll_again=True)(pilot)
         assert isinstance(pilot.app, RaytuiApp)
         assert pilot.app.state.link.state is ConnState.DISCONNECTED
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_snapshot_overlay_paths(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    """The head's node list with the peer daemon's overlay: PATH per node, box-2's link down."""
+    app = replay_app([ov.overlay_cluster()], target=f"http://{ov.HEAD_IP}:8265")
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await prepare([])(pilot)
+        assert isinstance(pilot.app, RaytuiApp)
+        await ov.feed_daemon(pilot, pilot.app, ov.daemon_status(box2_up=False))
+        await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)

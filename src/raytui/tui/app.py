@@ -38,6 +38,7 @@ from raytui.tui.messages import (
     ConnectProgress,
     ConnState,
     OpenNode,
+    OverlayPathsChanged,
     PollFinished,
     SnapshotReady,
 )
@@ -184,6 +185,13 @@ class RaytuiApp(PeersApp[int]):
         screen = self.screen
         if isinstance(screen, LiveScreen) and screen.ready:
             screen.show_snapshot()
+
+    def on_overlay_paths_changed(self, message: OverlayPathsChanged) -> None:
+        self.state.paths = message.paths
+        if any(isinstance(s, ClusterScreen) for s in self.screen_stack):
+            cluster = self.cluster_screen
+            if cluster.ready:
+                cluster.show_paths()
 
     def on_connect_progress(self, message: ConnectProgress) -> None:
         self.state.link.progress = message.text

@@ -75,6 +75,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("toggle_peers", "p", "toggle_peers", "Peers", "cluster view"),
     KeySpec("add_peer", "a", "add_peer", "Add peer", "peers sidebar shown"),
     KeySpec("remove_peer", "d,delete", "remove_peer", "Remove peer", "peers sidebar"),
+    KeySpec("overlay_details", "o", "overlay_details", "Overlay", "peers sidebar"),
     KeySpec("start_proxy", "P", "start_proxy", "Start proxy", "peers sidebar shown"),
     KeySpec("confirm_yes", "y,enter", "confirm", "Yes", "confirmations", key_display="y"),
     KeySpec("confirm_no", "n,escape", "cancel", "No", "confirmations", key_display="n"),

@@ -10,6 +10,7 @@ from enum import StrEnum
 from textual.message import Message
 
 from raytui.model.cluster import ClusterSnapshot
+from raytui.model.node_path import OverlayPaths
 from raytui.model.nvml import NvmlReport
 
 
@@ -121,3 +122,16 @@ class OpenNode(Message):
     def __init__(self, node_id: str) -> None:
         super().__init__()
         self.node_id = node_id
+
+
+class OverlayPathsChanged(Message):
+    """How this machine reaches the overlay's addresses changed (a route went up or down, a peer
+    joined, the daemon went away: `paths` None). Posted by the peers panel from the daemon's
+    status; the cluster screen's node list shows it."""
+
+    def __init__(self, paths: OverlayPaths | None) -> None:
+        super().__init__()
+        self.paths = paths
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, OverlayPathsChanged)

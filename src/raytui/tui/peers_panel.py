@@ -13,8 +13,15 @@ Keys: `p` shows the sidebar and focuses it, again hides it (focus goes back wher
 it is shown, `a` opens the add-peer dialog and `P` starts the daemon when none answers
 (`raytui proxy start`, detached); on the sidebar `d`/`delete` asks to remove the highlighted
 peer (`y`/Enter yes, `n`/Esc no) and Enter shows the full peer ID, addresses and last error.
-Under the daemon's own line the sidebar lists each forward (local port -> peer:service, active
-connections or why it is down) and the services this daemon offers.
+Under the daemon's own line the sidebar shows the overlay (address, connections, refusals, or why
+it is off), the Ray node `raytui join` started, each forward (local port -> peer:service, active
+connections or why it is down) and the services this daemon offers; `o` on the sidebar shows all
+of it uncut. Each reading also becomes an `OverlayPathsChanged` message (when the paths changed)
+for the node list's PATH column.
+
+The add-peer dialog's "join its Ray cluster" choice (and any invite) goes: add (dial) -> join
+(the daemon starts a Ray worker on the overlay) -> the outcome in the dialog; nothing typed is
+lost when either step fails.
 """
 
 from __future__ import annotations
@@ -27,13 +34,17 @@ from textual.app import App
 from textual.binding import BindingType
 from textual.widget import Widget
 
+from raytui.model.node_path import OverlayPaths
+from raytui.model.overlay import JoinState
 from raytui.model.peers import LinkState, PeerHealth
 from raytui.tui import keys
+from raytui.tui.messages import OverlayPathsChanged
 from raytui.tui.peer_rates import human_rtt
 from raytui.tui.peers_poller import (
     POLL_INTERVAL,
     DaemonStartDone,
     PeerAddDone,
+    PeerJoinDone,
     PeerRemoveDone,
     PeersPoller,
     PeersPollFinished,
@@ -41,7 +52,7 @@ from raytui.tui.peers_poller import (
     Starter,
     start_daemon,
 )
-from raytui.tui.screens.peer_dialogs import AddPeerScreen, ConfirmRemoveScreen
+from raytui.tui.screens.peer_dialogs import AddPeerScreen, ConfirmRemoveScreen, join_summary
 from raytui.tui.widgets.peers import PeersSidebar, peer_bindings, peer_key
 
 ReturnType = TypeVar("ReturnType")
@@ -60,6 +71,8 @@ class PeersApp(App[ReturnType]):
     _peers_host: Widget | None = None
     _peers_focus_back: Widget | None = None
     _peers_select: str | None = None  # highlight this peer once it is listed
+    _peers_paths: OverlayPaths | None = None  # last posted in OverlayPathsChanged
+    _peers_join: AddPeerScreen.Submitted | None = None  # the add under way is to be joined
 
     def peers_start(
         self,
@@ -85,6 +98,7 @@ class PeersApp(App[ReturnType]):
             start_key=key("start_proxy"),
             add_key=key("add_peer"),
             remove_key=key("remove_peer"),
+            overlay_key=key("overlay_details"),
             id="peers",
         )
         self.peers_sidebar = sidebar
@@ -163,6 +177,7 @@ class PeersApp(App[ReturnType]):
             at=message.at,
             now=message.now,
         )
+        self._peers_post_paths(message)
         select = self._peers_select
         if select is not None and message.status is not None:
             ids = [p.peer_id for p in message.status.peers]
@@ -170,6 +185,18 @@ class PeersApp(App[ReturnType]):
                 self._peers_select = None
                 if sidebar.is_mounted:
                     sidebar.peer_list.highlighted = ids.index(select)
+
+    def _peers_post_paths(self, message: PeersStatusReady) -> None:
+        """The overlay's paths, for the node list: from each reading; None when no daemon runs;
+        kept (stale) while a running daemon does not answer."""
+        paths = self._peers_paths
+        if message.status is not None:
+            paths = OverlayPaths.from_status(message.status) or None
+        elif not message.running:
+            paths = None
+        if paths != self._peers_paths:
+            self._peers_paths = paths
+            self.post_message(OverlayPathsChanged(paths))
 
     def on_peers_poll_finished(self, message: PeersPollFinished) -> None:
         poller = self.peers_poller
@@ -186,11 +213,22 @@ class PeersApp(App[ReturnType]):
             self.notify(READONLY, severity="warning")
             return
         if not any(isinstance(s, AddPeerScreen) for s in self.screen_stack):
-            self.push_screen(AddPeerScreen())
+            self.push_screen(AddPeerScreen(join_disabled=READONLY if self.peers_readonly else None))
 
     def on_add_peer_screen_submitted(self, message: AddPeerScreen.Submitted) -> None:
-        if self.peers_poller is not None:
-            self.peers_poller.add_peer(message.multiaddr, message.name)
+        poller = self.peers_poller
+        if poller is None:
+            return
+        if self.peers_readonly:  # the dialog does not open in read-only consoles; never act
+            message.dialog.add_failed(READONLY)
+            return
+        if message.invite:
+            self._peers_join = None
+            message.dialog.join_started(None)
+            poller.join(None, "the invite's cluster", invite=message.multiaddr, gpus=message.gpus)
+            return
+        self._peers_join = message if message.join else None
+        poller.add_peer(message.multiaddr, message.name)
 
     def on_peer_add_done(self, message: PeerAddDone) -> None:
         dialog = next(
@@ -202,9 +240,14 @@ class PeersApp(App[ReturnType]):
         if peer is not None:
             self._peers_select = peer.peer_id
             self._peers_show(focus=False)
+        join, self._peers_join = self._peers_join, None
         if peer is not None and message.error is None:
             self.notify(_added(peer), title="Peers")
-            if dialog is not None:
+            if join is not None and self.peers_poller is not None:
+                if dialog is not None:
+                    dialog.join_started(peer)
+                self.peers_poller.join(peer.peer_id, peer.label, gpus=join.gpus)
+            elif dialog is not None:
                 dialog.add_succeeded(message.multiaddr, message.name)
         elif dialog is not None:
             dialog.add_failed(message.error or "unknown error", peer=peer)
@@ -212,6 +255,31 @@ class PeersApp(App[ReturnType]):
             label = peer.label if peer is not None else message.multiaddr
             self.notify(
                 f"{label}: {message.error}", title="Adding the peer failed", severity="error"
+            )
+
+    # -- join ---------------------------------------------------------------------------------
+
+    def on_peer_join_done(self, message: PeerJoinDone) -> None:
+        dialog = next(
+            (s for s in self.screen_stack if isinstance(s, AddPeerScreen) and s.joining), None
+        )
+        if self.peers_poller is not None:
+            self.peers_poller.poll_now()
+        status = message.status
+        if status is not None and status.state is JoinState.RUNNING:
+            self.notify(join_summary(status), title=f"Joined {message.label}", timeout=12)
+            if dialog is not None:
+                address, name = dialog.addr_input.value.strip(), dialog.name_input.value.strip()
+                dialog.join_succeeded(address, name or None, status)
+            self._peers_show(focus=False)
+        elif dialog is not None:
+            dialog.join_failed(message.error, status)
+        else:  # the dialog was closed while the daemon worked
+            why = message.error
+            if why is None and status is not None:
+                why = f"not started yet ({status.state.value}): {status.last_error or 'no answer'}"
+            self.notify(
+                why or "no answer", title=f"Joining {message.label} failed", severity="error"
             )
 
     # -- remove -------------------------------------------------------------------------------

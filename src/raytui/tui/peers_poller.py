@@ -8,10 +8,15 @@ during a read asks for another right after it.
 A daemon that goes away gives one notification, not one per poll; a daemon that was never
 running gives none (the sidebar offers to start it). Starting the daemon runs
 `raytui proxy start` as a child process: the TUI never imports the daemon's trio/libp2p code.
+
+Joining a peer's Ray cluster (`join`, from the add-peer dialog) asks the daemon to start and
+supervise a Ray node on this machine's overlay address, as `raytui join` does; it answers once
+the node started or failed to (up to ~2 minutes), so it has its own long timeout.
 """
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 import time
@@ -24,6 +29,7 @@ from textual.message import Message
 from textual.timer import Timer
 
 from raytui.errors import RaytuiError
+from raytui.model.overlay import JoinStatus
 from raytui.model.peers import DaemonStatus, PeerHealth
 from raytui.sources.proxy_control import DaemonNotRunning, ProxyControl
 from raytui.tui.pollers import describe
@@ -32,6 +38,7 @@ POLL_INTERVAL = 2.0
 POLL_TIMEOUT = 5.0  # a status read; a daemon slower than this is reported as unreachable
 ACTION_TIMEOUT = 30.0  # add dials the peer (up to ~11 s in the daemon)
 START_TIMEOUT = 60.0
+JOIN_TIMEOUT = 150.0  # as `raytui join`: the daemon waits up to 90 s for `ray start`, plus asking
 
 Starter = Callable[[], str]
 """Blocking: start the daemon detached; returns what to tell the user, raises RaytuiError."""
@@ -98,6 +105,18 @@ class PeerRemoveDone(Message):
         self.error = error
 
 
+class PeerJoinDone(Message):
+    """`join` answered. `status` is the node the daemon started (running, or not yet: then its
+    `last_error` says why and the daemon keeps trying); None with `error` when the daemon
+    refused (nothing was started). `label` names the peer (or the invite) for messages."""
+
+    def __init__(self, label: str, status: JoinStatus | None, error: str | None) -> None:
+        super().__init__()
+        self.label = label
+        self.status = status
+        self.error = error
+
+
 class DaemonStartDone(Message):
     """`raytui proxy start` returned: `text` to show, or `error`."""
 
@@ -139,6 +158,30 @@ def start_daemon(listen: Sequence[str] = ()) -> str:
     return first[0] if first else "proxy daemon started"
 
 
+# -- invites ------------------------------------------------------------------------------------
+# TODO(invite): `raytui.model.invite.looks_like_invite(text) -> bool` and
+# `ProxyControl.join(None, invite=TEXT, gpus=N)` are being written on the invite branch. Once it
+# is merged, import `looks_like_invite` from raytui.model.invite here (or in the dialog) and call
+# `control.join(None, invite=text, gpus=gpus)` directly in `join_by_invite`. Until then an invite
+# is never recognised (the dialog validates the text as a multiaddr).
+
+
+def looks_like_invite(text: str) -> bool:
+    """Whether `text` is an invite line (`raytui invite`) rather than a multiaddr."""
+    try:
+        invite = importlib.import_module("raytui.model.invite")
+    except ModuleNotFoundError:
+        return False
+    return bool(invite.looks_like_invite(text))
+
+
+def join_by_invite(control: ProxyControl, text: str, gpus: int | None) -> JoinStatus:
+    """Accept the invite (both daemons allow-list each other) and join the head's cluster."""
+    join: Any = control.join  # TODO(invite): takes `invite=` once the invite branch is merged
+    status: JoinStatus = join(None, invite=text, gpus=gpus)
+    return status
+
+
 # -- the poller ---------------------------------------------------------------------------------
 
 
@@ -159,6 +202,7 @@ class PeersPoller:
         self.starter = starter
         self._poll_control = ProxyControl(socket, timeout=POLL_TIMEOUT)
         self._control = ProxyControl(socket, timeout=ACTION_TIMEOUT)
+        self.join_control = ProxyControl(socket, timeout=JOIN_TIMEOUT)
         self.busy = False  # a status read is under way
         self.starting = False  # `raytui proxy start` is under way
         self.stopped = False
@@ -271,6 +315,31 @@ class PeersPoller:
                 self.app.post_message(PeerRemoveDone(label, removed, None))
 
         self._run(work, "peers-remove")
+
+    def join(
+        self,
+        peer_id: str | None,
+        label: str,
+        *,
+        invite: str | None = None,
+        gpus: int | None = None,
+    ) -> None:
+        """Join `peer_id`'s Ray cluster, or the one `invite` opens (then `peer_id` is None), with
+        `gpus` of this machine's GPUs (None: all). Posts `PeerJoinDone`."""
+        control = self.join_control
+
+        def work() -> None:
+            try:
+                if invite is not None:
+                    status = join_by_invite(control, invite, gpus)
+                else:
+                    status = control.join(peer_id, gpus=gpus)
+            except Exception as exc:
+                self.app.post_message(PeerJoinDone(label, None, describe(exc)))
+            else:
+                self.app.post_message(PeerJoinDone(label, status, None))
+
+        self._run(work, "peers-join")
 
     def start_daemon(self) -> bool:
         """Posts `DaemonStartDone`; False (and nothing posted) when a start is under way."""

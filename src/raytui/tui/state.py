@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from raytui.model.cluster import ClusterSnapshot
 from raytui.model.gpu_history import GpuHistory
+from raytui.model.node_path import OverlayPaths
 from raytui.sources.machine import local_addresses
 from raytui.tui.messages import ConnState
 
@@ -42,6 +43,7 @@ class UiState:
     local_addresses: frozenset[str] = field(default_factory=local_addresses)
     keys: dict[str, str] = field(default_factory=dict)  # binding id -> keys in effect
     refresh: float = 2.0
+    paths: OverlayPaths | None = None  # the peer daemon's overlay, for the node list's PATH
 
     def now(self) -> float:
         return self.clock()

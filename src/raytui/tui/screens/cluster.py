@@ -16,6 +16,7 @@ from textual.containers import Container, Vertical
 from textual.widgets import Footer, Input, LoadingIndicator, Static
 
 from raytui.model.cluster import ClusterSnapshot, Node
+from raytui.model.node_path import OverlayPaths
 from raytui.tui import keys
 from raytui.tui.messages import ConnState, OpenNode
 from raytui.tui.screens.live import LiveScreen
@@ -111,10 +112,15 @@ class NodesView(Container):
 
     def show(self, snapshot: ClusterSnapshot, needle: str) -> None:
         now = self.state.now()
-        nodes = [n for n in snapshot.nodes if matches(n, needle)]
+        paths = self.state.paths
+        nodes = [
+            n
+            for n in snapshot.nodes
+            if matches(n, needle, None if paths is None else paths.path_of(n.ip))
+        ]
         self._node_by_id = {n.node_id: n for n in nodes}
         table = self.table
-        table.show(nodes, now)
+        table.show(nodes, now, paths)
         total = len(snapshot.nodes)
         shown = f"{len(nodes)}/{total}" if needle else str(total)
         box = self.query_one("#node-box")
@@ -168,7 +174,8 @@ class ClusterScreen(LiveScreen):
         self.view = VIEWS[0].id
         self.needle = ""
         self.body = "connecting"  # the child of #body on screen
-        self._shown: dict[str, tuple[int, str]] = {}  # view id -> (generation, filter) on screen
+        # view id -> (generation, filter, overlay paths) on screen
+        self._shown: dict[str, tuple[int, str, OverlayPaths | None]] = {}
 
     def compose(self) -> ComposeResult:
         yield ClusterHeader(self.state, id="header")
@@ -178,7 +185,7 @@ class ClusterScreen(LiveScreen):
             yield GpusView(self.state, id="gpus")
             with Vertical(id="jobs", classes="box"):
                 yield JobsView(id="jobs-view")
-        yield Input(placeholder="filter nodes by id, host, IP or state", id="filter")
+        yield Input(placeholder="filter nodes by id, host, IP, state or path", id="filter")
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -208,6 +215,11 @@ class ClusterScreen(LiveScreen):
         if first:
             self._focus_view()
 
+    def show_paths(self) -> None:
+        """The overlay's paths changed (`state.paths`): redraw the node list if it shows."""
+        if self.state.snapshot is not None and self.body == self.view:
+            self._show_view(self.view)
+
     def show_link(self) -> None:
         self.query_one(ClusterHeader).refresh()
         self.query_one(ConnectingPanel).show()
@@ -220,7 +232,7 @@ class ClusterScreen(LiveScreen):
         snap = self.state.snapshot
         if snap is None:
             return
-        mark = (self.state.generation, self.needle)
+        mark = (self.state.generation, self.needle, self.state.paths)
         if self._shown.get(view) == mark:
             return
         self._shown[view] = mark

@@ -4,6 +4,11 @@ Attributes down, messages up: the app hands it each `DaemonStatus` reading (`sho
 updates in place (one option per peer, prompts replaced, the highlighted peer kept). It never
 talks to the daemon: `d` posts `RemovePeerRequested` for the app to confirm and carry out; the
 app's own keys (`a` add, `P` start the daemon, `p` show/hide) act from anywhere.
+
+Under the daemon's line: the overlay (its address and connections, or why it is off, shortened:
+`o` shows every detail uncut) and the Ray node `raytui join` started (role, state, node ID,
+restarts, last error). Each peer with an overlay route shows its overlay address and path
+(`direct` or `via NAME`); a peer reached only through a hub gets a row of its own.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from textual.message import Message
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from raytui.model.overlay import JoinState, JoinStatus, OverlayRoute, RouteState
 from raytui.model.peers import DaemonStatus, LinkState, PeerHealth, short_peer_id
 from raytui.tui import format as fmt
 from raytui.tui import keys
@@ -38,6 +44,13 @@ def peer_bindings(*ids: str) -> list[BindingType]:
 
 
 STATE_MARK = {LinkState.CONNECTED: "●", LinkState.CONNECTING: "◌", LinkState.DOWN: "○"}
+JOIN_MARK = {
+    JoinState.RUNNING: "●",
+    JoinState.STARTING: "◌",
+    JoinState.RESTARTING: "↻",
+    JoinState.FAILED: "✗",
+}
+ROUTE_PREFIX = "route:"  # option id of a peer reached only through a hub
 
 
 def _state_style(state: LinkState, p: Palette) -> Style:
@@ -52,8 +65,128 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def peer_lines(peer: PeerHealth, rate: Rate, p: Palette, now: float | None = None) -> list[Text]:
-    """Three or four lines: label and state, traffic, streams and reconnects, last error."""
+def _names(status: DaemonStatus) -> dict[str, str]:
+    return {peer.peer_id: peer.label for peer in status.peers}
+
+
+def _name(names: dict[str, str], peer_id: str) -> str:
+    return names.get(peer_id) or short_peer_id(peer_id)
+
+
+def short_reason(error: str) -> str:
+    """The gist of why the overlay is off, for one sidebar line: its first clause, without
+    "the overlay" ("the overlay needs root or CAP_NET_ADMIN (it adds…" -> "needs root or
+    CAP_NET_ADMIN"). `o` shows the full text."""
+    text = " ".join(error.split())
+    for stop in (" (", ". ", "; "):
+        cut = text.find(stop)
+        if cut > 0:
+            text = text[:cut]
+    return text.removeprefix("the overlay ").rstrip(".")
+
+
+def path_text(route: OverlayRoute, names: dict[str, str]) -> str:
+    return "direct" if route.via is None else f"via {_name(names, route.via)}"
+
+
+def route_line(route: OverlayRoute, names: dict[str, str], p: Palette) -> Text:
+    """`  ⇢ 100.64.3.9 · via lab`, with ` · down` in red while the link it uses is down."""
+    up = route.state is RouteState.UP
+    line = Text.assemble(("  ⇢ ", p.dim), route.address, (" · ", p.dim))
+    line.append(path_text(route, names), style=Style() if up else p.bad)
+    if not up:
+        line.append(" · down", style=p.bad)
+    return line
+
+
+def overlay_lines(status: DaemonStatus, p: Palette, overlay_key: str = "o") -> list[Text]:
+    """The overlay: address, connections open and carried, refusals; or why it is off."""
+    ov = status.overlay
+    if ov.address is not None:
+        head = Text.assemble(("◆ ", p.ok), ("overlay ", p.dim), (ov.address, p.label))
+        counts = Text.assemble("  ", f"{ov.active} open", (" · ", p.dim), f"{ov.carried} carried")
+        lines = [head, counts]
+        refused = {why: n for why, n in sorted(ov.refused.items()) if n}
+        if refused:
+            parts = " · ".join(f"{n} {why}" for why, n in refused.items())
+            lines.append(Text(f"  refused {parts}", style=p.mid))
+        return lines
+    if not ov.enabled:
+        return [Text("○ overlay off", style=p.dim)]
+    if ov.error is None:
+        return [Text.assemble(("◌ ", p.mid), "overlay starting…")]
+    return [
+        Text.assemble(("✗ ", p.bad), ("overlay off", p.bad), (f" · {overlay_key} for why", p.dim)),
+        Text(f"  {short_reason(ov.error)}", style=p.bad),
+    ]
+
+
+def join_lines(
+    join: JoinStatus, names: dict[str, str], p: Palette, now: float | None
+) -> list[Text]:
+    """The Ray node `raytui join` started: role and state, node ID and restarts, last error."""
+    style = {JoinState.RUNNING: p.ok, JoinState.FAILED: p.bad}.get(join.state, p.mid)
+    if join.role == "head":
+        role = "head"
+    else:
+        role = f"worker of {_name(names, join.peer_id) if join.peer_id else join.head_address}"
+    head = Text.assemble((f"{JOIN_MARK[join.state]} ", style), ("ray ", p.dim), (role, p.label))
+    head.append(f" {join.state.value}", style=style)
+    if join.state is JoinState.RUNNING and now is not None and join.since:
+        head.append(f" {fmt.span(now - join.since)}", style=p.dim)
+    node = Text.assemble(("  node ", p.dim), join.node_id[:8] if join.node_id else "-")
+    node.append(" · ", style=p.dim)
+    node.append(_plural(join.restarts, "restart"), style=p.mid if join.restarts else p.dim)
+    lines = [head, node]
+    if join.last_error:
+        err_style = p.dim if join.state is JoinState.RUNNING else p.bad
+        lines.append(Text(f"  ✗ {' '.join(join.last_error.split())}", style=err_style))
+    return lines
+
+
+def overlay_details(status: DaemonStatus, now: float | None = None) -> str:
+    """Everything about the overlay and the joined node, uncut (for `o`)."""
+    ov = status.overlay
+    names = _names(status)
+    if ov.address is not None:
+        lines = [f"overlay {ov.address} in {ov.prefix}"]
+    elif not ov.enabled:
+        lines = ["overlay off: start the daemon with `raytui proxy start --overlay` (as root)"]
+    else:
+        lines = [f"overlay off: {ov.error or 'starting'}"]
+    lines.append(f"connections: {ov.active} open, {ov.carried} carried")
+    if any(ov.refused.values()):
+        refused = ", ".join(f"{n} {why}" for why, n in sorted(ov.refused.items()) if n)
+        lines.append(f"refused: {refused}")
+    for route in ov.routes:
+        lines.append(
+            f"  {_name(names, route.peer_id)} {route.address} {path_text(route, names)}"
+            f" {route.state.value}"
+        )
+    join = status.join
+    if join is None:
+        lines.append("Ray node: none started here (`raytui join PEER`)")
+    else:
+        role = "head" if join.role == "head" else f"worker of {join.head_address}"
+        lines.append(f"Ray node: {role} on {join.node_ip}: {join.state.value}")
+        if join.node_id:
+            lines.append(f"  node ID {join.node_id}")
+        if join.since and now is not None:
+            lines.append(f"  since {fmt.span(now - join.since)} · {join.restarts} restarts")
+        if join.last_error:
+            lines.append(f"  last error: {join.last_error}")
+    return "\n".join(lines)
+
+
+def peer_lines(
+    peer: PeerHealth,
+    rate: Rate,
+    p: Palette,
+    now: float | None = None,
+    route: Text | None = None,
+) -> list[Text]:
+    """Three to five lines: label and state, traffic, streams and reconnects, the overlay route
+    (`route_line`) when there is one, last error."""
     style = _state_style(peer.state, p)
     head = Text.assemble((f"{STATE_MARK[peer.state]} ", style), (peer.label, p.label), "  ")
     head.append(peer.state.value, style=style)
@@ -72,6 +205,8 @@ def peer_lines(peer: PeerHealth, rate: Rate, p: Palette, now: float | None = Non
         (_plural(peer.reconnects, "reconnect"), p.mid if peer.reconnects else Style()),
     )
     lines = [head, traffic, counts]
+    if route is not None:
+        lines.append(route)
     if peer.last_error:
         # An error on a link that is up again is history: dim, not alarming.
         err_style = p.dim if peer.state is LinkState.CONNECTED else p.bad
@@ -103,10 +238,29 @@ def tunnel_lines(status: DaemonStatus, p: Palette) -> list[Text]:
 
 
 def peer_prompt(
-    peer: PeerHealth, rate: Rate, p: Palette, now: float | None = None, width: int = 0
+    peer: PeerHealth,
+    rate: Rate,
+    p: Palette,
+    now: float | None = None,
+    width: int = 0,
+    route: Text | None = None,
 ) -> Text:
     """`peer_lines` joined, each cut to `width` cells (0: as long as they are)."""
-    lines = peer_lines(peer, rate, p, now)
+    return _joined(peer_lines(peer, rate, p, now, route), width)
+
+
+def hub_only_prompt(route: OverlayRoute, names: dict[str, str], p: Palette, width: int = 0) -> Text:
+    """A peer this daemon reaches only through a hub (not on its own allow-list, or never
+    dialled directly): its ID, whether the way there is up, its address and hub."""
+    up = route.state is RouteState.UP
+    style = p.ok if up else p.bad
+    head = Text.assemble(
+        ("◇ ", style), (_name(names, route.peer_id), p.label), "  ", ("up" if up else "down", style)
+    )
+    return _joined([head, route_line(route, names, p)], width)
+
+
+def _joined(lines: list[Text], width: int) -> Text:
     if width > 0:
         for line in lines:
             line.truncate(width, overflow="ellipsis")
@@ -141,7 +295,7 @@ class PeersSidebar(Vertical):
     }
     PeersSidebar > OptionList:focus { border: none; background-tint: transparent; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = peer_bindings("remove_peer")
+    BINDINGS: ClassVar[list[BindingType]] = peer_bindings("remove_peer", "overlay_details")
 
     class RemovePeerRequested(Message):
         """The user wants `peer` removed (the app asks for confirmation first)."""
@@ -156,12 +310,14 @@ class PeersSidebar(Vertical):
         start_key: str = "P",
         add_key: str = "a",
         remove_key: str = "d",
+        overlay_key: str = "o",
         id: str | None = None,
     ) -> None:
         super().__init__(id=id)
         self.start_key = start_key
         self.add_key = add_key
         self.remove_key = remove_key
+        self.overlay_key = overlay_key
         self.status: DaemonStatus | None = None
         self.error: str | None = None
         self.running: bool | None = None  # None: not asked yet
@@ -278,7 +434,10 @@ class PeersSidebar(Vertical):
             if status.refused:
                 text.append(" · ", style=p.dim)
                 text.append(f"{status.refused} refused", style=p.mid)
-            for line in tunnel_lines(status, p):
+            lines = overlay_lines(status, p, self.overlay_key)
+            if status.join is not None:
+                lines += join_lines(status.join, _names(status), p, self._now)
+            for line in lines + tunnel_lines(status, p):
                 if self._width > 0:
                     line.truncate(self._width, overflow="ellipsis")
                 text.append("\n")
@@ -307,24 +466,33 @@ class PeersSidebar(Vertical):
         empty.update(self._empty_text)
         empty.display = bool(self._empty_text)
         olist = self.peer_list
-        ids = [peer.peer_id for peer in peers]
         width = olist.scrollable_content_region.width or olist.size.width
         self._width = width
-        prompts = [
-            peer_prompt(x, self.rates.get(x.peer_id, NO_RATE), p, self._now, width) for x in peers
-        ]
+        routes = {} if self.status is None else {r.peer_id: r for r in self.status.overlay.routes}
+        names = {} if self.status is None else _names(self.status)
+        ids = [peer.peer_id for peer in peers]
+        prompts = []
+        for x in peers:
+            route = routes.pop(x.peer_id, None)
+            line = None if route is None else route_line(route, names, p)
+            rate = self.rates.get(x.peer_id, NO_RATE)
+            prompts.append(peer_prompt(x, rate, p, self._now, width, line))
+        for route in routes.values():  # reached only through a hub
+            ids.append(ROUTE_PREFIX + route.peer_id)
+            prompts.append(hub_only_prompt(route, names, p, width))
         if ids == self._order:
             for peer_id, prompt in zip(ids, prompts, strict=True):
                 olist.replace_option_prompt(peer_id, prompt)
             return
-        keep = self.highlighted_peer
+        option = olist.highlighted_option
+        keep = None if option is None else option.id
         options: list[Option | None] = []
         for peer_id, prompt in zip(ids, prompts, strict=True):
             options += [Option(prompt, id=peer_id), None]  # None: a rule between peers
         olist.set_options(options[:-1])
         self._order = ids
         if ids:
-            olist.highlighted = ids.index(keep.peer_id) if keep and keep.peer_id in ids else 0
+            olist.highlighted = ids.index(keep) if keep in ids else 0
 
     def text(self) -> str:
         """Everything the sidebar shows, as plain text (for tests)."""
@@ -352,10 +520,29 @@ class PeersSidebar(Vertical):
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         """Enter on a peer: everything about it, including what the list cuts short."""
         event.stop()
-        peer = self.highlighted_peer
-        if peer is None:
+        status = self.status
+        if status is None:
             return
-        lines = [peer.peer_id, f"state: {peer.state.value}", *peer.addrs]
-        if peer.last_error:
+        names = _names(status)
+        peer = self.highlighted_peer
+        option_id = event.option.id or ""
+        peer_id = peer.peer_id if peer is not None else option_id.removeprefix(ROUTE_PREFIX)
+        route = next((r for r in status.overlay.routes if r.peer_id == peer_id), None)
+        lines = []
+        if peer is not None:
+            lines = [peer.peer_id, f"state: {peer.state.value}", *peer.addrs]
+        elif route is not None:
+            lines = [route.peer_id, "not dialled directly: reached through a hub"]
+        if route is not None:
+            lines.append(f"overlay {route.address}, {path_text(route, names)}, {route.state.value}")
+        if peer is not None and peer.last_error:
             lines.append(f"last error: {peer.last_error}")
-        self.notify("\n".join(lines), title=f"peer {peer.label}", timeout=15)
+        if lines:
+            self.notify("\n".join(lines), title=f"peer {_name(names, peer_id)}", timeout=15)
+
+    def action_overlay_details(self) -> None:
+        """`o`: the overlay and the joined Ray node, uncut (errors included)."""
+        if self.status is None:
+            self.app.bell()
+            return
+        self.notify(overlay_details(self.status, self._now), title="Overlay", timeout=20)

@@ -116,6 +116,7 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
         self._widths_for = -1
         self._cache: dict[str, tuple[Hashable, bool, Strip]] = {}  # key -> (version, cursor, line)
         self._generation = 0  # bumps with set_rows: the version of rows without `row_version`
+        self._hidden: frozenset[str] = frozenset()  # column keys not shown at all
         self.empty_text = empty_text
         self.selectable = selectable
 
@@ -157,6 +158,16 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
             hit = old.get(key)
             if hit is not None:
                 self._cache[key] = hit
+
+    def set_hidden_columns(self, keys: Sequence[str]) -> None:
+        """Hide these columns (by key) whatever the width, e.g. one that would be blank in
+        every row; the others share the room."""
+        hidden = frozenset(keys)
+        if hidden != self._hidden:
+            self._hidden = hidden
+            self._widths_for = -1
+            self._cache.clear()
+            self.refresh()
 
     def set_empty_text(self, text: str) -> None:
         if text != self.empty_text:
@@ -268,7 +279,7 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
         """
         if width == self._widths_for:
             return self._widths
-        widths = [c.width or c.min_width for c in self._columns]
+        widths = [0 if c.key in self._hidden else c.width or c.min_width for c in self._columns]
 
         def over() -> int:
             shown = [w for w in widths if w]
@@ -283,7 +294,8 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
                     break
                 widths[i] -= 1
         for i in sorted(
-            (i for i, c in enumerate(self._columns) if c.drop), key=lambda i: self._columns[i].drop
+            (i for i, c in enumerate(self._columns) if c.drop and widths[i]),
+            key=lambda i: self._columns[i].drop,
         ):
             if over() <= 0:
                 break
