@@ -15,6 +15,8 @@ from raytui import cli
         (["status", "--json"], "status"),
         (["proxy", "status"], "proxy"),
         (["peers", "list"], "peers"),
+        (["invite", "--expires", "30m"], "invite"),
+        (["join", "raytui1:abc", "--gpus", "1"], "join"),
     ],
 )
 def test_commands_route(argv: list[str], command: str | None) -> None:

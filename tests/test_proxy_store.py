@@ -31,6 +31,11 @@ PEER = "12D3KooWA73AbUA2dz1hWm1PToPN21piJoqKKoKioTHyCHR5m8jD"
         ({"peers": [{"peer_id": PEER, "addrs": "/ip4/1.2.3.4/tcp/1"}]}, "peers[0].addrs"),
         ({"peers": [{"peer_id": PEER, "name": 5}]}, "peers[0].name"),
         ({"forwards": [{"peer_id": PEER, "service": "web", "bind": 80}]}, "forwards[0].bind"),
+        ({"invites": [{"invite_id": "a"}]}, "invites[0].salt"),
+        (
+            {"invites": [{"invite_id": "a", "salt": "", "digest": "", "expires": "soon"}]},
+            "invites[0].expires",
+        ),
         ([], "top level"),
     ],
 )

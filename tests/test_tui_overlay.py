@@ -4,27 +4,27 @@ PATH column with its link-down flag, and the add-peer dialog's "join its Ray clu
 Daemon readings are hand-built `DaemonStatus` snapshots (tests/support/overlay_fakes.py) fed
 through the very message the peers poller posts; cluster snapshots come from a FAKE connection.
 The dialog's join runs against REAL proxy daemons (their overlay is off, so the daemon refuses
-with its own message). Two things cannot exist here and are STAND-INs, named so: a Ray node that
-starts over the overlay (needs network namespaces and Ray: tests/test_overlay_join.py) and the
-invite module (being written on another branch).
+with its own message). What cannot exist here is a STAND-IN, named so: a Ray node that starts
+over the overlay (needs network namespaces and Ray: tests/test_overlay_join.py).
 """
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.peer.id import ID
 from textual.app import ComposeResult
 from textual.pilot import Pilot
 from textual.widgets import Footer, Static
 
 from raytui.errors import RaytuiError
 from raytui.model.cluster import NodeState
+from raytui.model.invite import Invite
 from raytui.model.node_path import NodePath, OverlayPaths, PathKind
 from raytui.model.overlay import JoinState, JoinStatus, OverlayStatus
 from raytui.model.peers import short_peer_id
@@ -382,19 +382,14 @@ async def test_a_node_that_does_not_start_yet_keeps_the_dialog_open() -> None:
         assert app.screen is screen
 
 
-INVITE = "raytui-invite:v1:203.0.113.5:4701:12D3KooWHead:secret"
+HEAD_ID = str(ID.from_pubkey(create_new_key_pair().public_key))
+INVITE = Invite(
+    peer_id=HEAD_ID,
+    addrs=(f"/ip4/203.0.113.5/tcp/4701/p2p/{HEAD_ID}",),
+    secret="0123456789abcdef." + "k" * 43,
+).line()
 
 
-@pytest.fixture
-def invite_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    """STAND-IN for `raytui.model.invite` (written on the invite branch): only the name the
-    dialog uses, `looks_like_invite`."""
-    module = types.ModuleType("raytui.model.invite")
-    module.looks_like_invite = lambda text: text.startswith("raytui-invite:")  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "raytui.model.invite", module)
-
-
-@pytest.mark.usefixtures("invite_module")
 async def test_an_invite_always_joins_and_a_refusal_keeps_it() -> None:
     app = Host()
     async with app.run_test(size=SIZE) as pilot:
@@ -423,13 +418,14 @@ async def test_an_invite_always_joins_and_a_refusal_keeps_it() -> None:
         assert screen.gpus_input.disabled
 
 
-async def test_without_the_invite_module_an_invite_is_checked_as_a_multiaddr() -> None:
+async def test_a_garbled_invite_says_what_is_wrong_and_is_not_sent() -> None:
     app = Host()
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_dialog(pilot, app)
-        screen.addr_input.value = INVITE
+        screen.addr_input.value = INVITE[:-12]
         await pilot.pause()
-        assert "is not a multiaddr" in screen.check_text
+        assert screen.check_text.startswith("✗ ")
+        assert "invite" in screen.check_text
 
 
 async def test_read_only_consoles_cannot_join() -> None:

@@ -167,19 +167,34 @@ def build_parser() -> argparse.ArgumentParser:
     join = sub.add_parser(
         "join", help="this machine joins a peer's Ray cluster over the overlay (or starts a head)"
     )
-    join.add_argument("peer", nargs="?", metavar="PEER", help="peer ID or name of the head")
+    join.add_argument(
+        "peer",
+        nargs="?",
+        metavar="PEER|INVITE",
+        help="peer ID or name of the head's daemon, or a line `raytui invite` printed there",
+    )
     join.add_argument("--head", action="store_true", help="start a Ray head on the overlay")
     join.add_argument("--gpus", type=_count, default=None, metavar="N", help="GPUs to offer")
     join.add_argument("--cpus", type=_count, default=None, metavar="N", help="CPUs to offer")
     join.add_argument("--json", action="store_true", help="the node's state as JSON")
     sub.add_parser("leave", help="stop the Ray node that join started")
+    invite = sub.add_parser(
+        "invite", help="one line that lets one machine allow-list itself here and join"
+    )
+    invite.add_argument(
+        "--expires",
+        default="1h",
+        metavar="DURATION",
+        help="how long it stays valid: 30m, 2h, 1d ... (default 1h)",
+    )
+    invite.add_argument("--json", action="store_true", help="the line and its expiry as JSON")
 
     peers = sub.add_parser("peers", help="the peer allow-list")
     pesub = peers.add_subparsers(dest="peers_command", metavar="ACTION", required=True)
     plist = pesub.add_parser("list", help="list peers and their health")
     plist.add_argument("--json", action="store_true")
     padd = pesub.add_parser("add", help="allow-list and dial a peer")
-    padd.add_argument("multiaddr", metavar="MULTIADDR")
+    padd.add_argument("multiaddr", metavar="MULTIADDR|INVITE")
     padd.add_argument("--name", metavar="NAME")
     premove = pesub.add_parser("remove", help="remove a peer from the allow-list")
     premove.add_argument("peer", metavar="PEER_ID|NAME")
@@ -196,6 +211,7 @@ _HANDLERS = {
     "peers": "raytui.commands.peers",
     "join": "raytui.commands.join",
     "leave": "raytui.commands.join",
+    "invite": "raytui.commands.invite",
 }
 
 

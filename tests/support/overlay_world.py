@@ -103,6 +103,27 @@ class NsDaemon:
             env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
         return env
 
+    def cluster_nodes(self, token: str | None) -> list[dict[str, Any]]:
+        """`raytui status --json` here, against the head on this daemon's overlay address:
+        the cluster's nodes as the head sees them."""
+        address = f"{self.overlay_address}:6379"
+        done = self.host.run(
+            [sys.executable, "-m", "raytui", "status", "--json", "--address", address],
+            env=self.ray_env(token),
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        nodes: list[dict[str, Any]] = json.loads(done.stdout)["nodes"]
+        return nodes
+
+    def node_state(self, token: str | None, node_id: str | None) -> str | None:
+        """State of one node in `cluster_nodes`; None when absent or the head is slow to say."""
+        try:
+            nodes = self.cluster_nodes(token)
+        except AssertionError:  # the head's dashboard is slow to answer on a busy machine
+            return None
+        return next((str(n["state"]) for n in nodes if n["node_id"] == node_id), None)
+
     def driver(self, code: str, token: str | None, timeout: float = 240) -> Any:
         """Run a Ray driver snippet in this namespace; its last stdout line is JSON."""
         done = self.host.run([sys.executable, "-c", code], env=self.ray_env(token), timeout=timeout)

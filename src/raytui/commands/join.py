@@ -1,7 +1,12 @@
-"""`raytui join PEER | --head` and `raytui leave`: a Ray node on this machine's overlay address.
+"""`raytui join PEER|INVITE | --head` and `raytui leave`: a Ray node on this machine's overlay
+address.
 
 The work happens in the peer daemon (it owns the overlay and must keep the node running after
-the SSH session ends); these commands only ask it over the control socket.
+the SSH session ends); these commands only ask it over the control socket. An argument that
+looks like an invite (`raytui1:…`, model/invite.py) is read as one: checked here first (a
+garbled line is a usage error, exit 2), then the daemon proves it to the head, both allow-list
+each other, and the node joins that head; a refused invite (wrong, used, expired) exits 1 with
+the head's reason on one line.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import json
 import time
 
 from raytui.errors import RaytuiError, UsageError
+from raytui.model.invite import looks_like_invite, parse_invite
 from raytui.model.overlay import JoinState, JoinStatus
 from raytui.model.peers import short_peer_id
 from raytui.sources.proxy_control import ProxyControl
@@ -28,8 +34,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"left: stopped the Ray {stopped.role} node on {stopped.node_ip}")
         return 0
     if args.head == (args.peer is not None):
-        raise UsageError("join needs a PEER (peer ID or name of the head's daemon), or --head")
-    status = control.join(args.peer, head=args.head, gpus=args.gpus, cpus=args.cpus)
+        raise UsageError(
+            "join needs a PEER (peer ID or name of the head's daemon), an INVITE, or --head"
+        )
+    if args.peer is not None and looks_like_invite(args.peer):
+        parse_invite(args.peer)
+        status = control.join(None, invite=args.peer, gpus=args.gpus, cpus=args.cpus)
+    else:
+        status = control.join(args.peer, head=args.head, gpus=args.gpus, cpus=args.cpus)
     if args.json:
         print(json.dumps(status.to_dict(), indent=2))
     else:

@@ -1,4 +1,5 @@
-"""`raytui peers list|add|remove`."""
+"""`raytui peers list|add|remove`. `add` also takes an invite line (model/invite.py): both daemons
+then allow-list each other, without joining Ray (`raytui join INVITE` does both)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,29 @@ import sys
 
 from raytui.commands.proxy import format_peer
 from raytui.errors import RaytuiError, UsageError
+from raytui.model.invite import looks_like_invite, parse_invite
 from raytui.model.peers import parse_peer_multiaddr
 from raytui.sources.proxy_control import ProxyControl
 
 
 def run(args: argparse.Namespace) -> int:
     action = args.peers_command
-    if action == "add":
+    invite = action == "add" and looks_like_invite(args.multiaddr)
+    if invite:
+        parse_invite(args.multiaddr)
+        if args.name:
+            raise UsageError("--name applies to a MULTIADDR; an invite names the head itself")
+    elif action == "add":
         # Validate here too so a typo gets a clear message even with no daemon running.
         parse_peer_multiaddr(args.multiaddr)
     control = ProxyControl()
+    if invite:
+        redeemed = control.redeem_invite(args.multiaddr)
+        print(
+            f"added {redeemed.head_name} ({redeemed.peer_id}); "
+            f"it allow-listed this machine as {redeemed.name}"
+        )
+        return 0
     if action == "list":
         peers = control.peers()
         if args.json:

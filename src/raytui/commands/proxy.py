@@ -154,12 +154,26 @@ def format_status(status: DaemonStatus) -> str:
             lines.append(f"  {f.bind} -> {peer}:{f.service}{extra}")
     if status.refused:
         lines.append(f"refused connections from peers not on the allow-list: {status.refused}")
-    lines += _overlay_lines(status)
+    lines += _overlay_lines(status) + _invite_lines(status)
     if status.join is not None:
         from raytui.commands.join import describe
 
         lines.append(describe(status.join))
     return "\n".join(lines)
+
+
+def _invite_lines(status: DaemonStatus) -> list[str]:
+    invites = status.invites
+    if not (invites.active or invites.accepted or invites.refused or invites.door_open):
+        return []
+    line = f"invites: {invites.active} open, {invites.accepted} accepted"
+    if invites.door_open:
+        line += f"; unknown peers may open the invite protocol only ({invites.probation} now)"
+    lines = [line]
+    if invites.refused:
+        counts = ", ".join(f"{why}: {n}" for why, n in sorted(invites.refused.items()))
+        lines.append(f"  refused: {counts}")
+    return lines
 
 
 def _overlay_lines(status: DaemonStatus) -> list[str]:

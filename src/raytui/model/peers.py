@@ -135,6 +135,38 @@ class Forward:
 
 
 @dataclass(frozen=True)
+class InviteStatus:
+    """The head's invites (model/invite.py): how many are open and what was refused, by reason
+    (`InviteRefusal` values: wrong, reused and expired secrets, unknown peers that proved nothing
+    or tried other protocols, rate limits)."""
+
+    active: int = 0  # unused and unexpired
+    door_open: bool = False  # unknown peers may connect, for the invite protocol only
+    probation: int = 0  # unknown peers connected now, given a few seconds to prove an invite
+    accepted: int = 0  # invites redeemed since the daemon started
+    refused: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "active": self.active,
+            "door_open": self.door_open,
+            "probation": self.probation,
+            "accepted": self.accepted,
+            "refused": dict(self.refused),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> InviteStatus:
+        return cls(
+            active=int(d.get("active", 0)),
+            door_open=bool(d.get("door_open", False)),
+            probation=int(d.get("probation", 0)),
+            accepted=int(d.get("accepted", 0)),
+            refused={str(k): int(v) for k, v in d.get("refused", {}).items()},
+        )
+
+
+@dataclass(frozen=True)
 class DaemonStatus:
     peer_id: str
     addrs: tuple[str, ...]  # full multiaddrs ending in /p2p/<peer_id>, ready to paste
@@ -147,6 +179,7 @@ class DaemonStatus:
     forwards: tuple[Forward, ...]
     overlay: OverlayStatus = field(default_factory=lambda: OverlayStatus.from_dict({}))
     join: JoinStatus | None = None  # the Ray node `raytui join` started, if any
+    invites: InviteStatus = field(default_factory=InviteStatus)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -161,6 +194,7 @@ class DaemonStatus:
             "forwards": [f.to_dict() for f in self.forwards],
             "overlay": self.overlay.to_dict(),
             "join": None if self.join is None else self.join.to_dict(),
+            "invites": self.invites.to_dict(),
         }
 
     @classmethod
@@ -177,6 +211,7 @@ class DaemonStatus:
             forwards=tuple(Forward.from_dict(f) for f in d.get("forwards", ())),
             overlay=OverlayStatus.from_dict(d.get("overlay") or {}),
             join=None if d.get("join") is None else JoinStatus.from_dict(d["join"]),
+            invites=InviteStatus.from_dict(d.get("invites") or {}),
         )
 
     def peer(self, key: str) -> PeerHealth | None:

@@ -5,7 +5,8 @@ Request: `{"op": "status", ...args}`. Reply: `{"ok": true, "result": ...}` or
 Ops: ping, status, peers.list, peers.add {multiaddr, name?}, peers.remove {peer},
 expose {name, target}, expose.ray_head {share_token}, unexpose {name}, share_token {enabled},
 forward {peer, service, bind?}, unforward {bind}, token {peer}, console {peer, member?},
-join {peer?, head?, gpus?, cpus?}, leave, shutdown.
+join {peer? | invite? | head?, gpus?, cpus?}, leave, invite.create {expires_s},
+invite.redeem {invite}, shutdown.
 The client is `raytui.sources.proxy_control`.
 """
 
@@ -25,6 +26,7 @@ import trio
 
 from raytui import locations
 from raytui.errors import RaytuiError, UsageError
+from raytui.model.invite import DEFAULT_EXPIRES_S, MAX_EXPIRES_S, MIN_EXPIRES_S
 from raytui.model.peers import PeerHealth
 from raytui.proxy.core import ProxyNode
 
@@ -87,6 +89,8 @@ class ControlServer:
             "console": self._console,
             "join": self._join,
             "leave": self._leave,
+            "invite.create": self._invite_create,
+            "invite.redeem": self._invite_redeem,
             "shutdown": self._shutdown,
         }
 
@@ -137,9 +141,26 @@ class ControlServer:
 
     async def _join(self, req: dict[str, Any]) -> Any:
         status = await self._node.join(
-            _opt(req, "peer"), req.get("head") is True, _count(req, "gpus"), _count(req, "cpus")
+            _opt(req, "peer"),
+            req.get("head") is True,
+            _count(req, "gpus"),
+            _count(req, "cpus"),
+            invite=_opt(req, "invite"),
         )
         return status.to_dict()
+
+    async def _invite_create(self, req: dict[str, Any]) -> Any:
+        value = req.get("expires_s", DEFAULT_EXPIRES_S)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not MIN_EXPIRES_S <= value <= MAX_EXPIRES_S
+        ):
+            raise UsageError("bad 'expires_s' in the request")
+        return self._node.create_invite(float(value)).to_dict()
+
+    async def _invite_redeem(self, req: dict[str, Any]) -> Any:
+        return (await self._node.redeem_invite(_arg(req, "invite"))).to_dict()
 
     async def _leave(self, req: dict[str, Any]) -> Any:
         status = await self._node.leave()

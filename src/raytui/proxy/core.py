@@ -1,5 +1,6 @@
-"""The running proxy node: the libp2p host, the peer manager, exposed services, forwards and
-Ray-token sharing. The control server (control.py) calls its methods; daemon.py runs it.
+"""The running proxy node: the libp2p host, the peer manager, exposed services, forwards,
+Ray-token sharing, the overlay, the joined Ray node and invites (invite.py). The control server
+(control.py) calls its methods; daemon.py runs it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,16 @@ from libp2p.utils.address_validation import expand_wildcard_address
 
 from raytui import locations
 from raytui.errors import RaytuiError, UsageError
+from raytui.model.invite import (
+    INVITE_PROTOCOL,
+    MAX_ADDRS,
+    Invite,
+    IssuedInvite,
+    Redeemed,
+    parse_invite,
+    sanitize_name,
+    unique_name,
+)
 from raytui.model.overlay import GCS_PORT, RAY_HEAD_INFO_PROTOCOL, JoinState, JoinStatus
 from raytui.model.peers import (
     RAY_CLIENT,
@@ -43,7 +54,8 @@ from raytui.model.peers import (
     parse_peer_multiaddr,
 )
 from raytui.proxy import store
-from raytui.proxy.host import build_host
+from raytui.proxy.host import Probation, build_host
+from raytui.proxy.invite import InviteBook, InviteDoor, own_name, present
 from raytui.proxy.overlay import Overlay
 from raytui.proxy.peers import PeerManager, describe
 from raytui.proxy.ray_node import NodePlan, RayNodeSupervisor
@@ -136,6 +148,7 @@ class ProxyNode:
         self._listen = [multiaddr.Multiaddr(a) for a in listen]
         self.peers = PeerManager(state, self.save)
         self.overlay = Overlay(state.overlay, self.peers, self.save)
+        self.door = InviteDoor(InviteBook(state.invites, self.save), self.peers)
         self.ray_node: RayNodeSupervisor | None = None
         self._forwards: list[_ForwardRuntime] = []
         self._nursery: trio.Nursery | None = None
@@ -153,7 +166,12 @@ class ProxyNode:
         return self._host
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        host = build_host(self._key_pair, self._listen, self.peers.allowed, self.peers.on_refused)
+        probation = Probation(
+            self.door.admit, frozenset({INVITE_PROTOCOL}), self.door.stream_refused
+        )
+        host = build_host(
+            self._key_pair, self._listen, self.peers.allowed, self.peers.on_refused, probation
+        )
         self._host = host
         try:
             async with host.run(self._listen), trio.open_nursery() as nursery:
@@ -161,11 +179,13 @@ class ProxyNode:
                 host.set_stream_handler(TProtocol(TUNNEL_PROTOCOL), self._on_tunnel_stream)
                 host.set_stream_handler(TProtocol(TOKEN_PROTOCOL), self._on_token_stream)
                 host.set_stream_handler(TProtocol(RAY_HEAD_INFO_PROTOCOL), self._on_ray_head_stream)
+                host.set_stream_handler(TProtocol(INVITE_PROTOCOL), self.door.handle)
                 self.overlay.register(host)
                 self.peers.start(host, nursery)
                 for entry in list(self._state.forwards):
                     await self._start_forward(entry, persist=False)
                 nursery.start_soon(self.overlay.run)
+                nursery.start_soon(self.door.run, host)
                 if self._state.join is not None:
                     nursery.start_soon(self._resume_join)
                 task_status.started()
@@ -214,6 +234,7 @@ class ProxyNode:
             forwards=tuple(f.model() for f in self._forwards),
             overlay=self.overlay.status(),
             join=None if self.ray_node is None else self.ray_node.status(),
+            invites=self.door.status(),
         )
 
     # --- services (serving side) -----------------------------------------------------------------
@@ -341,18 +362,39 @@ class ProxyNode:
     # --- joining a Ray cluster over the overlay --------------------------------------------------
 
     async def join(
-        self, peer_key: str | None, head: bool, gpus: int | None, cpus: int | None
+        self,
+        peer_key: str | None,
+        head: bool,
+        gpus: int | None,
+        cpus: int | None,
+        invite: str | None = None,
     ) -> JoinStatus:
         """Start (and supervise) a Ray node on this machine's overlay address: a worker of the
-        peer's head, or a head. Returns once the node reported started or failed to."""
+        peer's head (named, or the head of an `invite` line, redeemed first), or a head.
+        Returns once the node reported started or failed to."""
         if self.ray_node is not None:
             role = self.ray_node.plan.role
             raise UsageError(f"this machine already runs a Ray {role} node; `raytui leave` first")
-        if head == (peer_key is not None):
-            raise UsageError("join needs a PEER, or --head")
+        if sum((head, peer_key is not None, invite is not None)) != 1:
+            raise UsageError("join needs a PEER, an INVITE, or --head")
+        redeemed = None
+        if invite is not None:
+            # What would stop the node from starting here is checked before the invite is
+            # spent: it lets one machine in, once.
+            self._overlay_address()
+            redeemed = await self.redeem_invite(invite)
+            peer_key = redeemed.peer_id
         peer_id = None if peer_key is None else self.peers.resolve(peer_key)
         entry = store.JoinEntry("head" if head else "worker", peer_id, gpus, cpus)
-        plan = await self._node_plan(entry)
+        try:
+            plan = await self._node_plan(entry)
+        except RaytuiError as exc:
+            if redeemed is None:
+                raise
+            raise RaytuiError(
+                f"{exc} (the invite was accepted: this machine and the head allow each other "
+                f"now; once that is fixed, run `raytui join {redeemed.head_name}`)"
+            ) from exc
         self._state.join = entry
         self.save()
         supervisor = self._start_node(plan)
@@ -362,7 +404,7 @@ class ProxyNode:
             await supervisor.started.wait()
         return supervisor.status()
 
-    async def _node_plan(self, entry: store.JoinEntry) -> NodePlan:
+    def _overlay_address(self) -> str:
         address = self.overlay.address
         if address is None:
             raise RaytuiError(
@@ -370,6 +412,10 @@ class ProxyNode:
                 or "the overlay is off: restart the daemon with `raytui proxy start --overlay`"
                 " (as root)"
             )
+        return address
+
+    async def _node_plan(self, entry: store.JoinEntry) -> NodePlan:
+        address = self._overlay_address()
         if entry.role == "head":
             own = f"{address}:{GCS_PORT}"
             return NodePlan("head", address, own, None, ensure_ray_token(), entry.gpus, entry.cpus)
@@ -408,6 +454,64 @@ class ProxyNode:
             return None
         await supervisor.stop()
         return supervisor.status()
+
+    # --- invites (model/invite.py, invite.py) ---------------------------------------------------
+
+    def create_invite(self, ttl: float) -> IssuedInvite:
+        """A one-time invite line for one machine, valid `ttl` seconds, with what would keep a
+        join with it from working yet."""
+        addrs = self.addrs()
+        if not addrs:
+            raise RaytuiError("this daemon has no address another machine could dial")
+        remote = [a for a in addrs if not a.startswith(("/ip4/127.", "/ip6/::1/"))]
+        addrs = (remote or addrs)[:MAX_ADDRS]
+        secret, entry = self.door.book.mint(ttl)
+        line = Invite(str(self.host.get_id()), tuple(addrs), secret, entry.expires).line()
+        warnings = []
+        if not remote:
+            warnings.append(
+                "this daemon listens on loopback only: another machine cannot dial it "
+                "(restart it with `--listen /ip4/0.0.0.0/tcp/4701`)"
+            )
+        if self.overlay.address is None:
+            warnings.append(
+                "the overlay is off here, so the box can allow-list itself but not join "
+                "Ray: `raytui proxy start --overlay` (as root)"
+            )
+        else:
+            try:
+                problem = self._ray_head_offer().get("error")
+            except RaytuiError as exc:
+                problem = str(exc)
+            if problem:
+                warnings.append(f"the box cannot join Ray yet: {problem}")
+        return IssuedInvite(line, entry.invite_id, entry.expires, tuple(warnings))
+
+    async def redeem_invite(self, text: str) -> Redeemed:
+        """Present an invite line to its head: afterwards both daemons have each other on their
+        allow-lists. RaytuiError with one line when the head refuses or cannot be reached."""
+        invite = parse_invite(text)
+        if invite.peer_id == str(self.host.get_id()):
+            raise UsageError(
+                "this invite was made by this daemon: paste it on the machine that should join"
+            )
+        self.door.dialing.add(invite.peer_id)
+        try:
+            reply = await present(self.host, invite, own_name())
+            known = self.peers.health()
+            existing = next((p.name for p in known if p.peer_id == invite.peer_id), None)
+            wanted = sanitize_name(str(reply.get("head") or ""), "head")
+            head_name = existing or unique_name(wanted, self.peers.names())
+            self.peers.allow(invite.peer_id, head_name, invite.transports())
+        except Exception:
+            if not self.peers.allowed(ID.from_base58(invite.peer_id)):
+                with trio.move_on_after(5), contextlib.suppress(Exception):
+                    await self.host.disconnect(ID.from_base58(invite.peer_id))
+            raise
+        finally:
+            self.door.dialing.discard(invite.peer_id)
+        await self.peers._first_outcome(self.peers.link(invite.peer_id))
+        return Redeemed(invite.peer_id, head_name, str(reply.get("name", "")))
 
     # --- forwards (dialing side) -----------------------------------------------------------------
 

@@ -9,6 +9,12 @@ The allow-list is enforced inside the security step: right after the Noise hands
 the remote's peer ID, a peer that is not allowed gets its connection closed before any muxer or
 stream exists. Stream handlers check again (defence in depth).
 
+One exception, `Probation` (proxy/invite.py): a peer not on the list may be let in by
+`Probation.admit(peer, direction)`: inbound while this daemon has an invite open (rate-limited,
+with a short deadline), outbound to the head whose invite this daemon is presenting. On such a
+connection the stream gate (handlers.guard_streams) lets the peer negotiate only
+`Probation.protocols` and reports every other attempt to `Probation.refused`.
+
 Every inbound stream runs under `handlers.guarded`: a handler's exception resets that stream and
 is logged; it never ends the daemon.
 
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import multiaddr
@@ -55,24 +62,39 @@ def tune_yamux(environ: MutableMapping[str, str] = os.environ) -> None:
 
 
 RefusedCallback = Callable[[ID, str], None]
+DirectedPredicate = Callable[[ID, str], bool]  # (peer, "inbound" | "outbound")
+
+
+@dataclass(frozen=True)
+class Probation:
+    """How a peer that is not on the allow-list may still connect."""
+
+    admit: DirectedPredicate  # at the handshake: let this unknown peer in? (no I/O)
+    protocols: frozenset[str]  # the only protocols it may open
+    refused: Callable[[ID, tuple[str, ...]], None]  # it proposed others (refused)
 
 
 class AllowListNoise(ISecureTransport):
-    """Noise, then refuse any authenticated peer ID the predicate does not allow."""
+    """Noise, then refuse any authenticated peer ID the predicate does not allow (unless
+    `probation` admits it)."""
 
     def __init__(
         self,
         key_pair: KeyPair,
         allowed: AllowPredicate,
         on_refused: RefusedCallback | None = None,
+        probation: DirectedPredicate | None = None,
     ) -> None:
         self._noise = NoiseTransport(key_pair, noise_privkey=new_x25519_key_pair().private_key)
         self._allowed = allowed
         self._on_refused = on_refused
+        self._probation = probation
 
     async def _check(self, conn: ISecureConn, direction: str) -> ISecureConn:
         peer = conn.get_remote_peer()
         if self._allowed(peer):
+            return conn
+        if self._probation is not None and self._probation(peer, direction):
             return conn
         if self._on_refused is not None:
             self._on_refused(peer, direction)
@@ -90,9 +112,13 @@ class AllowListNoise(ISecureTransport):
 
 
 def security_options(
-    key_pair: KeyPair, allowed: AllowPredicate, on_refused: RefusedCallback | None = None
+    key_pair: KeyPair,
+    allowed: AllowPredicate,
+    on_refused: RefusedCallback | None = None,
+    probation: DirectedPredicate | None = None,
 ) -> dict[TProtocol, ISecureTransport]:
-    return {TProtocol(NOISE_PROTOCOL_ID): AllowListNoise(key_pair, allowed, on_refused)}
+    noise = AllowListNoise(key_pair, allowed, on_refused, probation)
+    return {TProtocol(NOISE_PROTOCOL_ID): noise}
 
 
 def muxer_options() -> dict[TProtocol, Any]:
@@ -104,17 +130,23 @@ def build_host(
     listen: Sequence[multiaddr.Multiaddr],
     allowed: AllowPredicate,
     on_refused: RefusedCallback | None = None,
+    probation: Probation | None = None,
 ) -> IHost:
-    """A TCP host speaking only Noise + Yamux, refusing peers `allowed` rejects; a stream
-    handler's failure resets its stream only (`handlers.guard_streams`)."""
+    """A TCP host speaking only Noise + Yamux, refusing peers `allowed` rejects (except those
+    `probation` admits, for its protocols only); a stream handler's failure resets its stream
+    only (`handlers.guard_streams`)."""
     tune_yamux()
+    admit = None if probation is None else probation.admit
     host = new_host(
         key_pair=key_pair,
-        sec_opt=security_options(key_pair, allowed, on_refused),
+        sec_opt=security_options(key_pair, allowed, on_refused, admit),
         muxer_opt=muxer_options(),
         listen_addrs=list(listen),
         enable_mDNS=False,
         enable_upnp=False,
     )
-    guard_streams(host)
+    if probation is None:
+        guard_streams(host, allowed)
+    else:
+        guard_streams(host, allowed, probation.protocols, probation.refused)
     return host

@@ -226,6 +226,29 @@ class PeerManager:
         error = await self._first_outcome(link)
         return link.health(), error
 
+    def allow(self, peer_id: str, name: str, addrs: list[str]) -> PeerEntry:
+        """Allow-list `peer_id` at once, without waiting for a dial (the other side of an
+        invite, model/invite.py). A peer already listed keeps its name (or gets `name` if it had
+        none); `addrs` are added first. `name` must be unused (the caller makes it unique)."""
+        link = self._links.get(peer_id)
+        if link is None:
+            entry = PeerEntry(peer_id, name, list(addrs))
+            link = Link(entry)
+            self._links[peer_id] = link
+            self._state.peers[peer_id] = entry
+            if self._nursery is not None:
+                self._nursery.start_soon(self._supervise, link)
+        else:
+            link.entry.name = link.entry.name or name
+            fresh = [a for a in addrs if a not in link.entry.addrs]
+            link.entry.addrs[:0] = fresh
+            link.poke()
+        self._save()
+        return link.entry
+
+    def names(self) -> set[str]:
+        return {link.entry.name for link in self._links.values() if link.entry.name}
+
     async def _first_outcome(self, link: Link) -> str | None:
         """Wait (bounded) until the supervisor has connected or failed once."""
         with trio.move_on_after(DIAL_TIMEOUT + 1):

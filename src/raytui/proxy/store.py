@@ -1,6 +1,6 @@
 """The daemon's persistent settings: allow-listed peers and their addresses, exposed services,
-forwards, listen addresses, token sharing. One JSON file in the config dir, mode 0600, replaced
-atomically so a crash never leaves half a file.
+forwards, listen addresses, token sharing, the overlay, the joined node, issued invites (hashed).
+One JSON file in the config dir, mode 0600, replaced atomically so a crash never leaves half a file.
 """
 
 from __future__ import annotations
@@ -56,6 +56,28 @@ class OverlayEntry:
 
 
 @dataclass
+class InviteEntry:
+    """One invite this daemon issued (proxy/invite.py): never the secret, only its salted HMAC."""
+
+    invite_id: str
+    salt: str  # hex, random per invite
+    digest: str  # hex HMAC-SHA256(salt, the secret's key part)
+    expires: float  # unix time
+    used_by: str | None = None  # peer ID that redeemed it
+    used_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "invite_id": self.invite_id,
+            "salt": self.salt,
+            "digest": self.digest,
+            "expires": self.expires,
+            "used_by": self.used_by,
+            "used_at": self.used_at,
+        }
+
+
+@dataclass
 class StoredState:
     peers: dict[str, PeerEntry] = field(default_factory=dict)  # by peer ID
     services: dict[str, str] = field(default_factory=dict)  # name -> host:port
@@ -64,6 +86,7 @@ class StoredState:
     share_token: bool = False
     overlay: OverlayEntry = field(default_factory=OverlayEntry)
     join: JoinEntry | None = None
+    invites: list[InviteEntry] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +103,7 @@ class StoredState:
             "share_token": self.share_token,
             "overlay": self.overlay.to_json(),
             "join": None if self.join is None else self.join.to_json(),
+            "invites": [i.to_json() for i in self.invites],
         }
 
     @classmethod
@@ -95,6 +119,7 @@ class StoredState:
             share_token=_get(top, "share_token", _bool, False),
             overlay=_get(top, "overlay", _overlay, OverlayEntry()),
             join=_get(top, "join", _join, None),
+            invites=_get(top, "invites", _list(_invite), []),
         )
 
 
@@ -213,6 +238,28 @@ def _join(where: str, value: object) -> JoinEntry | None:
         peer_id=_get(raw, "peer_id", _opt_str, None, f"{where}."),
         gpus=_get(raw, "gpus", _opt_int, None, f"{where}."),
         cpus=_get(raw, "cpus", _opt_int, None, f"{where}."),
+    )
+
+
+def _time(where: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadValue(where, "a number", value)
+    return float(value)
+
+
+def _opt_time(where: str, value: object) -> float | None:
+    return None if value is None else _time(where, value)
+
+
+def _invite(where: str, value: object) -> InviteEntry:
+    raw = _object(where, value)
+    return InviteEntry(
+        invite_id=_required(raw, "invite_id", _str, where),
+        salt=_required(raw, "salt", _str, where),
+        digest=_required(raw, "digest", _str, where),
+        expires=_required(raw, "expires", _time, where),
+        used_by=_get(raw, "used_by", _opt_str, None, f"{where}."),
+        used_at=_get(raw, "used_at", _opt_time, None, f"{where}."),
     )
 
 

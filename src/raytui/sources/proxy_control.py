@@ -23,6 +23,7 @@ from typing import Any
 
 from raytui import locations
 from raytui.errors import RaytuiError, UsageError
+from raytui.model.invite import DEFAULT_EXPIRES_S, IssuedInvite, Redeemed
 from raytui.model.overlay import JoinStatus
 from raytui.model.peers import (
     ConsoleEndpoints,
@@ -159,12 +160,25 @@ class ProxyControl:
         head: bool = False,
         gpus: int | None = None,
         cpus: int | None = None,
+        invite: str | None = None,
     ) -> JoinStatus:
-        """Start a Ray node on the overlay (a worker of PEER's head, or a head); returns once it
-        started or failed to. The daemon keeps it running until `leave`."""
+        """Start a Ray node on the overlay (a worker of PEER's head, or of the head that made
+        `invite`, a pasted `raytui invite` line, or a head); returns once it started or failed
+        to. The daemon keeps it running until `leave`. With an invite the daemon first proves
+        it to the head, and both allow-list each other; a refused invite (wrong, used, expired)
+        is a RaytuiError with one line saying why, a garbled line a UsageError."""
         return JoinStatus.from_dict(
-            self.request("join", peer=peer, head=head, gpus=gpus, cpus=cpus)
+            self.request("join", peer=peer, head=head, gpus=gpus, cpus=cpus, invite=invite)
         )
+
+    def invite(self, expires_s: float = DEFAULT_EXPIRES_S) -> IssuedInvite:
+        """A one-time invite line from this daemon, valid `expires_s` seconds."""
+        return IssuedInvite.from_dict(self.request("invite.create", expires_s=expires_s))
+
+    def redeem_invite(self, invite: str) -> Redeemed:
+        """Prove an invite line to its head without joining Ray: both daemons allow-list each
+        other. Raises as `join` does."""
+        return Redeemed.from_dict(self.request("invite.redeem", invite=invite))
 
     def leave(self) -> JoinStatus | None:
         """Stop the node `join` started; None when there was none."""

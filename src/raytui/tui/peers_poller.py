@@ -16,7 +16,6 @@ the node started or failed to (up to ~2 minutes), so it has its own long timeout
 
 from __future__ import annotations
 
-import importlib
 import subprocess
 import sys
 import time
@@ -156,30 +155,6 @@ def start_daemon(listen: Sequence[str] = ()) -> str:
         raise RaytuiError(f"could not start the proxy daemon: {detail}")
     first = out.stdout.strip().splitlines()
     return first[0] if first else "proxy daemon started"
-
-
-# -- invites ------------------------------------------------------------------------------------
-# TODO(invite): `raytui.model.invite.looks_like_invite(text) -> bool` and
-# `ProxyControl.join(None, invite=TEXT, gpus=N)` are being written on the invite branch. Once it
-# is merged, import `looks_like_invite` from raytui.model.invite here (or in the dialog) and call
-# `control.join(None, invite=text, gpus=gpus)` directly in `join_by_invite`. Until then an invite
-# is never recognised (the dialog validates the text as a multiaddr).
-
-
-def looks_like_invite(text: str) -> bool:
-    """Whether `text` is an invite line (`raytui invite`) rather than a multiaddr."""
-    try:
-        invite = importlib.import_module("raytui.model.invite")
-    except ModuleNotFoundError:
-        return False
-    return bool(invite.looks_like_invite(text))
-
-
-def join_by_invite(control: ProxyControl, text: str, gpus: int | None) -> JoinStatus:
-    """Accept the invite (both daemons allow-list each other) and join the head's cluster."""
-    join: Any = control.join  # TODO(invite): takes `invite=` once the invite branch is merged
-    status: JoinStatus = join(None, invite=text, gpus=gpus)
-    return status
 
 
 # -- the poller ---------------------------------------------------------------------------------
@@ -331,7 +306,7 @@ class PeersPoller:
         def work() -> None:
             try:
                 if invite is not None:
-                    status = join_by_invite(control, invite, gpus)
+                    status = control.join(None, invite=invite, gpus=gpus)
                 else:
                     status = control.join(peer_id, gpus=gpus)
             except Exception as exc:

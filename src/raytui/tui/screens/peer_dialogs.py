@@ -26,10 +26,10 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Input, Label, Static
 
+from raytui.model.invite import invite_error, looks_like_invite, parse_invite
 from raytui.model.overlay import JoinState, JoinStatus
 from raytui.model.peers import PeerHealth, multiaddr_error, parse_peer_multiaddr, short_peer_id
 from raytui.tui import keys
-from raytui.tui.peers_poller import looks_like_invite
 from raytui.tui.screens.confirm import DIALOG_CSS, ConfirmScreen
 from raytui.tui.widgets.common import palette
 
@@ -182,11 +182,12 @@ class AddPeerScreen(ModalScreen[AddResult | None]):
         p = palette(self.app)
         value = self.addr_input.value
         invite = self.invite
-        error = None if invite else multiaddr_error(value)
+        error = invite_error(value) if invite else multiaddr_error(value)
         text = Text()
-        if invite:
+        if invite and error is None:
+            head = parse_invite(value)
             text.append("✓ ", style=p.ok)
-            text.append("invite", style=p.label)
+            text.append(f"invite from {short_peer_id(head.peer_id)}", style=p.label)
             text.append(": allow-lists both machines and joins the head's Ray cluster", style=p.dim)
         elif error is None:
             address = parse_peer_multiaddr(value)
