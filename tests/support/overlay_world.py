@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,21 @@ class NsDaemon:
     """`raytui proxy run --overlay` inside `host`'s namespace. Its control socket is a file, so
     the test process talks to it directly."""
 
-    def __init__(self, host: Host, label: str | None = None) -> None:
+    def __init__(
+        self,
+        host: Host,
+        label: str | None = None,
+        *,
+        port: int = DAEMON_PORT,
+        user: str | None = None,
+    ) -> None:
         self.host = host
         self.label = label or host.name
+        self.port = port
+        self.user = user  # run as this user, without privileges (setpriv)
         self.home = Path(tempfile.mkdtemp(prefix=f"rt{self.label[:6]}", dir="/tmp"))
+        if user is not None:
+            shutil.chown(self.home, user)
         env = {k: v for k, v in os.environ.items() if k not in _RAY_VARS}
         env.update(
             RAYTUI_HOME=str(self.home),
@@ -50,8 +62,10 @@ class NsDaemon:
 
     def start(self, *extra: str) -> NsDaemon:
         log = open(self.home / "daemon.log", "ab")  # noqa: SIM115 - the child owns it
-        listen = f"/ip4/0.0.0.0/tcp/{DAEMON_PORT}"
+        listen = f"/ip4/0.0.0.0/tcp/{self.port}"
         argv = [sys.executable, "-m", "raytui", "proxy", "run", "--listen", listen, *extra]
+        if self.user is not None:
+            argv = ["setpriv", f"--reuid={self.user}", "--regid=nogroup", "--clear-groups", *argv]
         self.proc = self.host.popen(argv, env=self.env, stdout=log, stderr=log)
         log.close()
 
@@ -78,7 +92,7 @@ class NsDaemon:
     @property
     def addr(self) -> str:
         """Its multiaddr on its namespace's own address."""
-        return f"/ip4/{self.host.address}/tcp/{DAEMON_PORT}/p2p/{self.peer_id}"
+        return f"/ip4/{self.host.address}/tcp/{self.port}/p2p/{self.peer_id}"
 
     @property
     def overlay_address(self) -> str:
@@ -178,3 +192,38 @@ def wait_route(d: NsDaemon, address: str, via: str | None = None, timeout: float
         return route is not None and route.state == "up" and (via is None or route.via == via)
 
     wait_for(ok, timeout, f"{d.label}: a route to {address}", interval=0.3)
+
+
+def echo_through(service_side: NsDaemon, forward_side: NsDaemon, size: int = 1 << 20) -> None:
+    """A plain tunnel works: `service_side` exposes an echo server of its namespace,
+    `forward_side` (another peer, allow-listed both ways) forwards a local port to it, and
+    `size` random bytes come back byte for byte through the forward."""
+    allow_each_other(service_side, forward_side)
+    host = service_side.host
+    server = host.listen(15000, bind="127.0.0.1")
+    try:
+        service_side.control.expose("echo", "127.0.0.1:15000")
+        fwd = forward_side.control.forward(service_side.label, "echo", "127.0.0.1:15001")
+        assert fwd.error is None, fwd.error
+        out = forward_side.host.python(
+            textwrap.dedent(
+                f"""
+                import hashlib, os, socket, threading
+                data = os.urandom({size})
+                with socket.create_connection(("127.0.0.1", 15001), timeout=30) as s:
+                    def send():
+                        s.sendall(data)
+                        s.shutdown(socket.SHUT_WR)
+                    t = threading.Thread(target=send)
+                    t.start()
+                    got = b""
+                    while chunk := s.recv(65536):
+                        got += chunk
+                    t.join()
+                print(hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest())
+                """
+            )
+        )
+        assert out.strip() == "True"
+    finally:
+        server.stop()

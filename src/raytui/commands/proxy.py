@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 from raytui.errors import UsageError
@@ -25,7 +26,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"proxy daemon started (pid {pid}); log: {daemon.log_path()}")
         else:
             print(f"proxy daemon already running (pid {pid})")
-        _print_addrs(ProxyControl().status())
+        status = ProxyControl().status()
+        _print_addrs(status)
+        if not started and args.overlay is not None and status.overlay.enabled != args.overlay:
+            flag = "--overlay" if args.overlay else "--no-overlay"
+            print(
+                "raytui: the running daemon was started "
+                f"{'without' if args.overlay else 'with'} the overlay; to change that, "
+                f"`raytui proxy stop`, then `raytui proxy start {flag}`",
+                file=sys.stderr,
+            )
+        elif status.overlay.enabled and status.overlay.error:
+            print(f"raytui: overlay off: {status.overlay.error}", file=sys.stderr)
         return 0
     if action == "stop":
         from raytui.proxy import daemon

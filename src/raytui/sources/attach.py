@@ -245,21 +245,28 @@ def find_local_cluster() -> str | None:
 
 
 def _find_gcs_process() -> str | None:
+    """The newest running `gcs_server` (a head here), else the GCS a `raylet` here reports to
+    (a worker node here, e.g. one that `raytui join` started)."""
     import psutil
 
-    found: list[tuple[float, str]] = []
+    found: list[tuple[int, float, str]] = []
     for proc in psutil.process_iter(["name", "cmdline", "create_time"]):
         try:
-            if proc.info["name"] != "gcs_server":
+            if proc.info["name"] not in ("gcs_server", "raylet"):
                 continue
             args = proc.info["cmdline"] or []
         except psutil.Error:
             continue
         flags = dict(a.split("=", 1) for a in args if a.startswith("--") and "=" in a)
+        started = float(proc.info["create_time"] or 0)
+        if proc.info["name"] == "raylet":
+            if flags.get("--gcs-address"):
+                found.append((0, started, flags["--gcs-address"]))
+            continue
         port, ip = flags.get("--gcs_server_port"), flags.get("--node-ip-address")
         if port and port.isdigit() and ip:
-            found.append((float(proc.info["create_time"] or 0), f"{ip}:{port}"))
-    for _, address in sorted(found, reverse=True):
+            found.append((1, started, f"{ip}:{port}"))
+    for _, _, address in sorted(found, reverse=True):
         host, port = _split_hostport(address)
         if port and _port_open(host, port):
             return address
