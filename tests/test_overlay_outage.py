@@ -125,9 +125,14 @@ def test_a_ninety_second_cut_flags_the_link_then_the_node_dies_and_comes_back(pa
         pair.topo.restore(pair.box.host)
     back_at = time.monotonic()
     # Phase 3: the link returns; the daemon starts a new node, which joins by itself.
-    new = wait_for(
-        lambda: (n := pair.box_node()) != old and n is not None and n, 30, "a new box node"
-    )
+    try:
+        new = wait_for(
+            lambda: (n := pair.box_node()) != old and n is not None and n, 30, "a new box node"
+        )
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{exc}\n{pair.box.join_status()}\n{pair.box.node_log_tail(40)}\n{pair.box.log_tail()}"
+        ) from None
     wait_for(lambda: pair.node_state(new) == "ALIVE", 30 - (time.monotonic() - back_at) + 1,
              "the new node ALIVE within 30 s of the link's return", 1)  # fmt: skip
     assert time.monotonic() - back_at <= 31

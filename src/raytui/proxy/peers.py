@@ -358,12 +358,30 @@ class PeerManager:
         unblock = getattr(network, "unblock_peer", None)
         if unblock is not None:
             unblock(pid)
+        # Dial only the addresses the user gave. Identify fills the peerstore with what the peer
+        # listens on, loopback and overlay addresses included: with every daemon on port 4701,
+        # a redial of the peer's 127.0.0.1:4701 reached this very daemon and failed the
+        # handshake (found when a box's link came back after an outage).
+        host.get_peerstore().clear_addrs(pid)
         try:
-            with trio.fail_after(DIAL_TIMEOUT):
-                await host.connect(PeerInfo(pid, addrs))
+            async with trio.open_nursery() as nursery:
+                # The peer may dial in meanwhile (a box behind NAT after an outage): stop
+                # waiting for our own dial as soon as a connection exists.
+                nursery.start_soon(self._cancel_when_connected, pid, link, nursery.cancel_scope)
+                with trio.fail_after(DIAL_TIMEOUT):
+                    await host.connect(PeerInfo(pid, addrs))
+                nursery.cancel_scope.cancel()
         except Exception as exc:
+            if self._connected(pid):
+                return None
             return f"dial failed: {describe(exc)}"
         return None
+
+    async def _cancel_when_connected(self, pid: ID, link: Link, scope: trio.CancelScope) -> None:
+        while not self._connected(pid):
+            await link.wake.wait()
+            link.wake = trio.Event()
+        scope.cancel()
 
 
 async def _ping_once(stream: INetStream) -> float:
