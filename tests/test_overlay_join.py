@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,24 +41,11 @@ class World:
     box2: NsDaemon
     token: str
 
-    def cluster_nodes(self) -> list[dict[str, object]]:
-        """`raytui status --json` on the head: its view of the cluster's nodes."""
-        address = f"{self.head.overlay_address}:6379"
-        done = self.head.host.run(
-            [sys.executable, "-m", "raytui", "status", "--json", "--address", address],
-            env=self.head.ray_env(self.token),
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-        nodes: list[dict[str, object]] = json.loads(done.stdout)["nodes"]
-        return nodes
+    def cluster_nodes(self) -> list[dict[str, Any]]:
+        return self.head.cluster_nodes(self.token)
 
     def node_state(self, node_id: str | None) -> str | None:
-        try:
-            nodes = self.cluster_nodes()
-        except AssertionError:  # the head's dashboard is slow to answer on a busy machine
-            return None
-        return next((str(n["state"]) for n in nodes if n["node_id"] == node_id), None)
+        return self.head.node_state(self.token, node_id)
 
     def driver(self, body: str, timeout: float = 240) -> object:
         code = textwrap.dedent(

@@ -131,7 +131,8 @@ def test_a_ninety_second_cut_flags_the_link_then_the_node_dies_and_comes_back(pa
         )
     except AssertionError as exc:
         raise AssertionError(
-            f"{exc}\n{pair.box.join_status()}\n{pair.box.node_log_tail(40)}\n{pair.box.log_tail()}"
+            f"{exc}\nlink back at {time.ctime(time.time() - (time.monotonic() - back_at))}\n"
+            f"{pair.box.join_status()}\n{pair.box.node_log_tail(15)}\n{pair.box.log_tail(60)}"
         ) from None
     wait_for(lambda: pair.node_state(new) == "ALIVE", 30 - (time.monotonic() - back_at) + 1,
              "the new node ALIVE within 30 s of the link's return", 1)  # fmt: skip

@@ -97,16 +97,24 @@ class NodePlan:
 
 
 def read_node_id(root: Path) -> str | None:
-    session = root / "session_latest"
+    """The newest node's ID in Ray's current session dir. A node started again after an outage
+    joins the same session (the cluster's), so older nodes' files are there too."""
+    newest: tuple[float, str] | None = None
     try:
-        names = [p.name for p in session.iterdir()]
+        entries = list((root / "session_latest").iterdir())
     except OSError:
         return None
-    for name in names:
-        match = _NODE_ID_FILE.search(name)
-        if match:
-            return match.group(1)
-    return None
+    for path in entries:
+        match = _NODE_ID_FILE.search(path.name)
+        if not match:
+            continue
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            continue
+        if newest is None or mtime > newest[0]:
+            newest = (mtime, match.group(1))
+    return None if newest is None else newest[1]
 
 
 class RayNodeSupervisor:
