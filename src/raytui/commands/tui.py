@@ -28,9 +28,11 @@ def describe_target(address: str | None, via: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from raytui.tui import keys
     from raytui.tui.app import RaytuiApp
 
     cfg = config.load()
+    keys.check_keymap(cfg.keys, f"{locations.config_file()}: [keys]")
     address = getattr(args, "address", None)
     via = getattr(args, "via", None)
     refresh = getattr(args, "refresh", None) or cfg.refresh

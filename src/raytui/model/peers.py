@@ -384,7 +384,7 @@ def parse_peer_multiaddr(text: str) -> PeerAddress:
     rest = parts[2:]
     if len(rest) < 2 or rest[0] != "tcp":
         raise UsageError(f"{text!r} has no /tcp/PORT; expected one like {example}")
-    if not rest[1].isdigit() or not 1 <= int(rest[1]) <= 65535:
+    if not (rest[1].isascii() and rest[1].isdigit()) or not 1 <= int(rest[1]) <= 65535:
         raise UsageError(f"bad TCP port {rest[1]!r} in {text!r}")
     rest = rest[2:]
     if not rest:

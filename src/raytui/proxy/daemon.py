@@ -46,19 +46,30 @@ def log_path() -> Path:
     return locations.state_dir() / LOG_NAME
 
 
-def _check_listen(listen: list[str]) -> list[str]:
-    for text in listen:
+def _check_listen(listen: list[str], what: str = "--listen multiaddr") -> list[str]:
+    """Each a `/ip4|ip6/ADDR/tcp/PORT` multiaddr; UsageError naming `what` otherwise."""
+    for i, text in enumerate(listen):
+        where = what if what.startswith("--") else f"{what}[{i}]"
         try:
             addr = multiaddr.Multiaddr(text)
+            names = [p.name for p in addr.protocols()]
         except Exception as exc:
-            raise UsageError(f"bad --listen multiaddr {text!r}: {exc}") from None
-        names = [p.name for p in addr.protocols()]
+            raise UsageError(f"bad {where} {text!r}: {str(exc)[:200]}") from None
         if len(names) != 2 or names[0] not in ("ip4", "ip6") or names[1] != "tcp":
             raise UsageError(
-                f"bad --listen multiaddr {text!r}: "
-                "expected /ip4/ADDR/tcp/PORT or /ip6/ADDR/tcp/PORT"
+                f"bad {where} {text!r}: expected /ip4/ADDR/tcp/PORT or /ip6/ADDR/tcp/PORT"
             )
     return listen
+
+
+def _load_state(listen: list[str] | None) -> store.StoredState:
+    """The stored settings, checked as far as the daemon's start depends on them."""
+    state = store.load()
+    if listen:
+        _check_listen(list(listen))
+    else:
+        _check_listen(state.listen, f"{store.path()}: listen")
+    return state
 
 
 def _write_pid_file() -> None:
@@ -118,9 +129,9 @@ def run(listen: list[str] | None, overlay: bool | None = None, prefix: str | Non
     if is_running():
         raise RaytuiError(f"a proxy daemon is already running (control socket {socket_path()})")
     key_pair = identity.load_or_create()
-    state = store.load()
+    state = _load_state(listen)
     if listen:
-        state.listen = _check_listen(list(listen))
+        state.listen = list(listen)
     _remember_overlay(state, overlay, prefix)
     if listen or overlay is not None or prefix is not None:
         store.save(state)
@@ -162,8 +173,7 @@ def start(
     """Start detached; returns (pid, started_now). Waits until the control socket answers."""
     if is_running():
         return int(ProxyControl().ping()["pid"]), False
-    if listen:
-        _check_listen(list(listen))
+    _load_state(listen)  # a bad setting is one line here, not a daemon that dies at start
     if prefix is not None:
         parse_prefix(prefix)
     cmd = [sys.executable, "-m", "raytui", "proxy", "run"]
@@ -186,8 +196,10 @@ def start(
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            tail = _tail(logfile)
-            raise RaytuiError(f"the proxy daemon exited at start (code {proc.returncode}):\n{tail}")
+            raise RaytuiError(
+                f"the proxy daemon exited at start (code {proc.returncode}): "
+                f"{_last_line(logfile)} (log: {logfile})"
+            )
         if is_running():
             return proc.pid, True
         time.sleep(0.1)
@@ -244,8 +256,10 @@ def _alive(pid: int) -> bool:
     return done == 0
 
 
-def _tail(path: Path, lines: int = 15) -> str:
+def _last_line(path: Path) -> str:
+    """The daemon's last words: its log's last non-empty line."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
     except OSError:
         return "(no log)"
+    return lines[-1].strip()[:300] if lines else "(nothing logged)"

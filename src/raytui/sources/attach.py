@@ -127,8 +127,8 @@ def _split_hostport(text: str) -> tuple[str, int | None]:
         host, port_text = text, None
     if port_text is None:
         return host, None
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"bad port {port_text!r}")
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
+        raise ValueError(f"bad port {port_text!r}: a number from 1 to 65535")
     return host, int(port_text)
 
 
@@ -143,9 +143,21 @@ def parse_address(text: str, source: str = "--address") -> Address:
         return Address(AddressKind(raw), raw)
     if not raw:
         raise bad("empty")
+    if not raw.isprintable():
+        raise bad("it contains control characters")
     if "://" in raw:
-        parts = urlsplit(raw)
+        try:
+            parts = urlsplit(raw)
+        except ValueError as exc:  # "Invalid IPv6 URL", characters that NFKC turns into '/'
+            raise bad(f"not a URL ({exc})") from None
         scheme = parts.scheme.lower()
+        if scheme not in ("http", "https", "ray"):
+            raise bad(f"unknown scheme {scheme!r}")
+        if "@" in parts.netloc:
+            raise bad(
+                "a user name or password in the address is not supported (the Ray token comes "
+                "from RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+            )
         try:
             host, port = _split_hostport(parts.netloc)
         except ValueError as exc:
@@ -157,11 +169,9 @@ def parse_address(text: str, source: str = "--address") -> Address:
                 raise bad("a dashboard URL has no query or fragment")
             url = f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}"
             return Address(AddressKind.DASHBOARD, raw, host, port, url)
-        if scheme == "ray":
-            if parts.path.strip("/") or parts.query:
-                raise bad("a Ray Client address is ray://host:port")
-            return Address(AddressKind.CLIENT, raw, host, port or CLIENT_PORT)
-        raise bad(f"unknown scheme {scheme!r}")
+        if parts.path.strip("/") or parts.query:  # ray://
+            raise bad("a Ray Client address is ray://host:port")
+        return Address(AddressKind.CLIENT, raw, host, port or CLIENT_PORT)
     try:
         host, port = _split_hostport(raw)
     except ValueError as exc:
@@ -277,9 +287,18 @@ def dashboard_url_from_gcs(gcs: Address, timeout: float = 5.0) -> str:
     from ray._raylet import GcsClient  # type: ignore[attr-defined]
     from ray.exceptions import AuthenticationError
 
-    try:
+    def ask() -> Any:
         client = GcsClient(address=gcs.hostport)
-        value = client.internal_kv_get(b"dashboard", namespace=b"dashboard", timeout=timeout)
+        return client.internal_kv_get(b"dashboard", namespace=b"dashboard", timeout=timeout)
+
+    limit = timeout + 5.0  # Ray's client retries a port that is not a GCS for ~40 s
+    try:
+        value = call_within(ask, limit)
+    except TimeoutError:
+        raise ClusterUnreachable(
+            f"the Ray GCS at {gcs.hostport} did not answer within {limit:g} s (asked for the "
+            "dashboard's address); is that port a Ray GCS?"
+        ) from None
     except AuthenticationError:
         raise AuthenticationFailed(
             f"the Ray GCS at {gcs.hostport} rejected the request: auth token missing or wrong; "
@@ -302,6 +321,28 @@ def dashboard_url_from_gcs(gcs: Address, timeout: float = 5.0) -> str:
         host = gcs.host
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port or DASHBOARD_PORT}"
+
+
+def call_within(fn: Callable[[], _T], timeout: float) -> _T:
+    """fn() on a daemon thread; its result or exception, or TimeoutError after `timeout` s
+    (the thread is left to finish on its own: Ray's blocking calls cannot be interrupted)."""
+    box: list[tuple[bool, Any]] = []
+
+    def work() -> None:
+        try:
+            box.append((True, fn()))
+        except BaseException as exc:
+            box.append((False, exc))
+
+    thread = threading.Thread(target=work, name="raytui-bounded-call", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not box:
+        raise TimeoutError
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]
 
 
 def _prepare_ray_import() -> None:
