@@ -79,10 +79,17 @@ def _expose(control: ProxyControl, args: argparse.Namespace) -> int:
             print("the Ray auth token is handed to allowed peers on request")
             return 0
         raise UsageError("expose needs NAME HOST:PORT (or --ray-head)")
+    before = {s.name: s.target for s in control.status().services}
     service = control.expose(args.name, args.target)
     if args.share_token:
         control.set_share_token(True)
-    print(f"exposed {service.name} -> {service.target}")
+    old = before.get(service.name)
+    if old is not None and old != service.target:
+        print(f"exposed {service.name} -> {service.target} (replaces {old})")
+    elif old is not None:
+        print(f"exposed {service.name} -> {service.target} (unchanged)")
+    else:
+        print(f"exposed {service.name} -> {service.target}")
     return 0
 
 

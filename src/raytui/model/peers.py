@@ -234,6 +234,24 @@ def check_service_name(name: str) -> str:
     return name
 
 
+MAX_PEER_NAME = 64
+
+
+def check_peer_name(name: str) -> str:
+    """A peer's name shows in tables and goes on command lines (`--via NAME`): one line of
+    printable characters, no leading or trailing space, at most MAX_PEER_NAME characters."""
+    if not name or name != name.strip():
+        raise UsageError(f"bad peer name {_shown(name)}: empty, or spaces at either end")
+    if len(name) > MAX_PEER_NAME:
+        raise UsageError(f"bad peer name {_shown(name)}: longer than {MAX_PEER_NAME} characters")
+    if any(not ch.isprintable() for ch in name):
+        raise UsageError(
+            f"bad peer name {_shown(name)}: control characters, line breaks or invisible "
+            "formatting characters"
+        )
+    return name
+
+
 def parse_host_port(text: str, *, default_host: str | None = None) -> tuple[str, int]:
     """`HOST:PORT`, `[v6]:PORT`, or `PORT` alone when `default_host` is given."""
     text = text.strip()

@@ -29,7 +29,7 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 
 from raytui.errors import UsageError
-from raytui.model.peers import LinkState, PeerAddress, PeerHealth
+from raytui.model.peers import LinkState, PeerAddress, PeerHealth, check_peer_name
 from raytui.proxy.store import PeerEntry, StoredState
 from raytui.proxy.tunnel import LinkCounters
 
@@ -204,6 +204,7 @@ class PeerManager:
         if self._host is not None and address.peer_id == str(self._host.get_id()):
             raise UsageError("that address is this daemon's own peer ID")
         if name is not None:
+            check_peer_name(name)
             for pid, other in self._links.items():
                 if other.entry.name == name and pid != address.peer_id:
                     raise UsageError(f"the name {name!r} is already used by peer {pid}")

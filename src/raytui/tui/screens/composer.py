@@ -50,6 +50,8 @@ from raytui.tui.widgets.answer_pane import AnswerPane, PullState
 ANY_NODE = "any"
 FLUSH_S = 0.05
 MAX_PANES = 16
+MAX_GPUS = 4096  # per run, as `raytui submit --gpus` allows
+MAX_TOKENS = 10_000_000
 READONLY = "read-only console: prompts and model pulls are off (started with --readonly)"
 
 
@@ -249,8 +251,8 @@ class ComposerScreen(Screen[None]):
             gpus = float(gpus_text) if gpus_text else 1.0
         except ValueError:
             raise UsageError(f"GPUs per run {gpus_text!r} is not a number") from None
-        if gpus < 0 or math.isnan(gpus):
-            raise UsageError("GPUs per run must be 0 or more")
+        if not math.isfinite(gpus) or not 0 <= gpus <= MAX_GPUS:
+            raise UsageError(f"GPUs per run must be from 0 to {MAX_GPUS}")
         temp_text = self._value("#temperature")
         try:
             temperature = float(temp_text) if temp_text else None
@@ -263,8 +265,8 @@ class ComposerScreen(Screen[None]):
             max_tokens = int(max_text) if max_text else None
         except ValueError:
             raise UsageError(f"max tokens {max_text!r} is not a whole number") from None
-        if max_tokens is not None and max_tokens < 1:
-            raise UsageError("max tokens must be 1 or more")
+        if max_tokens is not None and not 1 <= max_tokens <= MAX_TOKENS:
+            raise UsageError(f"max tokens must be from 1 to {MAX_TOKENS}")
         count = len(prompts) * len(models)
         if count > MAX_PANES:
             raise UsageError(f"{count} runs at once is too many (at most {MAX_PANES})")
