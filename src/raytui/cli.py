@@ -174,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             help="the overlay's IPv4 prefix (default 100.64.0.0/10; same on every peer)",
         )
+        if name == "run":  # `proxy start` runs the daemon with its own rotated log
+            p.add_argument("--daemon-log", metavar="PATH", default=None, help=argparse.SUPPRESS)
     psub.add_parser("stop", help="stop the detached daemon")
     pstatus = psub.add_parser("status", help="peer ID, addresses, peers, tunnels, health")
     pstatus.add_argument("--json", action="store_true")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 from raytui.errors import UsageError
 from raytui.model.peers import RAY_HEAD_PORTS, DaemonStatus, PeerHealth, short_peer_id
@@ -16,7 +17,8 @@ def run(args: argparse.Namespace) -> int:
     if action == "run":
         from raytui.proxy import daemon
 
-        return daemon.run(args.listen, args.overlay, args.overlay_prefix)
+        log_file = Path(args.daemon_log) if args.daemon_log else None
+        return daemon.run(args.listen, args.overlay, args.overlay_prefix, log_file)
     if action == "start":
         from raytui.proxy import daemon
 
