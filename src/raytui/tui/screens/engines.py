@@ -170,18 +170,18 @@ class EnginesScreen(Screen[None]):
             if e.ready:
                 up = fmt.span(now - e.started_at) if e.started_at else "-"
                 table.add_row(
-                    e.model or "-",
-                    f"{e.hostname or '?'} {(e.node_id or '')[:8]}",
-                    ",".join(e.gpu_ids) or "-",
+                    fmt.cell(e.model or "-"),
+                    fmt.cell(f"{e.hostname or '?'} {(e.node_id or '')[:8]}"),
+                    fmt.cell(",".join(e.gpu_ids) or "-"),
                     str(e.tensor_parallel_size or "-"),
                     str(e.in_flight),
                     up,
-                    e.name,
+                    fmt.cell(e.name),
                     key=e.name,
                 )
             else:
                 loading = Text("loading…", style="dim")
-                table.add_row(loading, "", "", "", "", "", e.name, key=e.name)
+                table.add_row(loading, "", "", "", "", "", fmt.cell(e.name), key=e.name)
         if self.engines:
             table.move_cursor(row=min(max(row, 0), len(self.engines) - 1))
         title = f"vLLM engines [{len(self.engines)}] · d stop · r refresh · esc back"

@@ -229,11 +229,11 @@ class HistoryScreen(Screen[None]):
             table.add_row(
                 when(r.created_at, now),
                 Text(str(r.state), style=STATE_STYLE.get(r.state, "")),
-                f"{r.model} ({r.backend})",
-                where(r),
+                fmt.cell(f"{r.model} ({r.backend})"),
+                fmt.cell(where(r)),
                 _num(r.ttft_s, ".2f"),
                 _num(r.tokens_per_s, ".1f"),
-                fmt.ellipsize(preview, 60),
+                fmt.cell(fmt.ellipsize(preview, 60)),
                 key=r.run_id,
             )
         if keep is not None:

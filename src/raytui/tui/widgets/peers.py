@@ -55,7 +55,8 @@ def _plural(n: int, word: str) -> str:
 def peer_lines(peer: PeerHealth, rate: Rate, p: Palette, now: float | None = None) -> list[Text]:
     """Three or four lines: label and state, traffic, streams and reconnects, last error."""
     style = _state_style(peer.state, p)
-    head = Text.assemble((f"{STATE_MARK[peer.state]} ", style), (peer.label, p.label), "  ")
+    label = fmt.cell(peer.label).plain
+    head = Text.assemble((f"{STATE_MARK[peer.state]} ", style), (label, p.label), "  ")
     head.append(peer.state.value, style=style)
     if peer.state is LinkState.CONNECTED:
         head.append(" · ", style=p.dim)
@@ -82,7 +83,7 @@ def peer_lines(peer: PeerHealth, rate: Rate, p: Palette, now: float | None = Non
 def tunnel_lines(status: DaemonStatus, p: Palette) -> list[Text]:
     """One line per forward (local port -> peer:service, active connections or why it is
     down), then the services this daemon offers to its peers."""
-    names = {peer.peer_id: peer.label for peer in status.peers}
+    names = {peer.peer_id: fmt.cell(peer.label).plain for peer in status.peers}
     lines = []
     for f in status.forwards:
         target = f"{names.get(f.peer_id, short_peer_id(f.peer_id))}:{f.service}"
