@@ -199,13 +199,13 @@ def test_config_file(
     monkeypatch.setattr(raytui.tui.app, "RaytuiApp", _StubApp)
     config = raytui_home / "config" / "config.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(text, encoding="utf-8")
+    config.write_bytes(text.encode())
     for argv in ([], [*SUBMIT, "--address", "127.0.0.1:1", "hi"]):
         result = run_main(argv)
         assert_one_line(result)
         if result.code == 2:
             assert "config.toml" in result.err
-    assert config.read_text(encoding="utf-8") == text
+    assert config.read_bytes() == text.encode()
 
 
 # -- the daemon's stored state ------------------------------------------------------------------

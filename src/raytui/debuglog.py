@@ -76,7 +76,9 @@ def stop() -> None:
     handler = _state.pop("handler", None)
     _state.pop("path", None)
     if isinstance(handler, logging.Handler):
-        logging.getLogger("raytui").removeHandler(handler)
+        raytui_log = logging.getLogger("raytui")
+        raytui_log.removeHandler(handler)
+        raytui_log.setLevel(logging.NOTSET)
         handler.close()
 
 

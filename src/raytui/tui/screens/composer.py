@@ -41,6 +41,7 @@ from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widgets import Checkbox, Footer, Input, Label, Select, Static, TextArea
 
+from raytui import debuglog
 from raytui.backends.service import NodeChoice, PromptRun, PromptService
 from raytui.errors import RaytuiError, UsageError
 from raytui.model.prompts import BACKENDS, Done, Failed, FailureKind, PromptRequest, RunState
@@ -387,6 +388,7 @@ class ComposerScreen(Screen[None]):
         try:
             run = await self.service.start(pane.request)
         except Exception as exc:  # not connected, unknown node, ...: shown in the pane
+            debuglog.report("composer._consume", exc)
             pane.fail(_describe(exc))
             self._run_ended()
             return
@@ -397,6 +399,7 @@ class ComposerScreen(Screen[None]):
             async for event in run.events():
                 pane.event(event)
         except Exception as exc:
+            debuglog.report("composer._consume", exc)
             if pane.running:
                 pane.event(Failed(f"the stream broke: {_describe(exc)}", FailureKind.INTERNAL))
         if pane.running:  # the iterator ended without a final event
@@ -500,6 +503,7 @@ class ComposerScreen(Screen[None]):
                 pane.pull_event(Failed("stopped", FailureKind.CANCELLED))
             raise
         except Exception as exc:
+            debuglog.report("composer._pull", exc)
             for pane in panes:
                 pane.pull_event(Failed(f"the pull broke: {_describe(exc)}"))
         finally:
@@ -593,6 +597,7 @@ class ComposerScreen(Screen[None]):
         try:
             names = self.service.models(backend, node or None, endpoint or None)
         except Exception as exc:
+            debuglog.report("composer._work_models", exc)
             self.post_message(ModelsLoaded(key, [], _describe(exc)))
         else:
             self.post_message(ModelsLoaded(key, names, None))
@@ -602,6 +607,7 @@ class ComposerScreen(Screen[None]):
         try:
             nodes = self.service.nodes()
         except Exception as exc:
+            debuglog.report("composer._work_nodes", exc)
             self.post_message(NodesLoaded(None, _describe(exc)))
         else:
             self.post_message(NodesLoaded(nodes, None))

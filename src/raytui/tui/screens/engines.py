@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from raytui import debuglog
 from raytui.backends.service import PromptService
 from raytui.model.prompts import EngineInfo
 from raytui.tui import format as fmt
@@ -95,6 +96,7 @@ class EnginesScreen(Screen[None]):
             try:
                 engines = service.engines()
             except Exception as exc:
+                debuglog.report("engines.work", exc)
                 self.post_message(EnginesLoaded([], describe(exc)))
             else:
                 self.post_message(EnginesLoaded(engines, None))
@@ -146,6 +148,7 @@ class EnginesScreen(Screen[None]):
             try:
                 service.stop_engines([name])
             except Exception as exc:
+                debuglog.report("engines.work", exc)
                 self.post_message(EngineStopped(name, describe(exc)))
             else:
                 self.post_message(EngineStopped(name, None))

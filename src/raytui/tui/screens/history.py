@@ -20,6 +20,7 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
+from raytui import debuglog
 from raytui.backends.history import HistoryStore
 from raytui.model.prompts import PromptRequest, RunRecord, RunState
 from raytui.tui import format as fmt
@@ -205,6 +206,7 @@ class HistoryScreen(Screen[None]):
             try:
                 records = store.list(limit=LIMIT, search=needle or None)
             except Exception as exc:
+                debuglog.report("history.work", exc)
                 self.post_message(HistoryLoaded(needle, [], f"{type(exc).__name__}: {exc}"))
             else:
                 self.post_message(HistoryLoaded(needle, records, None))
