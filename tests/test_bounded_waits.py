@@ -68,7 +68,7 @@ def test_closed_port_fails_at_once(tmp_path: Path, argv: list[str]) -> None:
     result = run_raytui(argv, _env(tmp_path), timeout=60)
     took = time.monotonic() - started
     assert result.returncode == 1, result.stderr
-    assert "127.0.0.1:1" in result.stderr and "Traceback" not in result.stderr
+    assert "127.0.0.1:1" in result.stderr and len(result.stderr.splitlines()) == 1
     assert took < 20, took
 
 
@@ -88,7 +88,8 @@ def test_a_port_that_is_not_ray_gives_up_and_says_on_what(
     result = run_raytui(argv, _env(tmp_path), timeout=90)
     took = time.monotonic() - started
     assert result.returncode == 1, result.stderr
-    last = result.stderr.strip().splitlines()[-1]
+    # One line: Ray's own warnings (C++ on fd 2, Python logging) stay off the terminal.
+    (last,) = result.stderr.strip().splitlines()
     assert last.startswith("raytui: "), result.stderr
     for word in words:
         assert word in last, last

@@ -95,9 +95,20 @@ def _check_tcp(addr: str) -> None:
         ) from None
 
 
+class _NotFromMainThread(logging.Filter):
+    """Ray warns that it sets no SIGTERM handler off the main thread: expected here, noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
 def _init_within(init: Callable[[], object], addr: str, timeout: float) -> None:
     """ray.init on a daemon thread, waited for at most `timeout` seconds."""
     from raytui.sources.attach import call_within
+
+    worker_log = logging.getLogger("ray._private.worker")
+    if not any(isinstance(f, _NotFromMainThread) for f in worker_log.filters):
+        worker_log.addFilter(_NotFromMainThread())
 
     try:
         call_within(init, timeout)
