@@ -275,13 +275,10 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
             parser.error("--address and --via are exclusive")
         command = args.command or "tui"
         debuglog.setup(args.log_file)
-        if command != "tui":  # Textual draws the screen itself (commands.tui diverts fd 2)
-            terminal = err
-            if err is sys.__stderr__ and not _is_daemon(args):
-                # Ray's C++ core and its threads write to fd 2, before, between and after our
-                # one line: fd 2 goes to the debug log, raytui's words to the terminal.
-                terminal = debuglog.divert_fd2() or err
-            sys.stdout, sys.stderr = EscapingWriter(out), EscapingWriter(terminal)
+        if command != "tui":  # Textual draws the screen itself (and commands.tui diverts fd 2)
+            # A command leaves fd 2 alone: when Ray's C++ core ends the process (a failed
+            # RAY_CHECK exits at once), what it wrote there is the only explanation the user gets.
+            sys.stdout, sys.stderr = EscapingWriter(out), EscapingWriter(err)
         module = importlib.import_module(_HANDLERS[command])
         code: int = module.run(args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
@@ -302,11 +299,6 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
         hint = f"traceback in {where}" if where else "RAYTUI_DEBUG=1 logs the traceback"
         _say(f"raytui: internal error, a bug: {type(exc).__name__}: {_first_line(exc)} ({hint})")
         return 1
-
-
-def _is_daemon(args: argparse.Namespace) -> bool:
-    """`proxy run`: the daemon's stderr is its log, children included; left as it is."""
-    return bool(args.command == "proxy" and args.proxy_command == "run")
 
 
 def _first_line(exc: BaseException) -> str:

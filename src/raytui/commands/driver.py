@@ -56,6 +56,7 @@ def connect(
         _start_local(kwargs)
         return
     _check_tcp(addr)
+    require_token_if_token_mode(f"Ray at {addr}")
     _init_within(lambda: ray.init(address=addr, **kwargs), addr, _driver_timeout())
 
 
@@ -76,6 +77,12 @@ def _start_local(kwargs: dict[str, Any]) -> None:
         ray.init(address="local", **kwargs)
     except (ConnectionError, TimeoutError) as exc:
         raise ClusterUnreachable(f"could not start an embedded Ray: {exc}") from exc
+
+
+def require_token_if_token_mode(where: str) -> None:
+    from raytui.sources.attach import require_token_if_token_mode as check
+
+    check(where)
 
 
 def _check_tcp(addr: str) -> None:

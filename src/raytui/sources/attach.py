@@ -204,6 +204,17 @@ def find_token() -> tuple[str | None, str | None]:
     return None, None
 
 
+def require_token_if_token_mode(address: str) -> None:
+    """With RAY_AUTH_MODE=token and no token anywhere, Ray's own clients do not fail: they end
+    the process (a failed RAY_CHECK, exit 1, a C++ stack on fd 2). Say it first, in one line."""
+    if os.environ.get("RAY_AUTH_MODE", "").strip().lower() != "token":
+        return
+    if find_token()[0] is None:
+        raise AuthenticationFailed(
+            f"RAY_AUTH_MODE=token but no Ray auth token was found for {address}: {token_hint()}"
+        )
+
+
 def _export_token(token: str | None) -> None:
     """Make the token visible to Ray's own clients (GcsClient, ray.init) in this process."""
     if token:
@@ -283,6 +294,7 @@ def dashboard_url_from_gcs(gcs: Address, timeout: float = 5.0) -> str:
     if not _port_open(gcs.host, gcs.port, timeout=min(timeout, 3.0)):
         # Checked first: Ray's client waits ~40 s for an unreachable GCS.
         raise ClusterUnreachable(f"cannot reach the Ray GCS at {gcs.hostport}")
+    require_token_if_token_mode(f"the Ray GCS at {gcs.hostport}")
     _prepare_ray_import()
     from ray._raylet import GcsClient  # type: ignore[attr-defined]
     from ray.exceptions import AuthenticationError
@@ -625,6 +637,7 @@ class RayConnection:
 
             address = self._target.ray_address or self._ray_address_from_dashboard()
             _export_token(self._target.token)
+            require_token_if_token_mode(f"Ray at {address}")
             if not ray.is_initialized():
                 try:
                     ray.init(
