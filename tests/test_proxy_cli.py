@@ -136,8 +136,10 @@ def test_peers_remove_unknown_exits_2(daemon: Daemon) -> None:
 def test_unreachable_peer_is_listed_and_reported(daemon: Daemon) -> None:
     port = free_port()  # nothing listens there
     out = daemon.cli("peers", "add", f"/ip4/127.0.0.1/tcp/{port}/p2p/{GOOD_ID}", "--name", "gone")
-    assert out.returncode == 1
-    assert "cannot reach it yet" in out.stderr
+    # The normal first half of a mutual add: added (exit 0), with a one-line note on stderr.
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("added gone")
+    assert len(out.stderr.splitlines()) == 1 and "not connected yet" in out.stderr
     assert "refused" in out.stderr.lower()
     listed = json.loads(daemon.cli("peers", "list", "--json").stdout)
     assert [(p["name"], p["state"]) for p in listed] == [("gone", "down")]
@@ -263,3 +265,50 @@ def test_stop_finds_a_daemon_without_its_socket_by_its_recorded_start_time() -> 
         d.proc.wait(10)
     finally:
         d.cleanup()
+
+
+@pytest.mark.proxy
+@pytest.mark.parametrize("name", ["\x1b[2J", "a\nb", "\u202eevil", " pad", "x" * 65, "\x9b31m"])
+def test_peer_names_that_would_drive_the_terminal_are_refused(daemon: Daemon, name: str) -> None:
+    addr = f"/ip4/127.0.0.1/tcp/{free_port()}/p2p/{GOOD_ID}"
+    out = daemon.cli("peers", "add", addr, "--name", name)
+    assert out.returncode == 2 and "bad peer name" in out.stderr, out.stderr
+    assert "\x1b" not in out.stderr and "\x9b" not in out.stderr
+    # The daemon refuses it too (the TUI's dialog goes straight to it).
+    with pytest.raises(UsageError, match="bad peer name"):
+        daemon.control.add_peer(addr, name)
+    assert daemon.status().peers == ()
+
+
+@pytest.mark.proxy
+def test_outside_text_is_printed_escaped() -> None:
+    """A name stored by hand (or by an older raytui) still cannot drive the terminal."""
+    d = Daemon("esc")
+    try:
+        file = d.home / "config" / "proxy.json"
+        file.parent.mkdir(parents=True, exist_ok=True)
+        evil = "\x1b[2J\x1b]0;pwned\x07\u009b31m\u202e"
+        state = {"peers": [{"peer_id": GOOD_ID, "name": evil, "addrs": []}]}
+        file.write_text(json.dumps(state))
+        d.start()
+        for args in (("peers", "list"), ("proxy", "status"), ("peers", "list", "--json")):
+            out = d.cli(*args)
+            assert out.returncode == 0, out.stderr
+            for ch in ("\x1b", "\x07", "\x9b", "\u202e"):
+                assert ch not in out.stdout, (args, out.stdout)
+            assert "\\u001b[2J" in out.stdout
+        doc = json.loads(d.cli("peers", "list", "--json").stdout)
+        assert doc[0]["name"] == evil  # escaped on the terminal, exact in JSON
+    finally:
+        d.cleanup()
+
+
+@pytest.mark.proxy
+def test_expose_says_when_it_replaces_a_target(daemon: Daemon) -> None:
+    first = daemon.cli("proxy", "expose", "db", "127.0.0.1:5432")
+    assert first.returncode == 0 and first.stdout.strip() == "exposed db -> 127.0.0.1:5432"
+    again = daemon.cli("proxy", "expose", "db", "127.0.0.1:5432")
+    assert "(unchanged)" in again.stdout
+    moved = daemon.cli("proxy", "expose", "db", "127.0.0.1:6543")
+    assert moved.returncode == 0
+    assert moved.stdout.strip() == "exposed db -> 127.0.0.1:6543 (replaces 127.0.0.1:5432)"

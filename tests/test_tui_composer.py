@@ -210,6 +210,12 @@ async def test_start_error_and_bad_input_are_shown_with_a_stand_in_service() -> 
         await pilot.pause(0.1)
         assert not service.requests  # temperature out of range: refused
         composer.query_one("#temperature", Input).value = "0.5"
+        for field, value in (("#gpus", "inf"), ("#gpus", "1e9"), ("#max-tokens", "9" * 30)):
+            composer.query_one(field, Input).value = value
+            await pilot.press("ctrl+s")
+            await pilot.pause(0.1)
+            assert not service.requests, (field, value)  # infinite or absurd: refused
+            composer.query_one(field, Input).value = ""
         composer.prefill(PromptRequest("hi", "ollama", "llama3.2", temperature=0.5, node="nowhere"))
         await pilot.pause()
         await pilot.press("ctrl+s")

@@ -7,42 +7,61 @@ and turns `RaytuiError` into a one-line message and its exit code (never a trace
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import math
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NoReturn, TextIO
 
-from raytui import __version__
-from raytui.errors import RaytuiError
+from raytui import __version__, debuglog
+from raytui.errors import RaytuiError, UsageError
+from raytui.text import EscapingWriter, one_line
+
+MAX_SECONDS = 86_400.0  # --refresh: a day between polls is already no polling
 
 
-def _positive_seconds(text: str) -> float:
+def _number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+        raise argparse.ArgumentTypeError(f"not a number: {_shown(text)}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {_shown(text)}")
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+def _positive_seconds(text: str) -> float:
+    value = _number(text)
+    if not 0 < value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"must be more than 0 and at most {MAX_SECONDS:g} seconds, got {_shown(text)}"
+        )
     return value
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 0 <= value <= 4096:
-        raise argparse.ArgumentTypeError(f"must be from 0 to 4096, got {text}")
+def _whole(text: str, low: int, high: int) -> int:
+    stripped = text.strip()
+    digits = stripped.removeprefix("-").removeprefix("+")
+    if not (digits.isascii() and digits.isdigit()):
+        raise argparse.ArgumentTypeError(f"not a whole number: {_shown(text)}")
+    value = int(stripped) if len(digits) <= 20 else high + 1  # int() of 5000 digits raises
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {_shown(text)}")
     return value
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    def check(text: str) -> int:
+        return _whole(text, low, high)
+
+    check.__name__ = "whole number"  # argparse names the type in some messages
+    return check
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + "…"
 
 
 def _not_empty(text: str) -> str:
@@ -52,13 +71,36 @@ def _not_empty(text: str) -> str:
     return text
 
 
+def _address(text: str) -> str:
+    """Checked here, at parse time, so every command gets one of the accepted forms."""
+    _not_empty(text)
+    from raytui.sources.attach import parse_address
+
+    try:
+        parse_address(text, "")
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).strip()) from None
+    return text
+
+
+def _float(text: str) -> float:
+    return _number(text)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (the usage text is one `--help` away), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
 def _add_address(p: argparse.ArgumentParser, top: bool = False) -> None:
     # Subcommands repeat the flags with SUPPRESS so `raytui --address X status` keeps X.
     default = None if top else argparse.SUPPRESS
     p.add_argument(
         "--address",
         metavar="ADDR",
-        type=_not_empty,
+        type=_address,
         default=default,
         help="dashboard URL (http://host:8265), GCS host:6379, ray://host:10001, "
         "'auto' (a cluster running here) or 'local' (start an embedded one)",
@@ -73,11 +115,15 @@ def _add_address(p: argparse.ArgumentParser, top: bool = False) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="raytui", description="Terminal console for a Ray GPU cluster."
-    )
+    parser = _Parser(prog="raytui", description="Terminal console for a Ray GPU cluster.")
     parser.add_argument("--version", action="version", version=f"raytui {__version__}")
     _add_address(parser, top=True)
+    parser.add_argument(
+        "--log-file",
+        metavar="PATH",
+        default=None,
+        help="debug log: every error with its traceback (RAYTUI_DEBUG=1: one in the state dir)",
+    )
     parser.add_argument(
         "--refresh",
         type=_positive_seconds,
@@ -99,16 +145,16 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--model", required=True)
     submit.add_argument("--endpoint", metavar="URL", help="model server URL as the node sees it")
     submit.add_argument("--node", metavar="NODE", help="node id (prefix), IP or hostname")
-    submit.add_argument("--gpus", type=_positive_int, default=None, metavar="N")
+    submit.add_argument("--gpus", type=_bounded(1, 4096), default=None, metavar="N")
     submit.add_argument("--system", metavar="TEXT", help="system prompt")
-    submit.add_argument("--temperature", type=float, default=None)
-    submit.add_argument("--max-tokens", type=_positive_int, default=None)
+    submit.add_argument("--temperature", type=_float, default=None)
+    submit.add_argument("--max-tokens", type=_bounded(1, 10_000_000), default=None)
     submit.add_argument("--json", action="store_true", help="one JSON event per line")
     submit.add_argument("prompts", nargs="+", metavar="PROMPT", help="'-': one per stdin line")
 
     history = sub.add_parser("history", help="past prompts and answers")
     history.add_argument("--json", action="store_true")
-    history.add_argument("--limit", type=_positive_int, default=20, metavar="N")
+    history.add_argument("--limit", type=_bounded(1, 1_000_000), default=20, metavar="N")
     history.add_argument("--search", metavar="TEXT", help="only runs whose prompt or answer match")
 
     proxy = sub.add_parser("proxy", help="the libp2p peer daemon")
@@ -128,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             help="the overlay's IPv4 prefix (default 100.64.0.0/10; same on every peer)",
         )
+        if name == "run":  # `proxy start` runs the daemon with its own rotated log
+            p.add_argument("--daemon-log", metavar="PATH", default=None, help=argparse.SUPPRESS)
     psub.add_parser("stop", help="stop the detached daemon")
     pstatus = psub.add_parser("status", help="peer ID, addresses, peers, tunnels, health")
     pstatus.add_argument("--json", action="store_true")
@@ -174,8 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="peer ID or name of the head's daemon, or a line `raytui invite` printed there",
     )
     join.add_argument("--head", action="store_true", help="start a Ray head on the overlay")
-    join.add_argument("--gpus", type=_count, default=None, metavar="N", help="GPUs to offer")
-    join.add_argument("--cpus", type=_count, default=None, metavar="N", help="CPUs to offer")
+    join.add_argument(
+        "--gpus", type=_bounded(0, 4096), default=None, metavar="N", help="GPUs to offer"
+    )
+    join.add_argument(
+        "--cpus", type=_bounded(0, 4096), default=None, metavar="N", help="CPUs to offer"
+    )
     join.add_argument("--json", action="store_true", help="the node's state as JSON")
     sub.add_parser("leave", help="stop the Ray node that join started")
     invite = sub.add_parser(
@@ -216,16 +268,68 @@ _HANDLERS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "via", None) and getattr(args, "address", None):
-        parser.error("--address and --via are exclusive")
-    module = importlib.import_module(_HANDLERS[args.command or "tui"])
+    """Parse, dispatch, and end in one of the three exit codes with at most one line on stderr.
+
+    Every way a command can end is decided here, once: a `RaytuiError` is its message and exit
+    code; a reader that went away (`raytui status | head -1`) ends the command quietly; any
+    other exception is a bug, reported in one line (its traceback goes to the debug log). Every
+    command but the TUI writes through `EscapingWriter`, so text from outside (names, errors,
+    answers) cannot drive the terminal.
+    """
+    out, err = sys.stdout, sys.stderr
     try:
+        return _main(argv, out, err)
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "via", None) and getattr(args, "address", None):
+            parser.error("--address and --via are exclusive")
+        command = args.command or "tui"
+        debuglog.setup(args.log_file)
+        if command != "tui":  # Textual draws the screen itself (and commands.tui diverts fd 2)
+            # A command leaves fd 2 alone: when Ray's C++ core ends the process (a failed
+            # RAY_CHECK exits at once), what it wrote there is the only explanation the user gets.
+            sys.stdout, sys.stderr = EscapingWriter(out), EscapingWriter(err)
+        module = importlib.import_module(_HANDLERS[command])
         code: int = module.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
     except RaytuiError as exc:
-        print(f"raytui: {exc}", file=sys.stderr)
+        debuglog.report(f"exit {exc.exit_code}: {exc}", exc)
+        _say(f"raytui: {one_line(str(exc))}")
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
-    return code
+    except BrokenPipeError:
+        # The reader stopped reading (`| head -1`): what it wanted it has; not a failure.
+        _discard_stdout(out)
+        return 0
+    except Exception as exc:
+        debuglog.report("internal error", exc)
+        where = debuglog.current()
+        hint = f"traceback in {where}" if where else "RAYTUI_DEBUG=1 logs the traceback"
+        _say(f"raytui: internal error, a bug: {type(exc).__name__}: {_first_line(exc)} ({hint})")
+        return 1
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return one_line(lines[0][:300]) if lines else ""
+
+
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError, ValueError):  # stderr may be gone too
+        print(line, file=sys.stderr, flush=True)
+
+
+def _discard_stdout(out: TextIO) -> None:
+    """Point stdout at /dev/null so what is still buffered cannot fail again at exit."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        os.close(devnull)

@@ -12,10 +12,12 @@ Unknown keys are ignored so older raytui versions read newer files.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from raytui import locations
 from raytui.errors import UsageError
@@ -30,25 +32,90 @@ class Config:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
+MAX_REFRESH = 86_400.0
+
+
 def load(path: Path | None = None) -> Config:
+    """The config file, checked key by key: a wrong type or value is a UsageError (exit 2)
+    naming the file and the key. A missing file is the defaults."""
     path = path or locations.config_file()
-    if not path.exists():
-        return Config()
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: not valid TOML: {exc}") from exc
-    refresh = raw.get("refresh", 2.0)
-    if not isinstance(refresh, int | float) or refresh <= 0:
-        raise UsageError(f"{path}: refresh must be a positive number of seconds")
-    return Config(
-        refresh=float(refresh),
-        keys={str(k): str(v) for k, v in raw.get("keys", {}).items()},
-        ollama_endpoints={
-            str(k): str(v) for k, v in raw.get("ollama", {}).get("endpoints", {}).items()
-        },
-        openai_endpoints={
-            str(k): str(v) for k, v in raw.get("openai", {}).get("endpoints", {}).items()
-        },
-        raw=raw,
-    )
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Config()
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not valid TOML: the file is not UTF-8 text") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return Config(
+            refresh=_refresh(raw.get("refresh", 2.0)),
+            keys=_table_of_str(raw, "keys"),
+            ollama_endpoints=_endpoints(raw, "ollama"),
+            openai_endpoints=_endpoints(raw, "openai"),
+            raw=raw,
+        )
+    except _Bad as exc:
+        raise UsageError(f"{path}: {exc}") from None
+
+
+class _Bad(ValueError):
+    pass
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
+def _refresh(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Bad(f"refresh must be a number of seconds, not {_kind(value)}")
+    if not math.isfinite(value) or not 0 < value <= MAX_REFRESH:
+        raise _Bad(f"refresh must be more than 0 and at most {MAX_REFRESH:g} seconds, got {value}")
+    return float(value)
+
+
+def _table(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise _Bad(f"{where} must be a table ([{where}]), not {_kind(value)}")
+    return value
+
+
+def _table_of_str(raw: dict[str, Any], key: str, where: str | None = None) -> dict[str, str]:
+    where = where or key
+    table = _table(raw, key, where)
+    for name, value in table.items():
+        if not isinstance(value, str):
+            raise _Bad(f"{where}.{name} must be a string, not {_kind(value)}")
+    return dict(table)
+
+
+def _endpoints(raw: dict[str, Any], backend: str) -> dict[str, str]:
+    section = _table(raw, backend, backend)
+    endpoints = _table_of_str(section, "endpoints", f"{backend}.endpoints")
+    for node, url in endpoints.items():
+        try:
+            parts = urlsplit(url)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:
+            ok = False
+        if not ok or not url.isprintable():
+            raise _Bad(
+                f"{backend}.endpoints.{node} must be an http:// or https:// URL, got {url!r}"
+            )
+    return endpoints

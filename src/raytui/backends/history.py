@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import queue
 import sqlite3
@@ -31,6 +32,7 @@ from typing import Any
 import psutil
 
 from raytui import locations
+from raytui.errors import RaytuiError
 from raytui.model.prompts import (
     Chunk,
     Done,
@@ -150,8 +152,13 @@ def _make_private(path: Path) -> None:
         locations.tighten(path.with_name(path.name + suffix), locations.PRIVATE_FILE)
 
 
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+    conn.text_factory = _text  # text that is not UTF-8 reads with U+FFFD, not an exception
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")  # a killed process loses nothing committed
     conn.execute("PRAGMA busy_timeout=10000")
@@ -169,15 +176,19 @@ class HistoryStore:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=locations.PRIVATE_DIR)
-        _make_private(self.path)
-        conn = _connect(self.path)
+        self.unreadable: list[str] = []  # rows the last list() skipped, and why
         try:
-            conn.executescript(SCHEMA)
-            _migrate(conn)
-            _mark_interrupted(conn)
-        finally:
-            conn.close()
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=locations.PRIVATE_DIR)
+            _make_private(self.path)
+            conn = _connect(self.path)
+            try:
+                conn.executescript(SCHEMA)
+                _migrate(conn)
+                _mark_interrupted(conn)
+            finally:
+                conn.close()
+        except (OSError, sqlite3.Error) as exc:
+            raise HistoryError(self.path, exc) from exc
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._seq: dict[str, int] = {}
         self._writer: threading.Thread | None = None
@@ -357,12 +368,23 @@ class HistoryStore:
     # -- reading -----------------------------------------------------------------------------
 
     def get(self, run_id: str) -> RunRecord | None:
-        with _reader(self.path) as c:
-            row = c.execute(f"{_SELECT} WHERE r.run_id = ?", (run_id,)).fetchone()
-        return _to_record(row) if row else None
+        try:
+            with _reader(self.path) as c:
+                row = c.execute(f"{_SELECT} WHERE r.run_id = ?", (run_id,)).fetchone()
+        except sqlite3.Error as exc:
+            raise HistoryError(self.path, exc) from exc
+        if not row:
+            return None
+        try:
+            return _to_record(row)
+        except BadRow as exc:
+            raise HistoryError(self.path, exc) from exc
 
     def list(self, limit: int = 20, search: str | None = None) -> list[RunRecord]:
-        """Newest first. `search` matches prompt or answer text (case-insensitive substring)."""
+        """Newest first. `search` matches prompt or answer text (case-insensitive substring).
+
+        A row raytui cannot read (an unknown state, parameters that are not JSON: written by
+        another version or by hand) is skipped; `self.unreadable` says which and why."""
         sql = _SELECT
         args: list[Any] = []
         if search:
@@ -372,9 +394,39 @@ class HistoryStore:
             )
             args += [search, search]
         sql += " ORDER BY r.created_at DESC, r.rowid DESC LIMIT ?"
-        args.append(limit)
-        with _reader(self.path) as c:
-            return [_to_record(row) for row in c.execute(sql, args).fetchall()]
+        args.append(min(limit, MAX_LIMIT))
+        try:
+            with _reader(self.path) as c:
+                rows = c.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise HistoryError(self.path, exc) from exc
+        records: list[RunRecord] = []
+        skipped: list[str] = []
+        for row in rows:
+            try:
+                records.append(_to_record(row))
+            except BadRow as exc:
+                skipped.append(str(exc))
+        self.unreadable = skipped
+        return records
+
+
+MAX_LIMIT = 1_000_000
+
+
+class HistoryError(RaytuiError):
+    """The history database cannot be opened or read (not SQLite, damaged, a directory)."""
+
+    def __init__(self, path: Path, exc: BaseException) -> None:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        super().__init__(
+            f"{path}: cannot use the history database ({why or type(exc).__name__}); "
+            "move it away and raytui starts a new one"
+        )
+
+
+class BadRow(ValueError):
+    """A row of `runs` raytui cannot read; str() names the run and the column."""
 
 
 _TEXT = (
@@ -401,24 +453,68 @@ class _reader:
 
 
 def _to_record(row: tuple[Any, ...]) -> RunRecord:
+    """A row checked column by column (SQLite stores any type in any column): BadRow if not."""
+    run_id = row[0] if isinstance(row[0], str) else repr(row[0])
+
+    def bad(column: str, value: object) -> BadRow:
+        return BadRow(f"run {run_id[:40]!r}: {column} {str(value)[:40]!r} is not readable")
+
+    def text(i: int, column: str, optional: bool = False) -> Any:
+        if row[i] is None and optional:
+            return None
+        if not isinstance(row[i], str):
+            raise bad(column, row[i])
+        return row[i]
+
+    def number(i: int, column: str, optional: bool = True) -> Any:
+        value = row[i]
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad(column, value)
+        if not math.isfinite(value) or abs(value) > _MAX_NUMBER:
+            raise bad(column, value)
+        return value
+
+    try:
+        state = RunState(row[6])
+    except ValueError:
+        raise bad("state", row[6]) from None
+    try:
+        params = json.loads(text(5, "params"))
+        gpu_ids = json.loads(text(11, "gpu_ids", optional=True) or "[]")
+    except (ValueError, RecursionError):
+        raise bad("params or gpu_ids", row[5]) from None
+    if not isinstance(params, dict):
+        raise bad("params", row[5])
+    if not isinstance(gpu_ids, list) or not all(isinstance(g, str) for g in gpu_ids):
+        raise bad("gpu_ids", row[11])
+    created_at = number(1, "created_at", optional=False)
+    if not 0 <= created_at < _YEAR_3000:
+        raise bad("created_at", created_at)
+    eval_count = number(16, "eval_count")
     return RunRecord(
-        run_id=row[0],
-        created_at=row[1],
-        prompt=row[2],
-        backend=row[3],
-        model=row[4],
-        params=json.loads(row[5]),
-        state=RunState(row[6]),
-        text=row[7],
-        node_id=row[8],
-        node_ip=row[9],
-        hostname=row[10],
-        gpu_ids=tuple(json.loads(row[11] or "[]")),
-        started_at=row[12],
-        finished_at=row[13],
-        ttft_s=row[14],
-        tokens_per_s=row[15],
-        eval_count=row[16],
-        done_reason=row[17],
-        error=row[18],
+        run_id=text(0, "run_id"),
+        created_at=float(created_at),
+        prompt=text(2, "prompt"),
+        backend=text(3, "backend"),
+        model=text(4, "model"),
+        params=params,
+        state=state,
+        text=text(7, "text"),
+        node_id=text(8, "node_id", optional=True),
+        node_ip=text(9, "node_ip", optional=True),
+        hostname=text(10, "hostname", optional=True),
+        gpu_ids=tuple(gpu_ids),
+        started_at=number(12, "started_at"),
+        finished_at=number(13, "finished_at"),
+        ttft_s=number(14, "ttft_s"),
+        tokens_per_s=number(15, "tokens_per_s"),
+        eval_count=None if eval_count is None else int(eval_count),
+        done_reason=text(17, "done_reason", optional=True),
+        error=text(18, "error", optional=True),
     )
+
+
+_MAX_NUMBER = 1e15
+_YEAR_3000 = 32_503_680_000.0

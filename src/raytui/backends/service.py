@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from raytui import config as config_mod
+from raytui import debuglog
 from raytui.backends.history import HistoryStore
 from raytui.errors import ClusterUnreachable, RaytuiError, UsageError
 from raytui.model.prompts import (
@@ -190,6 +191,7 @@ class RayPromptService:
         try:
             gen = await asyncio.to_thread(self._start_pull, model, node_id, endpoint)
         except Exception as exc:
+            debuglog.report("service.pull", exc)
             yield Failed(f"cannot pull {model} on {where}: {_describe(exc)}", _kind(exc))
             return
         from ray.exceptions import RayError

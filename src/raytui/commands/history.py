@@ -27,6 +27,12 @@ def run(args: argparse.Namespace) -> int:
             records = store.list(limit=args.limit, search=args.search)
         finally:
             store.close()
+        if store.unreadable:
+            print(
+                f"raytui: skipped {len(store.unreadable)} unreadable run(s) in {path}: "
+                f"{store.unreadable[0]}" + (" …" if len(store.unreadable) > 1 else ""),
+                file=sys.stderr,
+            )
     if args.json:
         json.dump([r.to_json() for r in records], sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")

@@ -8,9 +8,9 @@ import json
 import sys
 
 from raytui.commands.proxy import format_peer
-from raytui.errors import RaytuiError, UsageError
+from raytui.errors import UsageError
 from raytui.model.invite import looks_like_invite, parse_invite
-from raytui.model.peers import parse_peer_multiaddr
+from raytui.model.peers import check_peer_name, parse_peer_multiaddr
 from raytui.sources.proxy_control import ProxyControl
 
 
@@ -24,6 +24,8 @@ def run(args: argparse.Namespace) -> int:
     elif action == "add":
         # Validate here too so a typo gets a clear message even with no daemon running.
         parse_peer_multiaddr(args.multiaddr)
+        if args.name is not None:
+            check_peer_name(args.name)
     control = ProxyControl()
     if invite:
         redeemed = control.redeem_invite(args.multiaddr)
@@ -48,11 +50,15 @@ def run(args: argparse.Namespace) -> int:
             rtt = f", rtt {health.rtt_ms:.1f} ms" if health.rtt_ms is not None else ""
             print(f"added {health.label} ({health.peer_id}): connected{rtt}")
             return 0
-        print(f"added {health.label} ({health.peer_id}) to the allow-list", file=sys.stderr)
-        raise RaytuiError(
-            f"but cannot reach it yet: {error} (the daemon keeps retrying; the peer may also "
-            "dial in)"
+        # Not reachable yet is the normal first half of a mutual add: the peer is on the list
+        # and the daemon keeps dialling (the peer may also dial in). Success, with a note.
+        print(f"added {health.label} ({health.peer_id}) to the allow-list")
+        print(
+            f"raytui: not connected yet: {error} (the daemon keeps retrying; the peer may also "
+            "dial in once it has added this machine)",
+            file=sys.stderr,
         )
+        return 0
     if action == "remove":
         peer_id = control.remove_peer(args.peer)
         print(f"removed {peer_id}")

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from raytui.errors import UsageError
 from raytui.model.peers import RAY_HEAD_PORTS, DaemonStatus, PeerHealth, short_peer_id
@@ -17,7 +18,8 @@ def run(args: argparse.Namespace) -> int:
     if action == "run":
         from raytui.proxy import daemon
 
-        return daemon.run(args.listen, args.overlay, args.overlay_prefix)
+        log_file = Path(args.daemon_log) if args.daemon_log else None
+        return daemon.run(args.listen, args.overlay, args.overlay_prefix, log_file)
     if action == "start":
         from raytui.proxy import daemon
 
@@ -91,10 +93,17 @@ def _expose(control: ProxyControl, args: argparse.Namespace) -> int:
             print("the Ray auth token is handed to allowed peers on request")
             return 0
         raise UsageError("expose needs NAME HOST:PORT (or --ray-head)")
+    before = {s.name: s.target for s in control.status().services}
     service = control.expose(args.name, args.target)
     if args.share_token:
         control.set_share_token(True)
-    print(f"exposed {service.name} -> {service.target}")
+    old = before.get(service.name)
+    if old is not None and old != service.target:
+        print(f"exposed {service.name} -> {service.target} (replaces {old})")
+    elif old is not None:
+        print(f"exposed {service.name} -> {service.target} (unchanged)")
+    else:
+        print(f"exposed {service.name} -> {service.target}")
     return 0
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from functools import partial
 
-from raytui import config, locations
+from raytui import config, debuglog, locations
 from raytui.sources.connection import ClusterConnection, ProgressFn
 
 
@@ -28,15 +29,33 @@ def describe_target(address: str | None, via: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from raytui.tui.app import RaytuiApp
+    from raytui.tui import keys
 
     cfg = config.load()
+    keys.check_keymap(cfg.keys, f"{locations.config_file()}: [keys]")
+    # While the TUI owns the terminal, file descriptor 2 is the debug log (or stderr.log):
+    # Ray's C++ core writes its warnings there, past sys.stderr, and would overwrite the screen.
+    # Textual draws on sys.__stderr__, which becomes a stream on the terminal's own stderr.
+    terminal = debuglog.divert_fd2()
+    saved = sys.__stderr__, sys.stderr
+    if terminal is not None:
+        sys.__stderr__ = sys.stderr = terminal  # type: ignore[misc,assignment]
+    try:
+        return _run(args, cfg)
+    finally:
+        if terminal is not None:
+            sys.__stderr__, sys.stderr = saved  # type: ignore[misc]
+            debuglog.restore_fd2(terminal)
+
+
+def _run(args: argparse.Namespace, cfg: config.Config) -> int:
+    from raytui.backends.history import HistoryStore
+    from raytui.backends.service import RayPromptService
+    from raytui.tui.app import RaytuiApp
+
     address = getattr(args, "address", None)
     via = getattr(args, "via", None)
     refresh = getattr(args, "refresh", None) or cfg.refresh
-    from raytui.backends.history import HistoryStore
-    from raytui.backends.service import RayPromptService
-
     # The service reaches the cluster through whatever connection the app's poller holds.
     service = RayPromptService(lambda: app.poller.connection, HistoryStore(), cfg)
     app = RaytuiApp(

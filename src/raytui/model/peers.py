@@ -280,6 +280,24 @@ def check_service_name(name: str) -> str:
     return name
 
 
+MAX_PEER_NAME = 64
+
+
+def check_peer_name(name: str) -> str:
+    """A peer's name shows in tables and goes on command lines (`--via NAME`): one line of
+    printable characters, no leading or trailing space, at most MAX_PEER_NAME characters."""
+    if not name or name != name.strip():
+        raise UsageError(f"bad peer name {_shown(name)}: empty, or spaces at either end")
+    if len(name) > MAX_PEER_NAME:
+        raise UsageError(f"bad peer name {_shown(name)}: longer than {MAX_PEER_NAME} characters")
+    if any(not ch.isprintable() for ch in name):
+        raise UsageError(
+            f"bad peer name {_shown(name)}: control characters, line breaks or invisible "
+            "formatting characters"
+        )
+    return name
+
+
 def parse_host_port(text: str, *, default_host: str | None = None) -> tuple[str, int]:
     """`HOST:PORT`, `[v6]:PORT`, or `PORT` alone when `default_host` is given."""
     text = text.strip()
@@ -430,7 +448,7 @@ def parse_peer_multiaddr(text: str) -> PeerAddress:
     rest = parts[2:]
     if len(rest) < 2 or rest[0] != "tcp":
         raise UsageError(f"{text!r} has no /tcp/PORT; expected one like {example}")
-    if not rest[1].isdigit() or not 1 <= int(rest[1]) <= 65535:
+    if not (rest[1].isascii() and rest[1].isdigit()) or not 1 <= int(rest[1]) <= 65535:
         raise UsageError(f"bad TCP port {rest[1]!r} in {text!r}")
     rest = rest[2:]
     if not rest:

@@ -552,11 +552,12 @@ class ProxyNode:
     async def _start_forward(self, entry: store.ForwardEntry, persist: bool) -> _ForwardRuntime:
         assert self._nursery is not None
         runtime = _ForwardRuntime(entry)
-        host, port = parse_host_port(entry.bind)
-        try:
+        try:  # a stored bind may be anything: that forward is broken, not the daemon
+            host, port = parse_host_port(entry.bind)
             listeners = await trio.open_tcp_listeners(port, host=host)
-        except OSError as exc:
-            runtime.error = f"cannot listen on {entry.bind}: {exc.strerror or exc}"
+        except (OSError, ValueError, RaytuiError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            runtime.error = f"cannot listen on {entry.bind!r}: {why}"
             runtime.closed.set()
             if not persist:
                 self._forwards.append(runtime)  # restored from disk: show why it is not running

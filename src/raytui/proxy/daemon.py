@@ -2,14 +2,18 @@
 so it outlives the SSH login that started it), and stopping it (`stop`).
 
 Files: the control socket and the pid file in the runtime dir, the log in the state dir; the pid
-file and the log are 0600. The pid file records the pid and the process's start time, so `stop`
-never signals a process that merely reuses the pid of a daemon that crashed.
+file and the log are 0600. The detached daemon writes its log itself (`proxy.log`, rotated at
+LOG_MAX_BYTES, LOG_BACKUPS old files kept); its stderr goes to `proxy.stderr`. The pid file
+records the pid and the process's start time, so `stop` never signals a process that merely
+reuses the pid of a daemon that crashed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
+import logging.handlers
 import os
 import signal
 import subprocess
@@ -34,6 +38,9 @@ log = logging.getLogger(__name__)
 
 PID_NAME = "proxy.pid"
 LOG_NAME = "proxy.log"
+STDERR_NAME = "proxy.stderr"
+LOG_MAX_BYTES = 5 * 1024 * 1024  # then proxy.log.1 ... .3: at most 20 MB of log in all
+LOG_BACKUPS = 3
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 50.0  # a Ray node that join started drains for up to 30 s
 
@@ -46,19 +53,34 @@ def log_path() -> Path:
     return locations.state_dir() / LOG_NAME
 
 
-def _check_listen(listen: list[str]) -> list[str]:
-    for text in listen:
+def stderr_path() -> Path:
+    return locations.state_dir() / STDERR_NAME
+
+
+def _check_listen(listen: list[str], what: str = "--listen multiaddr") -> list[str]:
+    """Each a `/ip4|ip6/ADDR/tcp/PORT` multiaddr; UsageError naming `what` otherwise."""
+    for i, text in enumerate(listen):
+        where = what if what.startswith("--") else f"{what}[{i}]"
         try:
             addr = multiaddr.Multiaddr(text)
+            names = [p.name for p in addr.protocols()]
         except Exception as exc:
-            raise UsageError(f"bad --listen multiaddr {text!r}: {exc}") from None
-        names = [p.name for p in addr.protocols()]
+            raise UsageError(f"bad {where} {text!r}: {str(exc)[:200]}") from None
         if len(names) != 2 or names[0] not in ("ip4", "ip6") or names[1] != "tcp":
             raise UsageError(
-                f"bad --listen multiaddr {text!r}: "
-                "expected /ip4/ADDR/tcp/PORT or /ip6/ADDR/tcp/PORT"
+                f"bad {where} {text!r}: expected /ip4/ADDR/tcp/PORT or /ip6/ADDR/tcp/PORT"
             )
     return listen
+
+
+def _load_state(listen: list[str] | None) -> store.StoredState:
+    """The stored settings, checked as far as the daemon's start depends on them."""
+    state = store.load()
+    if listen:
+        _check_listen(list(listen))
+    else:
+        _check_listen(state.listen, f"{store.path()}: listen")
+    return state
 
 
 def _write_pid_file() -> None:
@@ -106,21 +128,60 @@ def _remember_overlay(state: store.StoredState, overlay: bool | None, prefix: st
         state.overlay.enabled = overlay
 
 
-def run(listen: list[str] | None, overlay: bool | None = None, prefix: str | None = None) -> int:
-    """The daemon in the foreground, until SIGINT/SIGTERM/SIGHUP or a `shutdown` request."""
-    logging.basicConfig(
-        level=os.environ.get("RAYTUI_PROXY_LOG", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log whose files are 0600 whatever the umask (rotation renames them)."""
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = locations.open_private(Path(self.baseFilename), os.O_WRONLY | os.O_APPEND)
+        return open(fd, "a", encoding=self.encoding or "utf-8", errors="backslashreplace")
+
+
+def _log_handler(log_file: Path | None) -> logging.Handler:
+    """The detached daemon writes its own log, rotated; in the foreground it logs to stderr."""
+    handler: logging.Handler
+    if log_file is None:
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        handler = PrivateRotatingFileHandler(
+            log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
+        )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler
+
+
+def _log_level() -> int:
+    level = logging.getLevelName(os.environ.get("RAYTUI_PROXY_LOG", "INFO").strip().upper())
+    return level if isinstance(level, int) else logging.INFO
+
+
+def run(
+    listen: list[str] | None,
+    overlay: bool | None = None,
+    prefix: str | None = None,
+    log_file: Path | None = None,
+) -> int:
+    """The daemon in the foreground, until SIGINT/SIGTERM/SIGHUP or a `shutdown` request.
+    `log_file`: write the log there, rotated (what `start` asks for), instead of stderr."""
+    handler = _log_handler(log_file)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(_log_level())
     # libp2p logs expected churn (refused peers, lost links) as warnings with tracebacks.
     logging.getLogger("libp2p").setLevel(logging.ERROR)
+    try:
+        return _run(listen, overlay, prefix)
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def _run(listen: list[str] | None, overlay: bool | None, prefix: str | None) -> int:
     if is_running():
         raise RaytuiError(f"a proxy daemon is already running (control socket {socket_path()})")
     key_pair = identity.load_or_create()
-    state = store.load()
+    state = _load_state(listen)
     if listen:
-        state.listen = _check_listen(list(listen))
+        state.listen = list(listen)
     _remember_overlay(state, overlay, prefix)
     if listen or overlay is not None or prefix is not None:
         store.save(state)
@@ -162,32 +223,39 @@ def start(
     """Start detached; returns (pid, started_now). Waits until the control socket answers."""
     if is_running():
         return int(ProxyControl().ping()["pid"]), False
-    if listen:
-        _check_listen(list(listen))
+    _load_state(listen)  # a bad setting is one line here, not a daemon that dies at start
     if prefix is not None:
         parse_prefix(prefix)
-    cmd = [sys.executable, "-m", "raytui", "proxy", "run"]
+    logfile = log_path()
+    cmd = [sys.executable, "-m", "raytui", "proxy", "run", "--daemon-log", str(logfile)]
     for addr in listen or []:
         cmd += ["--listen", addr]
     if overlay is not None:
         cmd.append("--overlay" if overlay else "--no-overlay")
     if prefix is not None:
         cmd += ["--overlay-prefix", prefix]
-    logfile = log_path()
-    with os.fdopen(locations.open_private(logfile, os.O_WRONLY | os.O_APPEND), "ab") as out:
+    # The daemon writes (and rotates) its log itself. Its stderr, for what comes before the log
+    # or outside it (an interpreter crash, a library writing to fd 2), is a file of its own,
+    # started over at each start: never the log, which rotation would leave behind.
+    errfile = stderr_path()
+    err_fd = locations.open_private(errfile, os.O_WRONLY | os.O_TRUNC)
+    with os.fdopen(err_fd, "ab") as err:
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
             start_new_session=True,
             close_fds=True,
         )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            tail = _tail(logfile)
-            raise RaytuiError(f"the proxy daemon exited at start (code {proc.returncode}):\n{tail}")
+            last = _last_line(errfile) or _last_line(logfile) or "(nothing logged)"
+            raise RaytuiError(
+                f"the proxy daemon exited at start (code {proc.returncode}): {last} "
+                f"(log: {logfile})"
+            )
         if is_running():
             return proc.pid, True
         time.sleep(0.1)
@@ -244,8 +312,10 @@ def _alive(pid: int) -> bool:
     return done == 0
 
 
-def _tail(path: Path, lines: int = 15) -> str:
+def _last_line(path: Path) -> str:
+    """The daemon's last words: the file's last non-empty line ("" when there is none)."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
     except OSError:
-        return "(no log)"
+        return ""
+    return lines[-1].strip()[:300] if lines else ""

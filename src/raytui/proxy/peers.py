@@ -29,7 +29,7 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 
 from raytui.errors import UsageError
-from raytui.model.peers import LinkState, PeerAddress, PeerHealth
+from raytui.model.peers import LinkState, PeerAddress, PeerHealth, check_peer_name
 from raytui.proxy.store import PeerEntry, StoredState
 from raytui.proxy.tunnel import LinkCounters
 
@@ -77,6 +77,59 @@ def describe(exc: BaseException) -> str:
             final = f"{final} ({where.group(1)})"
             break
     return final[:300]
+
+
+class RefusalLog:
+    """Refused handshakes in the log without flooding it: at most BURST lines per WINDOW
+    seconds; the rest are counted and said in one line when the window ends (a peer that
+    retries every second, or a scan with fresh keys, costs one line a minute)."""
+
+    WINDOW = 60.0
+    BURST = 5
+    MAX_PEERS = 10_000  # distinct peer IDs remembered per window (fresh keys cost no memory)
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._start = clock()
+        self._lines = 0
+        self._suppressed = 0
+        self._peers: set[str] = set()
+
+    def refused(self, peer: str, direction: str) -> None:
+        self.flush()
+        if self._lines < self.BURST:
+            self._lines += 1
+            log.warning(
+                "refused %s connection from peer %s: not on the allow-list", direction, peer
+            )
+            if self._lines == self.BURST:
+                log.warning(
+                    "more refusals are counted, not logged: one line every %.0f s", self.WINDOW
+                )
+            return
+        self._suppressed += 1
+        if len(self._peers) < self.MAX_PEERS:
+            self._peers.add(peer)
+
+    def flush(self) -> None:
+        """End the window if it is over: one line with what it counted."""
+        now = self._clock()
+        if now - self._start < self.WINDOW:
+            return
+        if self._suppressed:
+            log.warning(
+                "refused %d more connection(s) from %d peer(s) not on the allow-list in %.0f s",
+                self._suppressed,
+                len(self._peers),
+                now - self._start,
+            )
+        self._start, self._lines, self._suppressed = now, 0, 0
+        self._peers.clear()
+
+    async def flush_every(self) -> None:
+        while True:
+            await trio.sleep(self.WINDOW / 4)
+            self.flush()
 
 
 @dataclass
@@ -152,6 +205,7 @@ class PeerManager:
         self._host: IHost | None = None
         self._nursery: trio.Nursery | None = None
         self.refused = 0
+        self._refusals = RefusalLog()
 
     # --- used by the host's security step (synchronous, no I/O) -------------------------------
 
@@ -160,14 +214,21 @@ class PeerManager:
 
     def on_refused(self, peer: ID, direction: str) -> None:
         self.refused += 1
-        log.warning("refused %s connection from peer %s: not on the allow-list", direction, peer)
+        self._refusals.refused(str(peer), direction)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self, host: IHost, nursery: trio.Nursery) -> None:
         self._host = host
         self._nursery = nursery
-        host.get_network().register_notifee(_Notifee(self))
+        network = host.get_network()
+        network.register_notifee(_Notifee(self))
+        # The supervisors below are the only dialers. The library's auto-connector would dial
+        # every peer with an address in the peerstore, removed ones included, forever.
+        connector = getattr(network, "auto_connector", None)
+        if connector is not None and hasattr(connector, "stop"):
+            nursery.start_soon(connector.stop)
+        nursery.start_soon(self._refusals.flush_every)
         for link in self._links.values():
             nursery.start_soon(self._supervise, link)
 
@@ -204,6 +265,7 @@ class PeerManager:
         if self._host is not None and address.peer_id == str(self._host.get_id()):
             raise UsageError("that address is this daemon's own peer ID")
         if name is not None:
+            check_peer_name(name)
             for pid, other in self._links.items():
                 if other.entry.name == name and pid != address.peer_id:
                     raise UsageError(f"the name {name!r} is already used by peer {pid}")
@@ -269,7 +331,10 @@ class PeerManager:
         if self._host is not None:
             with trio.move_on_after(5):
                 try:
-                    await self._host.disconnect(ID.from_base58(peer_id))
+                    pid = ID.from_base58(peer_id)
+                    # Forget its addresses first: nothing may dial a peer that is off the list.
+                    self._host.get_peerstore().clear_addrs(pid)
+                    await self._host.disconnect(pid)
                 except Exception:
                     log.debug("disconnect %s failed", peer_id, exc_info=True)
         return peer_id

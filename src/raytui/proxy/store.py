@@ -278,13 +278,23 @@ def path() -> Path:
 
 def load(file: Path | None = None) -> StoredState:
     file = file or path()
-    if not file.exists():
-        return StoredState()
     try:
-        raw = json.loads(file.read_text(encoding="utf-8"))
-    except ValueError as exc:  # not JSON, or not UTF-8
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return StoredState()
+    except ValueError as exc:  # not UTF-8
         raise RaytuiError(
             f"{file}: unreadable proxy settings ({exc}); fix or move it away"
+        ) from exc
+    except OSError as exc:  # a directory, no permission
+        raise RaytuiError(
+            f"{file}: cannot read the proxy settings ({exc.strerror or exc}); fix or move it away"
+        ) from exc
+    try:
+        raw = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # not JSON, or nested beyond reason
+        raise RaytuiError(
+            f"{file}: unreadable proxy settings ({str(exc)[:200]}); fix or move it away"
         ) from exc
     try:
         return StoredState.from_json(raw)
@@ -295,8 +305,13 @@ def load(file: Path | None = None) -> StoredState:
 def save(state: StoredState, file: Path | None = None) -> None:
     file = file or path()
     tmp = file.with_name(file.name + ".tmp")
-    fd = locations.open_private(tmp, os.O_WRONLY | os.O_TRUNC)  # 0600 even if tmp existed
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(state.to_json(), fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, file)
+    try:
+        fd = locations.open_private(tmp, os.O_WRONLY | os.O_TRUNC)  # 0600 even if tmp existed
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(state.to_json(), fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, file)
+    except OSError as exc:
+        raise RaytuiError(
+            f"{file}: cannot save the proxy settings ({exc.strerror or exc})"
+        ) from exc

@@ -129,8 +129,8 @@ def _split_hostport(text: str) -> tuple[str, int | None]:
         host, port_text = text, None
     if port_text is None:
         return host, None
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"bad port {port_text!r}")
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
+        raise ValueError(f"bad port {port_text!r}: a number from 1 to 65535")
     return host, int(port_text)
 
 
@@ -145,9 +145,21 @@ def parse_address(text: str, source: str = "--address") -> Address:
         return Address(AddressKind(raw), raw)
     if not raw:
         raise bad("empty")
+    if not raw.isprintable():
+        raise bad("it contains control characters")
     if "://" in raw:
-        parts = urlsplit(raw)
+        try:
+            parts = urlsplit(raw)
+        except ValueError as exc:  # "Invalid IPv6 URL", characters that NFKC turns into '/'
+            raise bad(f"not a URL ({exc})") from None
         scheme = parts.scheme.lower()
+        if scheme not in ("http", "https", "ray"):
+            raise bad(f"unknown scheme {scheme!r}")
+        if "@" in parts.netloc:
+            raise bad(
+                "a user name or password in the address is not supported (the Ray token comes "
+                "from RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+            )
         try:
             host, port = _split_hostport(parts.netloc)
         except ValueError as exc:
@@ -159,11 +171,9 @@ def parse_address(text: str, source: str = "--address") -> Address:
                 raise bad("a dashboard URL has no query or fragment")
             url = f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}"
             return Address(AddressKind.DASHBOARD, raw, host, port, url)
-        if scheme == "ray":
-            if parts.path.strip("/") or parts.query:
-                raise bad("a Ray Client address is ray://host:port")
-            return Address(AddressKind.CLIENT, raw, host, port or CLIENT_PORT)
-        raise bad(f"unknown scheme {scheme!r}")
+        if parts.path.strip("/") or parts.query:  # ray://
+            raise bad("a Ray Client address is ray://host:port")
+        return Address(AddressKind.CLIENT, raw, host, port or CLIENT_PORT)
     try:
         host, port = _split_hostport(raw)
     except ValueError as exc:
@@ -194,6 +204,17 @@ def find_token() -> tuple[str | None, str | None]:
         if token:
             return token, f"{where} ({path})"
     return None, None
+
+
+def require_token_if_token_mode(address: str) -> None:
+    """With RAY_AUTH_MODE=token and no token anywhere, Ray's own clients do not fail: they end
+    the process (a failed RAY_CHECK, exit 1, a C++ stack on fd 2). Say it first, in one line."""
+    if os.environ.get("RAY_AUTH_MODE", "").strip().lower() != "token":
+        return
+    if find_token()[0] is None:
+        raise AuthenticationFailed(
+            f"RAY_AUTH_MODE=token but no Ray auth token was found for {address}: {token_hint()}"
+        )
 
 
 def _export_token(token: str | None) -> None:
@@ -282,13 +303,23 @@ def dashboard_url_from_gcs(gcs: Address, timeout: float = 5.0) -> str:
     if not _port_open(gcs.host, gcs.port, timeout=min(timeout, 3.0)):
         # Checked first: Ray's client waits ~40 s for an unreachable GCS.
         raise ClusterUnreachable(f"cannot reach the Ray GCS at {gcs.hostport}")
+    require_token_if_token_mode(f"the Ray GCS at {gcs.hostport}")
     _prepare_ray_import()
     from ray._raylet import GcsClient  # type: ignore[attr-defined]
     from ray.exceptions import AuthenticationError
 
-    try:
+    def ask() -> Any:
         client = GcsClient(address=gcs.hostport)
-        value = client.internal_kv_get(b"dashboard", namespace=b"dashboard", timeout=timeout)
+        return client.internal_kv_get(b"dashboard", namespace=b"dashboard", timeout=timeout)
+
+    limit = timeout + 5.0  # Ray's client retries a port that is not a GCS for ~40 s
+    try:
+        value = call_within(ask, limit)
+    except TimeoutError:
+        raise ClusterUnreachable(
+            f"the Ray GCS at {gcs.hostport} did not answer within {limit:g} s (asked for the "
+            "dashboard's address); is that port a Ray GCS?"
+        ) from None
     except AuthenticationError:
         raise AuthenticationFailed(
             f"the Ray GCS at {gcs.hostport} rejected the request: auth token missing or wrong; "
@@ -311,6 +342,28 @@ def dashboard_url_from_gcs(gcs: Address, timeout: float = 5.0) -> str:
         host = gcs.host
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port or DASHBOARD_PORT}"
+
+
+def call_within(fn: Callable[[], _T], timeout: float) -> _T:
+    """fn() on a daemon thread; its result or exception, or TimeoutError after `timeout` s
+    (the thread is left to finish on its own: Ray's blocking calls cannot be interrupted)."""
+    box: list[tuple[bool, Any]] = []
+
+    def work() -> None:
+        try:
+            box.append((True, fn()))
+        except BaseException as exc:
+            box.append((False, exc))
+
+    thread = threading.Thread(target=work, name="raytui-bounded-call", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not box:
+        raise TimeoutError
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]
 
 
 def _prepare_ray_import() -> None:
@@ -601,6 +654,7 @@ class RayConnection:
             else:
                 address = self._target.ray_address or self._ray_address_from_dashboard()
             _export_token(self._target.token)
+            require_token_if_token_mode(f"Ray at {address}")
             if not ray.is_initialized():
                 try:
                     extra: dict[str, Any] = {"_node_ip_address": node_ip} if node_ip else {}

@@ -13,6 +13,8 @@ from typing import NamedTuple
 from rich.style import Style
 from rich.text import Text
 
+from raytui.text import one_line
+
 SPARK = "▁▂▃▄▅▆▇█"
 BAR_FULL = "█"
 BAR_EMPTY = "░"
@@ -47,6 +49,27 @@ PLAIN = Palette(
     ok=Style(color="green"),
     bad=Style(color="red", bold=True),
 )
+
+
+def cell(value: str | Text) -> Text:
+    """A table cell from any text: one line, terminal controls escaped (`raytui.text.one_line`),
+    never parsed as markup. The one place cells are made safe: `VirtualTable` draws every cell
+    through it and the DataTable screens build their cells with it. A Text keeps its styles."""
+    if isinstance(value, str):
+        return Text(one_line(value), end="", no_wrap=True)
+    plain = value.plain
+    if one_line(plain) == plain:
+        return value
+    bad = [i for i, ch in enumerate(plain) if one_line(ch) != ch]
+    cuts = sorted({*bad, *(i + 1 for i in bad)})
+    out = Text(style=value.style, end="", no_wrap=True)
+    for piece in value.divide(cuts):
+        text = piece.plain
+        if len(text) == 1 and one_line(text) != text:
+            out.append(one_line(text), style=piece.spans[0].style if piece.spans else "")
+        else:
+            out.append_text(piece)
+    return out
 
 
 def bar(pct: float | None, width: int, palette: Palette = PLAIN) -> Text:

@@ -10,10 +10,14 @@ The app applies `[keys]` with `App.set_keymap`; the help screen (`?`) lists ids 
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from textual.binding import Binding, BindingType
+from textual.keys import Keys
+
+from raytui.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,75 @@ def split_keymap(keymap: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
     known = {k: v for k, v in keymap.items() if k in BY_ID and v.strip()}
     unknown = sorted(k for k in keymap if k not in BY_ID)
     return known, unknown
+
+
+_MODIFIERS = frozenset({"ctrl", "shift", "alt", "meta", "super", "hyper"})
+_NAMED = frozenset(
+    k.value.split("+")[-1] for k in Keys if not k.value.startswith("<") and "-" not in k.value
+)
+
+
+def _key_name(key: str) -> str | None:
+    """The canonical name of one key as Textual writes it (`?` -> `question_mark`), or None
+    when Textual has no such key (`ctrl+`, `shift+foo`, `qq`)."""
+    *mods, base = key.split("+")
+    if any(m not in _MODIFIERS for m in mods) or len(set(mods)) != len(mods):
+        return None
+    if len(base) == 1:
+        if not base.isprintable() or base.isspace():
+            return None
+        if not base.isalnum():
+            try:
+                base = unicodedata.name(base).lower().replace("-", "_").replace(" ", "_")
+            except ValueError:
+                return None
+    elif base not in _NAMED:
+        try:
+            unicodedata.lookup(base.replace("_", " "))
+        except KeyError:
+            return None
+    return "+".join([*sorted(mods), base])
+
+
+def _contexts(spec: KeySpec) -> set[str]:
+    return {w.strip().removesuffix(" shown") for w in spec.where.split(",")}
+
+
+def _overlap(a: KeySpec, b: KeySpec) -> bool:
+    ca, cb = _contexts(a), _contexts(b)
+    return "everywhere" in ca or "everywhere" in cb or bool(ca & cb)
+
+
+def check_keymap(keymap: Mapping[str, str], where: str = "[keys]") -> None:
+    """Refuse a `[keys]` table Textual would take silently but that cannot work: a key name
+    Textual does not know, or one key bound to two actions that are live at the same time
+    (`refresh = "q"` next to quit: `q` would do only one of them). UsageError naming both."""
+    known, _unknown = split_keymap(keymap)
+    for binding_id, keys in known.items():
+        for key in keys.split(","):
+            if _key_name(key.strip()) is None:
+                raise UsageError(
+                    f"{where} {binding_id} = {keys!r}: {key.strip()!r} is not a key name "
+                    "(examples: q, ctrl+r, f5, escape, enter, question_mark; see ? in raytui)"
+                )
+    effective = current_keys(known)
+    owners: dict[str, list[KeySpec]] = {}
+    for spec in KEYS:
+        for name in {_key_name(k.strip()) for k in effective[spec.id].split(",") if k.strip()}:
+            if name is not None:
+                owners.setdefault(name, []).append(spec)
+    for name, specs in owners.items():
+        for i, a in enumerate(specs):
+            for b in specs[i + 1 :]:
+                if a.action == b.action or not (a.id in known or b.id in known):
+                    continue
+                if _overlap(a, b):
+                    view = b.where if "everywhere" in _contexts(a) else a.where
+                    raise UsageError(
+                        f"{where}: {name!r} is bound to both {a.id} ({a.description}) and "
+                        f"{b.id} ({b.description}), both active in: {view}; give one of them "
+                        "another key"
+                    )
 
 
 def current_keys(keymap: Mapping[str, str]) -> dict[str, str]:

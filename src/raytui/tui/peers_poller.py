@@ -27,6 +27,7 @@ from textual.app import App
 from textual.message import Message
 from textual.timer import Timer
 
+from raytui import debuglog
 from raytui.errors import RaytuiError
 from raytui.model.overlay import JoinStatus
 from raytui.model.peers import DaemonStatus, PeerHealth
@@ -227,6 +228,7 @@ class PeersPoller:
             error, running = str(exc), False
             post(PeersStatusReady(None, error, running=False, at=time.monotonic(), now=time.time()))
         except Exception as exc:  # every failure becomes a visible state
+            debuglog.report("peers_poller._work_poll", exc)
             error = describe(exc)
             post(PeersStatusReady(None, error, at=time.monotonic(), now=time.time()))
         else:
@@ -272,6 +274,7 @@ class PeersPoller:
             try:
                 peer, error = self._control.add_peer(multiaddr, name)
             except Exception as exc:
+                debuglog.report("peers_poller.work", exc)
                 self.app.post_message(PeerAddDone(multiaddr, name, None, describe(exc)))
             else:
                 self.app.post_message(PeerAddDone(multiaddr, name, peer, error))
@@ -285,6 +288,7 @@ class PeersPoller:
             try:
                 removed = self._control.remove_peer(peer_id)
             except Exception as exc:
+                debuglog.report("peers_poller.work", exc)
                 self.app.post_message(PeerRemoveDone(label, None, describe(exc)))
             else:
                 self.app.post_message(PeerRemoveDone(label, removed, None))
@@ -327,6 +331,7 @@ class PeersPoller:
             try:
                 text = starter()
             except Exception as exc:
+                debuglog.report("peers_poller.work", exc)
                 self.app.post_message(DaemonStartDone(None, describe(exc)))
             else:
                 self.app.post_message(DaemonStartDone(text, None))

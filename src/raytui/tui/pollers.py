@@ -20,6 +20,7 @@ from typing import Any
 from textual.app import App
 from textual.timer import Timer
 
+from raytui import debuglog
 from raytui.errors import ClusterUnreachable, RaytuiError
 from raytui.model.nvml import NvmlReport
 from raytui.sources.connection import ClusterConnection, Connector
@@ -110,6 +111,7 @@ class ClusterPoller:
             conn = self.connector(progress)
             description, url = conn.description, conn.dashboard_url
         except Exception as exc:  # every failure becomes a visible state
+            debuglog.report("pollers._work_connect", exc)
             post(ConnectFailed(describe(exc)))
             return
         post(Connected(_Handle(conn, description, url)))
@@ -168,6 +170,7 @@ class ClusterPoller:
             with self._lock, gc_paused():
                 snapshot = conn.fetch_snapshot()
         except Exception as exc:
+            debuglog.report("pollers._work_fetch", exc)
             error = describe(exc)
         else:
             # A big snapshot leaves ~100k new long-lived objects behind (the decoded summary
@@ -241,6 +244,7 @@ class ClusterPoller:
             with self._lock:
                 conn.close()
         except Exception as exc:
+            debuglog.report("pollers._work_close", exc)
             error = describe(exc)
         self.closed = True
         self.app.post_message(ConnectionClosed(error))

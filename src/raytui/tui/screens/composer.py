@@ -41,6 +41,7 @@ from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widgets import Checkbox, Footer, Input, Label, Select, Static, TextArea
 
+from raytui import debuglog
 from raytui.backends.service import NodeChoice, PromptRun, PromptService
 from raytui.errors import RaytuiError, UsageError
 from raytui.model.prompts import BACKENDS, Done, Failed, FailureKind, PromptRequest, RunState
@@ -50,6 +51,8 @@ from raytui.tui.widgets.answer_pane import AnswerPane, PullState
 ANY_NODE = "any"
 FLUSH_S = 0.05
 MAX_PANES = 16
+MAX_GPUS = 4096  # per run, as `raytui submit --gpus` allows
+MAX_TOKENS = 10_000_000
 READONLY = "read-only console: prompts and model pulls are off (started with --readonly)"
 
 
@@ -249,8 +252,8 @@ class ComposerScreen(Screen[None]):
             gpus = float(gpus_text) if gpus_text else 1.0
         except ValueError:
             raise UsageError(f"GPUs per run {gpus_text!r} is not a number") from None
-        if gpus < 0 or math.isnan(gpus):
-            raise UsageError("GPUs per run must be 0 or more")
+        if not math.isfinite(gpus) or not 0 <= gpus <= MAX_GPUS:
+            raise UsageError(f"GPUs per run must be from 0 to {MAX_GPUS}")
         temp_text = self._value("#temperature")
         try:
             temperature = float(temp_text) if temp_text else None
@@ -263,8 +266,8 @@ class ComposerScreen(Screen[None]):
             max_tokens = int(max_text) if max_text else None
         except ValueError:
             raise UsageError(f"max tokens {max_text!r} is not a whole number") from None
-        if max_tokens is not None and max_tokens < 1:
-            raise UsageError("max tokens must be 1 or more")
+        if max_tokens is not None and not 1 <= max_tokens <= MAX_TOKENS:
+            raise UsageError(f"max tokens must be from 1 to {MAX_TOKENS}")
         count = len(prompts) * len(models)
         if count > MAX_PANES:
             raise UsageError(f"{count} runs at once is too many (at most {MAX_PANES})")
@@ -385,6 +388,7 @@ class ComposerScreen(Screen[None]):
         try:
             run = await self.service.start(pane.request)
         except Exception as exc:  # not connected, unknown node, ...: shown in the pane
+            debuglog.report("composer._consume", exc)
             pane.fail(_describe(exc))
             self._run_ended()
             return
@@ -395,6 +399,7 @@ class ComposerScreen(Screen[None]):
             async for event in run.events():
                 pane.event(event)
         except Exception as exc:
+            debuglog.report("composer._consume", exc)
             if pane.running:
                 pane.event(Failed(f"the stream broke: {_describe(exc)}", FailureKind.INTERNAL))
         if pane.running:  # the iterator ended without a final event
@@ -498,6 +503,7 @@ class ComposerScreen(Screen[None]):
                 pane.pull_event(Failed("stopped", FailureKind.CANCELLED))
             raise
         except Exception as exc:
+            debuglog.report("composer._pull", exc)
             for pane in panes:
                 pane.pull_event(Failed(f"the pull broke: {_describe(exc)}"))
         finally:
@@ -591,6 +597,7 @@ class ComposerScreen(Screen[None]):
         try:
             names = self.service.models(backend, node or None, endpoint or None)
         except Exception as exc:
+            debuglog.report("composer._work_models", exc)
             self.post_message(ModelsLoaded(key, [], _describe(exc)))
         else:
             self.post_message(ModelsLoaded(key, names, None))
@@ -600,6 +607,7 @@ class ComposerScreen(Screen[None]):
         try:
             nodes = self.service.nodes()
         except Exception as exc:
+            debuglog.report("composer._work_nodes", exc)
             self.post_message(NodesLoaded(None, _describe(exc)))
         else:
             self.post_message(NodesLoaded(nodes, None))

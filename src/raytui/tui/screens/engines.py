@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from raytui import debuglog
 from raytui.backends.service import PromptService
 from raytui.model.prompts import EngineInfo
 from raytui.tui import format as fmt
@@ -95,6 +96,7 @@ class EnginesScreen(Screen[None]):
             try:
                 engines = service.engines()
             except Exception as exc:
+                debuglog.report("engines.work", exc)
                 self.post_message(EnginesLoaded([], describe(exc)))
             else:
                 self.post_message(EnginesLoaded(engines, None))
@@ -146,6 +148,7 @@ class EnginesScreen(Screen[None]):
             try:
                 service.stop_engines([name])
             except Exception as exc:
+                debuglog.report("engines.work", exc)
                 self.post_message(EngineStopped(name, describe(exc)))
             else:
                 self.post_message(EngineStopped(name, None))
@@ -170,18 +173,18 @@ class EnginesScreen(Screen[None]):
             if e.ready:
                 up = fmt.span(now - e.started_at) if e.started_at else "-"
                 table.add_row(
-                    e.model or "-",
-                    f"{e.hostname or '?'} {(e.node_id or '')[:8]}",
-                    ",".join(e.gpu_ids) or "-",
+                    fmt.cell(e.model or "-"),
+                    fmt.cell(f"{e.hostname or '?'} {(e.node_id or '')[:8]}"),
+                    fmt.cell(",".join(e.gpu_ids) or "-"),
                     str(e.tensor_parallel_size or "-"),
                     str(e.in_flight),
                     up,
-                    e.name,
+                    fmt.cell(e.name),
                     key=e.name,
                 )
             else:
                 loading = Text("loading…", style="dim")
-                table.add_row(loading, "", "", "", "", "", e.name, key=e.name)
+                table.add_row(loading, "", "", "", "", "", fmt.cell(e.name), key=e.name)
         if self.engines:
             table.move_cursor(row=min(max(row, 0), len(self.engines) - 1))
         title = f"vLLM engines [{len(self.engines)}] · d stop · r refresh · esc back"

@@ -20,6 +20,7 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
+from raytui import debuglog
 from raytui.backends.history import HistoryStore
 from raytui.model.prompts import PromptRequest, RunRecord, RunState
 from raytui.tui import format as fmt
@@ -205,6 +206,7 @@ class HistoryScreen(Screen[None]):
             try:
                 records = store.list(limit=LIMIT, search=needle or None)
             except Exception as exc:
+                debuglog.report("history.work", exc)
                 self.post_message(HistoryLoaded(needle, [], f"{type(exc).__name__}: {exc}"))
             else:
                 self.post_message(HistoryLoaded(needle, records, None))
@@ -229,11 +231,11 @@ class HistoryScreen(Screen[None]):
             table.add_row(
                 when(r.created_at, now),
                 Text(str(r.state), style=STATE_STYLE.get(r.state, "")),
-                f"{r.model} ({r.backend})",
-                where(r),
+                fmt.cell(f"{r.model} ({r.backend})"),
+                fmt.cell(where(r)),
                 _num(r.ttft_s, ".2f"),
                 _num(r.tokens_per_s, ".1f"),
-                fmt.ellipsize(preview, 60),
+                fmt.cell(fmt.ellipsize(preview, 60)),
                 key=r.run_id,
             )
         if keep is not None:

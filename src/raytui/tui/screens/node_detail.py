@@ -16,6 +16,7 @@ from textual.binding import BindingType
 from textual.timer import Timer
 from textual.widgets import Footer, Static
 
+from raytui import debuglog
 from raytui.errors import RaytuiError
 from raytui.model.cluster import Node
 from raytui.model.nvml import GpuDetail, NvmlReport
@@ -171,6 +172,7 @@ class NodeDetailScreen(LiveScreen):
             try:
                 report = sampler()
             except Exception as exc:  # the sampler promises not to raise; never crash if it does
+                debuglog.report("node_detail.work", exc)
                 report = NvmlReport(hint=f"NVML sampler failed: {exc}")
             self.post_message(NvmlReady(report))
 
@@ -196,8 +198,10 @@ class NodeDetailScreen(LiveScreen):
             try:
                 self.post_message(ProbeReady(node_id, report=probe(node_id)))
             except RaytuiError as exc:
+                debuglog.report("node_detail.work", exc)
                 self.post_message(ProbeReady(node_id, error=str(exc)))
             except Exception as exc:
+                debuglog.report("node_detail.work", exc)
                 self.post_message(ProbeReady(node_id, error=f"{type(exc).__name__}: {exc}"))
 
         self.run_worker(work, thread=True, group="nvml-probe", exit_on_error=False)

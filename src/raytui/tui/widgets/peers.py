@@ -188,7 +188,8 @@ def peer_lines(
     """Three to five lines: label and state, traffic, streams and reconnects, the overlay route
     (`route_line`) when there is one, last error."""
     style = _state_style(peer.state, p)
-    head = Text.assemble((f"{STATE_MARK[peer.state]} ", style), (peer.label, p.label), "  ")
+    label = fmt.cell(peer.label).plain
+    head = Text.assemble((f"{STATE_MARK[peer.state]} ", style), (label, p.label), "  ")
     head.append(peer.state.value, style=style)
     if peer.state is LinkState.CONNECTED:
         head.append(" · ", style=p.dim)
@@ -217,7 +218,7 @@ def peer_lines(
 def tunnel_lines(status: DaemonStatus, p: Palette) -> list[Text]:
     """One line per forward (local port -> peer:service, active connections or why it is
     down), then the services this daemon offers to its peers."""
-    names = {peer.peer_id: peer.label for peer in status.peers}
+    names = {peer.peer_id: fmt.cell(peer.label).plain for peer in status.peers}
     lines = []
     for f in status.forwards:
         target = f"{names.get(f.peer_id, short_peer_id(f.peer_id))}:{f.service}"

@@ -25,6 +25,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from raytui.tui import format as fmt
 from raytui.tui import keys
 
 T = TypeVar("T")
@@ -200,7 +201,7 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
     def row_text(self, key: str) -> str:
         """The plain text of a row as it would be drawn (for tests and screen readers)."""
         i = self._keys.index(key)
-        return " ".join(Text(c).plain if isinstance(c, str) else c.plain for c in self._cells(i))
+        return " ".join(fmt.cell(c).plain for c in self._cells(i))
 
     # -- cursor -------------------------------------------------------------------------------
 
@@ -342,7 +343,7 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
             if not first:
                 line.append(" ")
             first = False
-            t = Text(cell) if isinstance(cell, str) else cell.copy()
+            t = fmt.cell(cell).copy()  # one line, escaped: outside text cannot break the row
             t.no_wrap = True
             t.truncate(w, overflow="ellipsis")
             t.align(col.justify, w)
