@@ -425,7 +425,9 @@ class ProxyNode:
 
     def _start_node(self, plan: NodePlan) -> RayNodeSupervisor:
         assert self._nursery is not None
-        supervisor = RayNodeSupervisor(plan)
+        head_ip = plan.head_address.rpartition(":")[0]
+        reachable = None if plan.role == "head" else (lambda: self.overlay.reaches(head_ip))
+        supervisor = RayNodeSupervisor(plan, reachable)
         self.ray_node = supervisor
         self._nursery.start_soon(supervisor.run)
         return supervisor

@@ -247,6 +247,10 @@ class Overlay:
         except KeyError:
             return False
 
+    def reaches(self, address: str) -> bool:
+        """Whether a connection to `address` would be carried now (its route is up)."""
+        return self.up and self._route(address) is not None
+
     def _route(self, address: str) -> str | None:
         """The peer to open a stream to for `address`: its owner if connected, else a hub."""
         for pid, info in self._info.items():

@@ -16,12 +16,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +39,8 @@ STARTED_MARK = b"Ray runtime started"
 MIN_BACKOFF = 1.0
 MAX_BACKOFF = 8.0
 STOP_TIMEOUT = 40.0  # Ray drains for up to 30 s on SIGTERM
+START_TIMEOUT = 60.0  # `ray start` that has not reported started by then is stopped and retried
+HEAD_POLL = 0.5
 # A head started by join: Ray's health check marks a node dead after period x threshold
 # (3 s x 5 by default). A home link that drops for half a minute should not cost the node.
 HEAD_SYSTEM_CONFIG = {"health_check_failure_threshold": 10}
@@ -120,8 +124,12 @@ def read_node_id(root: Path) -> str | None:
 class RayNodeSupervisor:
     """Runs `plan`'s node until `stop()`; `status()` is a snapshot for the control socket."""
 
-    def __init__(self, plan: NodePlan) -> None:
+    def __init__(self, plan: NodePlan, head_reachable: Callable[[], bool] | None = None) -> None:
         self.plan = plan
+        # A worker starts only while the overlay reaches its head: a `ray start` begun during an
+        # outage keeps retrying the GCS on its own schedule and can lag long after the link is
+        # back (measured: still starting 30 s after it returned).
+        self._head_reachable = head_reachable or (lambda: True)
         self._state = JoinState.STARTING
         self._process: trio.Process | None = None
         self._node_id: str | None = None
@@ -150,6 +158,7 @@ class RayNodeSupervisor:
         backoff = MIN_BACKOFF
         try:
             while not self._stopping:
+                await self._wait_for_head()
                 started_at = time.monotonic()
                 code, tail = await self._run_once()
                 if self._stopping:
@@ -166,6 +175,14 @@ class RayNodeSupervisor:
                 self._restarts += 1
         finally:
             self._stopped.set()
+
+    async def _wait_for_head(self) -> None:
+        if self._head_reachable():
+            return
+        log.info("waiting for the overlay to reach the head %s", self.plan.head_address)
+        self._state = JoinState.RESTARTING
+        while not self._head_reachable() and not self._stopping:  # noqa: ASYNC110 - polls the overlay
+            await trio.sleep(HEAD_POLL)
 
     async def _run_once(self) -> tuple[int, str]:
         self._state = JoinState.STARTING
@@ -185,22 +202,31 @@ class RayNodeSupervisor:
             self._process = process
             assert process.stdout is not None
             buf = b""
+            # A `ray start` that has not started within START_TIMEOUT is stopped (and retried).
+            startup = trio.CancelScope(deadline=trio.current_time() + START_TIMEOUT)
             try:
-                async for chunk in process.stdout:
-                    await out.write(chunk)
-                    await out.flush()
-                    buf += chunk
-                    *complete, buf = buf.split(b"\n")
-                    for raw in complete:
-                        text = _plain(raw)
-                        if text:
-                            lines = [*lines[-4:], text]
-                        if STARTED_MARK in raw and self._state == JoinState.STARTING:
-                            self._state = JoinState.RUNNING
-                            self._node_id = read_node_id(temp_dir())
-                            self._last_error = None
-                            self.started.set()
-                            log.info("Ray node started (%s)", self._node_id)
+                with startup:
+                    async for chunk in process.stdout:
+                        await out.write(chunk)
+                        await out.flush()
+                        buf += chunk
+                        *complete, buf = buf.split(b"\n")
+                        for raw in complete:
+                            text = _plain(raw)
+                            if text:
+                                lines = [*lines[-4:], text]
+                            if STARTED_MARK in raw and self._state == JoinState.STARTING:
+                                self._state = JoinState.RUNNING
+                                self._node_id = read_node_id(temp_dir())
+                                self._last_error = None
+                                self.started.set()
+                                startup.deadline = math.inf  # started: no limit now
+                                log.info("Ray node started (%s)", self._node_id)
+                if startup.cancelled_caught:
+                    self._last_error = f"ray start did not start within {START_TIMEOUT:g} s"
+                    log.warning("%s; stopping it", self._last_error)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
             finally:
                 with trio.CancelScope(shield=True):
                     code = await process.wait()
