@@ -2,11 +2,14 @@
 
     .venv/bin/python scripts/screenshots.py                 # replayed demo snapshots
     .venv/bin/python scripts/screenshots.py --address http://127.0.0.1:8265   # plus a live cluster
+    sudo .venv/bin/python scripts/screenshots.py --overlay-demo --only-live   # join across NAT
 
 Replayed runs use the TUI tests' fixed snapshots (tests/support/tui_fakes.py) fed through a fake
 connection, so the pictures are the app as it runs, with deterministic numbers. The overlay
-picture feeds a hand-built daemon reading too (tests/support/overlay_fakes.py). PNG conversion
-uses cairosvg if importable, else rsvg-convert or ImageMagick if on PATH.
+picture feeds a hand-built daemon reading too (tests/support/overlay_fakes.py); `--overlay-demo`
+shoots the same view on real data: network namespaces with a real NAT, real daemons and Ray nodes
+(root only). PNG conversion uses cairosvg if importable, else rsvg-convert or ImageMagick if on
+PATH.
 """
 
 from __future__ import annotations
@@ -241,6 +244,91 @@ async def overlay_nodes(out: Path) -> Path:
     return out / f"{name}.svg"
 
 
+OVERLAY_HEAD_SHOT = "overlay-head-120x36"
+
+
+def overlay_demo(out: Path) -> Path:
+    """The head's TUI on real data: a GPU box behind a real NAT joined the head's Ray cluster
+    over the peer daemons' overlay, with an invite (2 logical GPUs; no NVIDIA hardware needed).
+
+    Network namespaces made and removed here (tests/support/netns.py; root only): the head
+    (public) and the box behind its own NAT, each with its own host name, a `raytui proxy run
+    --overlay` daemon (tests/support/overlay_world.py) and a Ray node `raytui join` started. This
+    process cannot reach overlay addresses, so the app runs inside the head's namespace: this
+    script again (`--shoot-overlay-head`), with the head daemon's RAYTUI_HOME and the token.
+    """
+    import tempfile
+
+    from tests.support.netns import Topology
+    from tests.support.overlay_world import NsDaemon
+    from tests.support.waiting import wait_for
+
+    if os.geteuid() != 0:
+        raise SystemExit("--overlay-demo builds network namespaces: run it as root")
+
+    def ok(done: subprocess.CompletedProcess[str], what: str) -> str:
+        if done.returncode != 0:
+            raise SystemExit(f"{what} failed (exit {done.returncode}):\n{done.stdout}{done.stderr}")
+        return done.stdout
+
+    with Topology() as topo:
+        daemons: list[NsDaemon] = []
+        try:
+            head = NsDaemon(topo.public("head", hostname="gpu-head"))
+            box = NsDaemon(topo.behind_nat("box", hostname="gpu-box"))
+            daemons += [head, box]
+            for d in daemons:
+                d.start("--overlay")
+            ok(head.cli("proxy", "expose", "--ray-head", "--share-token"), "proxy expose")
+            ok(head.cli("join", "--head", "--cpus", "2", "--gpus", "0"), "join --head")
+            invite = ok(head.cli("invite", "--expires", "10m"), "invite").strip()
+            ok(box.cli("join", invite, "--gpus", "2", "--cpus", "2"), "join INVITE on the box")
+            joined = box.join_status()
+            assert joined is not None and joined.node_id
+            token = head.token()
+            node_id = joined.node_id
+            wait_for(lambda: head.node_state(token, node_id) == "ALIVE", 90, "the box ALIVE")
+            env = head.ray_env(token)
+            env["HOME"] = tempfile.mkdtemp(prefix="shots", dir=head.home)
+            argv = [
+                sys.executable, str(Path(__file__).resolve()), "--shoot-overlay-head",
+                f"{head.overlay_address}:6379", "--box", box.overlay_address,
+                "--out", str(out.resolve()), "--no-png",
+            ]  # fmt: skip
+            ok(head.host.run(argv, env=env, timeout=300), "the app in the head's namespace")
+        finally:
+            for d in daemons:
+                d.cleanup()
+    return out / f"{OVERLAY_HEAD_SHOT}.svg"
+
+
+async def overlay_head(out: Path, address: str, box_ip: str) -> Path:
+    """Run inside the head's namespace by `overlay_demo`: the app attached to the head, once
+    the daemon reports the box's route, with the box's row highlighted and the sidebar shown."""
+    from raytui.model.overlay import RouteState
+
+    tui = importlib.import_module("raytui.commands.tui")
+    app = RaytuiApp(lambda progress: tui.connect(address, None, progress), refresh=1.0,
+                    target=address)  # fmt: skip
+
+    def box_routed() -> bool:
+        sidebar = app.peers_sidebar
+        status = None if sidebar is None else sidebar.status
+        route = None if status is None else status.overlay.route_to(box_ip)
+        return route is not None and route.state is RouteState.UP
+
+    async with app.run_test(size=(120, 36)) as pilot:
+        # A dozen polls, so the bars have moved; the box's route known, so PATH shows.
+        await demo.until(pilot, lambda: app.state.generation >= 12 and not app.poller.busy, 120)
+        await demo.until(pilot, box_routed, 30, "the head's daemon reporting the box's route")
+        await pilot.press("j", "p")  # the box's row (the head's comes first); the sidebar
+        await pilot.pause(2.5)  # a second daemon reading: the sidebar shows bytes per second
+        app.save_screenshot(filename=f"{OVERLAY_HEAD_SHOT}.svg", path=str(out))
+        await pilot.press("q")
+        await demo.until(pilot, lambda: not app.is_running, 60)
+    return out / f"{OVERLAY_HEAD_SHOT}.svg"
+
+
 async def live(out: Path, address: str) -> list[Path]:
     tui = importlib.import_module("raytui.commands.tui")
     paths = []
@@ -367,14 +455,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also start a real 3-node Ray cluster with fake GPUs (as the tests do) and shoot it",
     )
+    parser.add_argument(
+        "--overlay-demo",
+        action="store_true",
+        help="also build a head and a GPU box behind NAT in network namespaces (root), join the "
+        "box over the overlay, and shoot the head's TUI (overlay-head-120x36)",
+    )
+    parser.add_argument(
+        "--only-live",
+        action="store_true",
+        help="only the pictures of real clusters (--address, --demo-cluster, --overlay-demo)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
     parser.add_argument("--no-png", action="store_true")
+    # Internal: what --overlay-demo runs inside the head's namespace.
+    parser.add_argument("--shoot-overlay-head", metavar="GCS", help=argparse.SUPPRESS)
+    parser.add_argument("--box", metavar="OVERLAY_IP", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    paths = asyncio.run(replayed(args.out))
-    paths.append(asyncio.run(overlay_nodes(args.out)))
-    paths += asyncio.run(composer(args.out))
-    paths += asyncio.run(peers(args.out))
+    if args.shoot_overlay_head:
+        asyncio.run(overlay_head(args.out, args.shoot_overlay_head, args.box))
+        return 0
+    paths: list[Path] = []
+    if not args.only_live:
+        paths += asyncio.run(replayed(args.out))
+        paths.append(asyncio.run(overlay_nodes(args.out)))
+        paths += asyncio.run(composer(args.out))
+        paths += asyncio.run(peers(args.out))
     if args.address:
         paths += asyncio.run(live(args.out, args.address))
     if args.demo_cluster:
@@ -384,6 +491,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             paths += asyncio.run(live(args.out, cluster.dashboard_url))
         finally:
             cluster.stop()
+    if args.overlay_demo:
+        paths.append(overlay_demo(args.out))
     for svg in paths:
         png = None if args.no_png else to_png(svg)
         print(svg.relative_to(ROOT) if svg.is_relative_to(ROOT) else svg, "+ png" if png else "")

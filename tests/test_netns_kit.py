@@ -100,6 +100,19 @@ def test_boxes_behind_one_nat_share_its_lan(topo: Topology) -> None:
     assert first.dial(second.address, PORT) == "connected"
 
 
+def test_a_host_with_its_own_host_name(topo: Topology) -> None:
+    """Hosts of one machine share its host name unless given one (Ray and invites use it)."""
+    code = "import os, socket; print(socket.gethostname(), os.getpid())"
+    box = topo.behind_nat("box", hostname="gpu-box")
+    plain = topo.public("plain")
+    proc = box.popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    out, _ = proc.communicate(timeout=30)
+    name, pid = out.split()
+    assert name == "gpu-box" and int(pid) == proc.pid  # exec'd: the pid is the command's
+    assert plain.python("import socket; print(socket.gethostname())").strip() == os.uname()[1]
+    assert os.uname()[1] != "gpu-box"  # the machine's own name is untouched
+
+
 def echo_client(box: Host, address: str) -> subprocess.Popen[str]:
     """A long-lived connection from `box`: each stdin line is sent, each echoed line printed."""
     code = (

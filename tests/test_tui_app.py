@@ -22,7 +22,7 @@ from raytui.model.cluster import ClusterSnapshot, Gpu, Node, NodeState
 from raytui.model.gpu_history import GpuHistory, Ring, gpu_key
 from raytui.tui.app import RaytuiApp
 from raytui.tui.messages import ConnState, SnapshotReady
-from raytui.tui.pollers import backoff_delay
+from raytui.tui.pollers import backoff_delay, connected_to
 from raytui.tui.screens.cluster import ClusterScreen
 from raytui.tui.screens.help import HelpScreen
 from raytui.tui.screens.node_detail import NodeDetailScreen
@@ -35,7 +35,10 @@ from tests.support.tui_fakes import (
     NOW,
     FakeConnection,
     connector_for,
+    cpu_node,
     frozen_clock,
+    gpu2_node,
+    head_node,
     healthy,
     nvml_report,
     screen_text,
@@ -116,6 +119,20 @@ async def test_node_without_gpus_says_so_with_replayed_snapshots() -> None:
         await until(pilot, lambda: nodes_table(app).cursor_key == CPU_ID)
         assert app.screen.query_one(GpuPanel).message == "no GPUs on this node"
         assert "no GPUs on this node" in screen_text(app)
+
+
+async def test_node_with_logical_gpus_and_no_metrics_says_why_with_replayed_snapshots() -> None:
+    """A box that joined with `--gpus 2` but has no NVIDIA driver: Ray counts 2 GPUs, nothing
+    reports their metrics. The panel must not say the node has no GPUs."""
+    logical = cpu_node(gpus_total=2.0)
+    app = make_app(FakeConnection([snapshot((head_node(), gpu2_node(), logical))]))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot, app)
+        await pilot.press("down", "down")
+        await until(pilot, lambda: nodes_table(app).cursor_key == CPU_ID)
+        message = app.screen.query_one(GpuPanel).message
+        assert message.startswith("2 GPUs in Ray's resources, but no GPU metrics"), message
+        assert "no GPUs on this node" not in screen_text(app)
 
 
 async def test_node_death_turns_row_dead_with_replayed_snapshots() -> None:
@@ -235,6 +252,36 @@ async def test_backoff_retries_on_its_own_with_fake_connection() -> None:
 
 def test_backoff_delays() -> None:
     assert [backoff_delay(n) for n in range(1, 9)] == [1, 2, 4, 8, 16, 30, 30, 30]
+
+
+def test_back_online_notice_reads_for_addresses_and_peers() -> None:
+    assert connected_to("10.0.0.5:6379 (http://10.0.0.5:8265)") == (
+        "to 10.0.0.5:6379 (http://10.0.0.5:8265)"
+    )
+    assert connected_to("via lab (overlay)") == "via lab (overlay)"  # not "to via lab"
+
+
+async def test_peers_sidebar_stays_shown_when_the_first_snapshot_arrives_and_views_switch() -> None:
+    """`p` while still connecting (a box that is about to join its cluster from the add-peer
+    dialog): the first snapshot and the view keys must not hide the sidebar."""
+    gate = threading.Event()
+    app = make_app(FakeConnection([healthy()]), gate=gate)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await until(pilot, lambda: app.peers_sidebar is not None and app.peers_sidebar.is_mounted)
+        await pilot.press("p")
+        sidebar = app.peers_sidebar
+        assert sidebar is not None and sidebar.display
+        gate.set()
+        await started(pilot, app)
+        await pilot.pause()
+        assert sidebar.display and app.cluster_screen.query_one("#body").has_class("-peers")
+        for view in ("2", "3", "1"):
+            await pilot.press(view)
+            await pilot.pause()
+            assert sidebar.display, f"hidden after {view}"
+        await pilot.press("p")  # focus is back on the view: p focuses the sidebar,
+        await pilot.press("p")  # and again hides it
+        assert not sidebar.display
 
 
 # -- keys, filter, screens ------------------------------------------------------------------------

@@ -198,6 +198,31 @@ async def test_sidebar_offers_to_start_the_daemon_then_shows_it(raytui_home: Pat
         await asyncio.to_thread(proxy_stop)
 
 
+class LateHost(Host):
+    """Mounts its sidebar only when told: `p` can come first, as on a slow start."""
+
+    def on_mount(self, event: events.Mount) -> None:
+        event.prevent_default()  # Textual would run Host.on_mount (peers_start) as well
+
+
+async def test_p_pressed_before_the_sidebar_is_mounted_is_not_lost(raytui_home: Path) -> None:
+    app = LateHost(socket=raytui_home / "nobody.sock")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("p")
+        assert app.peers_sidebar is None
+        app.peers_start(socket=raytui_home / "nobody.sock", interval=0.25)
+        sidebar = app.sidebar
+        await until(pilot, lambda: sidebar.display and sidebar.has_focus_within, "shown, focused")
+        await until(pilot, lambda: sidebar.running is False, "the first reading")
+    twice = LateHost(socket=raytui_home / "nobody.sock")
+    async with twice.run_test(size=SIZE) as pilot:
+        await pilot.press("p", "p")  # shown and hidden again before it was there: nothing
+        twice.peers_start(socket=raytui_home / "nobody.sock", interval=0.25)
+        await until(pilot, lambda: twice.sidebar.is_mounted, "the sidebar mounted")
+        await pilot.pause()
+        assert not twice.sidebar.display
+
+
 # -- the add-peer dialog ------------------------------------------------------------------------
 
 

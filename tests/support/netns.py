@@ -3,6 +3,7 @@
     with Topology() as topo:
         head = topo.public("head")        # on the shared "internet", reachable by everyone
         box = topo.behind_nat("box")      # behind its own NAT router: dials out, nobody dials in
+        lab = topo.public("lab", hostname="gpu-lab")  # its commands see their own host name
         proc = box.popen(["raytui", "proxy", "run", ...])
         topo.cut(box, seconds=5)          # the box's site loses its uplink for 5 s
 
@@ -181,6 +182,10 @@ except OSError as exc:
     print(f"error: {exc}")
 """
 
+_SET_HOSTNAME = (
+    "import os, socket, sys; socket.sethostname(sys.argv[1]); os.execvp(sys.argv[2], sys.argv[2:])"
+)
+
 _ECHO = """
 import socket, sys, threading
 server = socket.socket()
@@ -242,10 +247,16 @@ class Host:
     address: str
     router: Router | None = None  # the NAT it sits behind; None for a public host
     uplink: str = ""  # the internet-bridge port that `cut` takes down for this host
+    hostname: str | None = None  # its commands' host name (a UTS namespace); None: the machine's
 
     def argv(self, argv: Sequence[str]) -> list[str]:
-        """`argv` wrapped to run inside this host's namespace."""
-        return ["ip", "netns", "exec", self.ns, *[str(a) for a in argv]]
+        """`argv` wrapped to run inside this host's namespace (and, with `hostname`, in a UTS
+        namespace of its own with that host name; `unshare` and Python exec, so the pid is
+        still the command's)."""
+        words = [str(a) for a in argv]
+        if self.hostname is not None:
+            words = ["unshare", "--uts", sys.executable, "-c", _SET_HOSTNAME, self.hostname, *words]
+        return ["ip", "netns", "exec", self.ns, *words]
 
     def popen(
         self, argv: Sequence[str], env: Mapping[str, str] | None = None, **kwargs: Any
@@ -381,23 +392,29 @@ class Topology:
 
     # --- building ----------------------------------------------------------------------------
 
-    def public(self, name: str) -> Host:
-        """A host on the internet bridge with a public address; everybody can reach it."""
+    def public(self, name: str, *, hostname: str | None = None) -> Host:
+        """A host on the internet bridge with a public address; everybody can reach it.
+
+        `hostname`: what its commands see as the host name (default: the machine's, shared by
+        every host of the topology)."""
         ns = self._namespace(name)
         address = self._public_address()
         port = self._veth_to_internet(ns, "eth0")
         self._ip(ns, "addr", "add", f"{address}/24", "dev", "eth0")
         self._ip(ns, "link", "set", "eth0", "up")
         self._ip(ns, "route", "add", "default", "via", GATEWAY)
-        host = Host(self, name, ns, address, uplink=port)
+        host = Host(self, name, ns, address, uplink=port, hostname=hostname)
         self.hosts[name] = host
         return host
 
-    def behind_nat(self, name: str, *, nat: Router | None = None) -> Host:
+    def behind_nat(
+        self, name: str, *, nat: Router | None = None, hostname: str | None = None
+    ) -> Host:
         """A host behind a NAT router: it can dial public hosts; nobody can dial it.
 
         Each call makes a new router unless `nat` names an existing one (then the hosts share
-        a LAN and reach each other directly, like machines in one home)."""
+        a LAN and reach each other directly, like machines in one home). `hostname`: as for
+        `public`."""
         router = nat if nat is not None else self._router(f"{name}-nat")
         ns = self._namespace(name)
         router.hosts += 1
@@ -410,7 +427,7 @@ class Topology:
         self._ip(ns, "addr", "add", f"{address}/24", "dev", "eth0")
         self._ip(ns, "link", "set", "eth0", "up")
         self._ip(ns, "route", "add", "default", "via", f"{router.lan_prefix}.1")
-        host = Host(self, name, ns, address, router=router, uplink=router.uplink)
+        host = Host(self, name, ns, address, router=router, uplink=router.uplink, hostname=hostname)
         self.hosts[name] = host
         return host
 

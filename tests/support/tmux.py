@@ -49,6 +49,13 @@ class TmuxSession:
     def send(self, *keys: str) -> None:
         self._tmux("send-keys", "-t", self.name, *keys)
 
+    def paste(self, text: str) -> None:
+        """Paste `text` as a terminal would (bracketed paste when the program asked for it),
+        not as keystrokes."""
+        buffer = f"{self.name}-paste"
+        self._tmux("set-buffer", "-b", buffer, "--", text)
+        self._tmux("paste-buffer", "-p", "-d", "-b", buffer, "-t", self.name)
+
     def pane_pid(self) -> int:
         return int(self._tmux("display-message", "-p", "-t", self.name, "#{pane_pid}").strip())
 

@@ -70,6 +70,7 @@ class PeersApp(App[ReturnType]):
     peers_readonly = False
     _peers_host: Widget | None = None
     _peers_focus_back: Widget | None = None
+    _peers_toggle_early = False  # `p` pressed before the sidebar was mounted: act once it is
     _peers_select: str | None = None  # highlight this peer once it is listed
     _peers_paths: OverlayPaths | None = None  # last posted in OverlayPathsChanged
     _peers_join: AddPeerScreen.Submitted | None = None  # the add under way is to be joined
@@ -130,6 +131,9 @@ class PeersApp(App[ReturnType]):
         """Hidden: show and focus. Shown but not focused: focus. Focused: hide."""
         sidebar = self.peers_sidebar
         if sidebar is None or not sidebar.is_mounted:
+            # The app has just started (the sidebar mounts after the first refresh): not lost,
+            # done once it is there (`on_peers_sidebar_ready`); pressed twice, nothing.
+            self._peers_toggle_early = not self._peers_toggle_early
             return
         if not sidebar.display:
             self._peers_show(focus=True)
@@ -144,6 +148,11 @@ class PeersApp(App[ReturnType]):
                 back.focus()
             else:
                 sidebar.screen.focus_next()
+
+    def on_peers_sidebar_ready(self, message: PeersSidebar.Ready) -> None:
+        if self._peers_toggle_early:
+            self._peers_toggle_early = False
+            self.action_toggle_peers()
 
     def _peers_show(self, *, focus: bool) -> None:
         sidebar = self.peers_sidebar

@@ -51,6 +51,12 @@ def describe(exc: BaseException) -> str:
     return f"unexpected error: {type(exc).__name__}: {exc}"
 
 
+def connected_to(description: str) -> str:
+    """For the back-online notice: `to ADDRESS (URL)`, but `via lab (overlay)` as it is (not
+    `to via lab`)."""
+    return description if description.startswith("via ") else f"to {description}"
+
+
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
     """No cyclic GC while a snapshot is fetched, decoded and converted in the worker.
@@ -129,7 +135,7 @@ class ClusterPoller:
             ConnectionStateChanged(ConnState.CONNECTED, description=handle.description)
         )
         if recovered:
-            self.app.notify(f"Connected to {handle.description}")
+            self.app.notify(f"Connected {connected_to(handle.description)}")
         self._start_fetch()
 
     def connect_failed(self, error: str) -> None:

@@ -196,9 +196,14 @@ class ClusterScreen(LiveScreen):
         super().on_mount()
 
     def _set_body(self, current: str) -> None:
+        """Show one of the body's views. Only those: the peers sidebar docks in #body too, and
+        whether it shows is the `p` key's business (the first snapshot or a view switch once
+        hid it, dialog and all)."""
         self.body = current
+        views = {"connecting", *(v.id for v in VIEWS)}
         for child in self.query_one("#body").children:
-            child.display = child.id == current
+            if child.id in views:
+                child.display = child.id == current
 
     # -- data ---------------------------------------------------------------------------------
 

@@ -217,6 +217,19 @@ class GpuPane(Widget):
         return Text("\n").join(self._lines(self.content_region.width))
 
 
+def no_gpus_message(node: Node) -> str:
+    """Why a live node shows no GPU panes: it has none, or Ray counts GPUs (e.g. `--num-gpus`,
+    `raytui join --gpus`) that nothing on the node reports metrics for."""
+    if node.gpus_total <= 0:
+        return "no GPUs on this node"
+    count = fmt.num(node.gpus_total)
+    noun = "GPU" if node.gpus_total == 1 else "GPUs"
+    return (
+        f"{count} {noun} in Ray's resources, but no GPU metrics from this node "
+        "(logical GPUs, or no NVIDIA driver that Ray's agent can read)"
+    )
+
+
 class GpuPanel(VerticalScroll):
     """All GPUs of one node, or a plain sentence saying why there are none."""
 
@@ -251,7 +264,7 @@ class GpuPanel(VerticalScroll):
             self._say(f"node {node.short_id} {fmt.died(node.death_time, now)}: no live GPU data")
             return
         if not node.gpus:
-            self._say("no GPUs on this node")
+            self._say(no_gpus_message(node))
             return
         self._message.display = False
         gpus = node.gpus

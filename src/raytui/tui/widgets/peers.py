@@ -298,6 +298,9 @@ class PeersSidebar(Vertical):
     """
     BINDINGS: ClassVar[list[BindingType]] = peer_bindings("remove_peer", "overlay_details")
 
+    class Ready(Message):
+        """The sidebar is mounted (keys that show or focus it act from now on)."""
+
     class RemovePeerRequested(Message):
         """The user wants `peer` removed (the app asks for confirmation first)."""
 
@@ -340,6 +343,7 @@ class PeersSidebar(Vertical):
         self.border_title = "Peers"
         self._show_daemon()
         self._show_peers()
+        self.post_message(self.Ready())
 
     # -- data ---------------------------------------------------------------------------------
 
