@@ -219,8 +219,13 @@ def test_a_console_outside_the_cluster_sends_a_prompt_via_the_head(world: World)
         assert done.returncode == 0, f"{done.stderr}\n{desk.log_tail()}\n{desk.node_log_tail()}"
         assert done.stdout == default_script(25, None).text + "\n"
         joined = desk.join_status()
-        assert joined is not None and joined.role == "worker"
+        assert joined is not None and joined.role == "worker" and joined.node_id
         assert joined.head_address == f"{world.head.overlay_address}:6379"
+        # `raytui leave` stops that node: the head sees it go.
+        left = desk.cli("leave")
+        assert left.returncode == 0 and "left: stopped the Ray worker node" in left.stdout
+        assert desk.join_status() is None
+        wait_for(lambda: world.node_state(joined.node_id) == "DEAD", 60, "the desk's node gone")
     finally:
         server.kill()
         desk.cleanup()

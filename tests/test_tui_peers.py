@@ -296,6 +296,7 @@ async def test_add_a_peer_it_connects_then_remove_it_with_confirmation(
             return sidebar.peer_text(peer_id) if peer_id in sidebar._order else ""
 
         await until(pilot, lambda: "connected · rtt" in row() and " ms" in row(), "connected+RTT")
+        await until(pilot, lambda: " B/s" in row(), "a rate, from the next reading")
         text = row()
         assert text.startswith("● lab  connected · rtt ")
         assert "↓ " in text and " B/s" in text  # a rate once two readings exist

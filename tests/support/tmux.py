@@ -23,9 +23,13 @@ class TmuxSession:
         self.name = f"raytui-e2e-{uuid.uuid4().hex[:8]}"
         # `env` as the first word passes the environment explicitly; no shell parses user text.
         command = ["env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv]
+        # Its own tmux server (-L): a session never lands on a server that another test's last
+        # session is just shutting down ("server exited unexpectedly").
         subprocess.run(
             [
                 "tmux",
+                "-L",
+                self.name,
                 "new-session",
                 "-d",
                 "-s",
@@ -41,7 +45,9 @@ class TmuxSession:
         self._tmux("set-option", "-t", self.name, "remain-on-exit", "on")
 
     def _tmux(self, *args: str) -> str:
-        return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+        return subprocess.run(
+            ["tmux", "-L", self.name, *args], check=True, capture_output=True, text=True
+        ).stdout
 
     def screen(self) -> str:
         return self._tmux("capture-pane", "-p", "-t", self.name)
@@ -88,4 +94,4 @@ class TmuxSession:
         raise AssertionError(f"program still running after {timeout}s:\n{self.screen()}")
 
     def kill(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True, check=False)
+        subprocess.run(["tmux", "-L", self.name, "kill-server"], capture_output=True, check=False)

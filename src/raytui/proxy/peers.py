@@ -428,19 +428,20 @@ class PeerManager:
         # a redial of the peer's 127.0.0.1:4701 reached this very daemon and failed the
         # handshake (found when a box's link came back after an outage).
         host.get_peerstore().clear_addrs(pid)
-        try:
-            async with trio.open_nursery() as nursery:
-                # The peer may dial in meanwhile (a box behind NAT after an outage): stop
-                # waiting for our own dial as soon as a connection exists.
-                nursery.start_soon(self._cancel_when_connected, pid, link, nursery.cancel_scope)
+        failure: Exception | None = None
+        async with trio.open_nursery() as nursery:
+            # The peer may dial in meanwhile (a box behind NAT after an outage): stop waiting
+            # for our own dial as soon as a connection exists.
+            nursery.start_soon(self._cancel_when_connected, pid, link, nursery.cancel_scope)
+            try:
                 with trio.fail_after(DIAL_TIMEOUT):
                     await host.connect(PeerInfo(pid, addrs))
-                nursery.cancel_scope.cancel()
-        except Exception as exc:
-            if self._connected(pid):
-                return None
-            return f"dial failed: {describe(exc)}"
-        return None
+            except Exception as exc:  # inside the nursery: never mixed with a cancellation
+                failure = exc
+            nursery.cancel_scope.cancel()
+        if failure is None or self._connected(pid):
+            return None
+        return f"dial failed: {describe(failure)}"
 
     async def _cancel_when_connected(self, pid: ID, link: Link, scope: trio.CancelScope) -> None:
         while not self._connected(pid):
