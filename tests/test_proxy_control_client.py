@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import struct
 import tempfile
@@ -38,7 +39,14 @@ def cut_off_server(path: Path, unlink_first: bool) -> threading.Thread:
 def test_request_cut_off_reads_as_not_running_only_when_the_socket_is_gone(
     unlink_first: bool,
 ) -> None:
-    path = Path(tempfile.mkdtemp(prefix="rtc", dir="/tmp")) / "proxy.sock"
+    folder = Path(tempfile.mkdtemp(prefix="rtc", dir="/tmp"))  # short: the AF_UNIX path limit
+    try:
+        _cut_off(folder / "proxy.sock", unlink_first)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _cut_off(path: Path, unlink_first: bool) -> None:
     thread = cut_off_server(path, unlink_first)
     expected = DaemonNotRunning if unlink_first else RaytuiError
     with pytest.raises(expected) as caught:
