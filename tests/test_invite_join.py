@@ -16,7 +16,7 @@ import pytest
 
 from raytui.model.peers import LinkState
 from tests.support.netns import Topology, require_netns
-from tests.support.overlay_world import NsDaemon
+from tests.support.overlay_world import NsDaemon, make_head, running
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(900)]
@@ -26,21 +26,11 @@ pytestmark = [pytest.mark.netns, pytest.mark.timeout(900)]
 def world() -> Iterator[tuple[NsDaemon, NsDaemon]]:
     require_netns()
     with Topology() as topo:
-        daemons: list[NsDaemon] = []
-        try:
-            head = NsDaemon(topo.public("head"))
-            box = NsDaemon(topo.behind_nat("box"))
-            daemons += [head, box]
-            for d in daemons:
-                d.start("--overlay")
-            done = head.cli("proxy", "expose", "--ray-head", "--share-token")
-            assert done.returncode == 0, done.stderr
-            done = head.cli("join", "--head", "--cpus", "1", "--gpus", "0")
-            assert done.returncode == 0, f"{done.stdout}{done.stderr}\n{head.node_log_tail()}"
+        head = NsDaemon(topo.public("head"))
+        box = NsDaemon(topo.behind_nat("box"))
+        with running(head, box):
+            make_head(head)
             yield head, box
-        finally:
-            for d in daemons:
-                d.cleanup()
 
 
 def test_a_box_behind_nat_joins_with_an_invite(world: tuple[NsDaemon, NsDaemon]) -> None:

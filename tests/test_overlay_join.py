@@ -25,7 +25,13 @@ import pytest
 
 from tests.servers.ollama_wire import default_script
 from tests.support.netns import Topology, require_netns
-from tests.support.overlay_world import NsDaemon, allow_each_other, wait_route
+from tests.support.overlay_world import (
+    NsDaemon,
+    allow_each_other,
+    make_head,
+    running,
+    wait_route,
+)
 from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,25 +72,14 @@ def _joined(d: NsDaemon) -> bool:
 def world() -> Iterator[World]:
     require_netns()
     with Topology() as topo:
-        daemons: list[NsDaemon] = []
-        try:
-            head = NsDaemon(topo.public("head"))
-            box = NsDaemon(topo.behind_nat("box"))
-            box2 = NsDaemon(topo.behind_nat("box2"))
-            daemons += [head, box, box2]
-            for d in daemons:
-                d.start("--overlay")
+        head = NsDaemon(topo.public("head"))
+        box = NsDaemon(topo.behind_nat("box"))
+        box2 = NsDaemon(topo.behind_nat("box2"))
+        with running(head, box, box2):
             allow_each_other(head, box)
             allow_each_other(head, box2)
-            done = head.cli("proxy", "expose", "--ray-head", "--share-token")
-            assert done.returncode == 0, done.stderr
-            done = head.cli("join", "--head", "--cpus", "1", "--gpus", "0")
-            assert done.returncode == 0, f"{done.stdout}{done.stderr}\n{head.node_log_tail()}"
-            token = head.token()
-            yield World(topo, head, box, box2, token)
-        finally:
-            for d in daemons:
-                d.cleanup()
+            make_head(head)
+            yield World(topo, head, box, box2, head.token())
 
 
 def _join(world: World, d: NsDaemon, gpus: int) -> str:

@@ -21,7 +21,13 @@ import pytest
 
 from raytui.model.overlay import RouteState
 from tests.support.netns import Topology, require_netns
-from tests.support.overlay_world import NsDaemon, allow_each_other, echo_through
+from tests.support.overlay_world import (
+    NsDaemon,
+    allow_each_other,
+    echo_through,
+    make_head,
+    running,
+)
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(900)]
@@ -51,23 +57,14 @@ class Pair:
 def pair() -> Iterator[Pair]:
     require_netns()
     with Topology() as topo:
-        daemons: list[NsDaemon] = []
-        try:
-            head = NsDaemon(topo.public("head"))
-            box = NsDaemon(topo.behind_nat("box"))
-            daemons += [head, box]
-            for d in daemons:
-                d.start("--overlay")
+        head = NsDaemon(topo.public("head"))
+        box = NsDaemon(topo.behind_nat("box"))
+        with running(head, box):
             allow_each_other(head, box)
-            assert head.cli("proxy", "expose", "--ray-head", "--share-token").returncode == 0
-            done = head.cli("join", "--head", "--cpus", "1", "--gpus", "0")
-            assert done.returncode == 0, done.stderr
+            make_head(head)
             done = box.cli("join", "head", "--cpus", "1", "--gpus", "1")
             assert done.returncode == 0, f"{done.stdout}{done.stderr}\n{box.node_log_tail()}"
             yield Pair(topo, head, box, box.overlay_address, head.token())
-        finally:
-            for d in daemons:
-                d.cleanup()
 
 
 def test_a_five_second_cut_loses_nothing(pair: Pair) -> None:

@@ -8,6 +8,7 @@ clusters.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -227,3 +229,23 @@ def echo_through(service_side: NsDaemon, forward_side: NsDaemon, size: int = 1 <
         assert out.strip() == "True"
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def running(*daemons: NsDaemon) -> Iterator[None]:
+    """Start each daemon with the overlay on; stop and remove all of them on the way out."""
+    try:
+        for d in daemons:
+            d.start("--overlay")
+        yield
+    finally:
+        for d in daemons:
+            d.cleanup()
+
+
+def make_head(head: NsDaemon) -> None:
+    """`raytui join --head` on `head` (1 CPU, no GPUs), offered to joiners with its token."""
+    done = head.cli("proxy", "expose", "--ray-head", "--share-token")
+    assert done.returncode == 0, done.stderr
+    done = head.cli("join", "--head", "--cpus", "1", "--gpus", "0")
+    assert done.returncode == 0, f"{done.stdout}{done.stderr}\n{head.node_log_tail()}"
