@@ -18,9 +18,9 @@ What belongs (checked on the serving side, counted in `refused`):
 - a stream from peer P may claim only P's own overlay address as its source, or, when P relays
   as a hub, an address P reaches directly; a hub relays only its direct sender's own traffic.
 
-Addresses and routes: every INFO_INTERVAL seconds each daemon swaps a small JSON document with
-each connected peer (`/raytui/overlay-info/1.0.0`): its overlay address and the overlay peers it
-reaches directly. A claim must be the claimant's derived address (model.overlay.claim_index).
+Addresses and routes: every INFO_INTERVAL seconds, and as soon as a link comes up, each daemon
+swaps a small JSON document with each connected peer (`/raytui/overlay-info/1.0.0`): its overlay
+address and the overlay peers it reaches directly. A claim must be the claimant's derived address (model.overlay.claim_index).
 """
 
 from __future__ import annotations
@@ -75,7 +75,11 @@ from raytui.proxy.tunnel import (
 
 log = logging.getLogger(__name__)
 
-INFO_INTERVAL = 2.0
+# Each peer's info is refreshed every INFO_INTERVAL, and at once when its link (re)connects;
+# the loop looks every INFO_POLL. A 2 s refresh was half a joined daemon's idle CPU and grew with
+# the peers (bench/RESULTS-overlay.md). Route state follows the link, not this exchange.
+INFO_INTERVAL = 10.0
+INFO_POLL = 1.0
 INFO_TIMEOUT = 5.0
 MAX_INFO = 64 * 1024
 RECORD_NAME = "overlay-kernel.json"
@@ -123,6 +127,7 @@ class Overlay:
         self._scope = trio.CancelScope()
         self._intercept_port = 0
         self._needs_readdress = False  # our address collided: re-apply the kernel side
+        self._asked: dict[str, float] = {}  # peer ID -> time of the last info exchange
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -329,6 +334,7 @@ class Overlay:
         if not self._peers.allowed(stream.muxed_conn.peer_id):
             await reset_stream(stream)
             return
+        self._asked[peer] = time.time()
         try:
             with trio.fail_after(INFO_TIMEOUT):
                 line, _ = await read_line(stream, max_len=MAX_INFO)
@@ -341,6 +347,7 @@ class Overlay:
 
     async def _exchange(self, peer_id: str) -> None:
         assert self._host is not None
+        self._asked[peer_id] = time.time()
         try:
             with trio.fail_after(INFO_TIMEOUT):
                 stream = await self._host.new_stream(
@@ -360,20 +367,29 @@ class Overlay:
         except Exception as exc:
             log.debug("overlay info exchange with %s failed: %s", peer_id, describe(exc))
 
+    def _stale(self, peer_id: str, link_since: float | None) -> bool:
+        """Time to ask `peer_id` again: INFO_INTERVAL since the last exchange either way (also
+        one that failed, or told us its overlay is off), or its link came up since."""
+        asked = self._asked.get(peer_id, 0.0)
+        return time.time() - asked >= INFO_INTERVAL or (link_since or 0.0) > asked
+
     async def _exchange_loop(self) -> None:
         while True:
             async with trio.open_nursery() as nursery:
                 for health in self._peers.health():
-                    if health.state == LinkState.CONNECTED:
+                    if health.state == LinkState.CONNECTED and self._stale(
+                        health.peer_id, health.since
+                    ):
                         nursery.start_soon(self._exchange, health.peer_id)
             for pid in list(self._info):
                 if not self._peers_has(pid):
                     del self._info[pid]  # removed from the allow-list
+                    self._asked.pop(pid, None)
             if self._needs_readdress:
                 self._needs_readdress = False
                 await self._undo_kernel()
                 await self._apply_kernel()
-            await trio.sleep(INFO_INTERVAL)
+            await trio.sleep(INFO_POLL)
 
     def _peers_has(self, peer_id: str) -> bool:
         try:
