@@ -20,7 +20,8 @@ What belongs (checked on the serving side, counted in `refused`):
 
 Addresses and routes: every INFO_INTERVAL seconds, and as soon as a link comes up, each daemon
 swaps a small JSON document with each connected peer (`/raytui/overlay-info/1.0.0`): its overlay
-address and the overlay peers it reaches directly. A claim must be the claimant's derived address (model.overlay.claim_index).
+address and the overlay peers it reaches directly. A claim must be the claimant's derived
+address (model.overlay.claim_index).
 """
 
 from __future__ import annotations
