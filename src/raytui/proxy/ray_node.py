@@ -39,7 +39,7 @@ STARTED_MARK = b"Ray runtime started"
 MIN_BACKOFF = 1.0
 MAX_BACKOFF = 8.0
 STOP_TIMEOUT = 40.0  # Ray drains for up to 30 s on SIGTERM
-START_TIMEOUT = 60.0  # `ray start` that has not reported started by then is stopped and retried
+START_TIMEOUT = 40.0  # `ray start` that has not reported started by then is stopped and retried
 HEAD_POLL = 0.5
 # A head started by join: Ray's health check marks a node dead after period x threshold
 # (3 s x 5 by default). A home link that drops for half a minute should not cost the node.
