@@ -45,7 +45,6 @@ import secrets
 import shutil
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -59,7 +58,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-BLOCK = 256 * 1024
+from bench_tunnel import (  # noqa: E402 - the same server protocol and measurements
+    _serve_one,
+    connect_ms,
+    download,
+    rtt_ms,
+    upload,
+)
+
 BULK_PORT = 10500  # in Ray's worker range (model.overlay.WORKER_PORTS): the overlay carries it
 TUNNEL_PORT = 15500  # the box's local end of `raytui proxy forward`
 DASHBOARD_PORT = 8265
@@ -67,45 +73,6 @@ MIB = 1024 * 1024
 
 
 # --- helpers that run inside a namespace (this file, re-run with a leading `_mode`) ------------
-
-
-def _recv_exact(conn: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        data = conn.recv(n - len(buf))
-        if not data:
-            raise EOFError
-        buf += data
-    return buf
-
-
-def _serve_one(conn: socket.socket) -> None:
-    """bench_tunnel.py's server protocol: U(pload) counts to EOF, D(ownload) sends N bytes,
-    E(cho) echoes."""
-    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        mode = conn.recv(1)
-        if mode == b"U":
-            total = 0
-            while data := conn.recv(BLOCK):
-                total += len(data)
-            conn.sendall(struct.pack("!Q", total))
-        elif mode == b"D":
-            need = struct.unpack("!Q", _recv_exact(conn, 8))[0]
-            block = b"\0" * BLOCK
-            while need > 0:
-                n = min(need, BLOCK)
-                conn.sendall(block[:n])
-                need -= n
-            conn.shutdown(socket.SHUT_WR)
-            conn.recv(1)
-        elif mode == b"E":
-            while data := conn.recv(65536):
-                conn.sendall(data)
-    except OSError:
-        pass
-    finally:
-        conn.close()
 
 
 def serve_main(port: int) -> None:
@@ -120,56 +87,12 @@ def serve_main(port: int) -> None:
 
 
 def client_main(host: str, port: int, mode: str, amount: int) -> None:
-    """One measurement from inside the namespace; prints one number (MB/s or ms)."""
-    addr = (host, port)
-    if mode == "up":
-        block = b"\1" * BLOCK
-        with socket.create_connection(addr) as s:
-            t0 = time.perf_counter()
-            s.sendall(b"U")
-            left = amount
-            while left > 0:
-                n = min(left, BLOCK)
-                s.sendall(block[:n])
-                left -= n
-            s.shutdown(socket.SHUT_WR)
-            got = struct.unpack("!Q", _recv_exact(s, 8))[0]
-            dt = time.perf_counter() - t0
-        assert got == amount, (got, amount)
-        print(amount / dt / 1e6)
-    elif mode == "down":
-        with socket.create_connection(addr) as s:
-            t0 = time.perf_counter()
-            s.sendall(b"D" + struct.pack("!Q", amount))
-            got = 0
-            while data := s.recv(BLOCK):
-                got += len(data)
-            dt = time.perf_counter() - t0
-        assert got == amount, (got, amount)
-        print(amount / dt / 1e6)
-    elif mode == "rtt":  # median of `amount` 64-byte echoes on one connection
-        with socket.create_connection(addr) as s:
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            s.sendall(b"E")
-            msg, samples = b"x" * 64, []
-            for _ in range(amount):
-                t0 = time.perf_counter()
-                s.sendall(msg)
-                _recv_exact(s, len(msg))
-                samples.append(time.perf_counter() - t0)
-        print(statistics.median(samples) * 1000)
-    elif mode == "conn":  # median of `amount` x (connect, 1-byte echo, close)
-        samples = []
-        for _ in range(amount):
-            t0 = time.perf_counter()
-            with socket.create_connection(addr) as s:
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                s.sendall(b"Ex")
-                _recv_exact(s, 1)
-            samples.append(time.perf_counter() - t0)
-        print(statistics.median(samples) * 1000)
-    else:
+    """One measurement from inside the namespace (bench_tunnel.py's, against its server
+    protocol); prints one number: MB/s for up/down, the median ms for rtt/conn."""
+    measure = {"up": upload, "down": download, "rtt": rtt_ms, "conn": connect_ms}.get(mode)
+    if measure is None:
         raise SystemExit(f"unknown client mode {mode!r}")
+    print(measure((host, port), amount))
 
 
 def _node_rows(doc: Any) -> list[dict[str, Any]]:
