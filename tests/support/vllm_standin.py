@@ -147,7 +147,7 @@ class StandInFactory:
     """The engine factory hook of raytui.backends.vllm, building the stand-in.
 
     `create` is the model load, blocking like `AsyncLLM.from_engine_args`: it takes `load_s`
-    seconds, then raises `load_error` if one is given.
+    seconds, then raises `load_error` if one is given (the first `fail_loads` times only).
     """
 
     def __init__(
@@ -158,10 +158,12 @@ class StandInFactory:
         *,
         load_s: float = 0.0,
         load_error: str | None = None,
+        fail_loads: int | None = None,
         **engine: Any,
     ) -> None:
         self.log, self.tokens, self.tokens_per_s = log, tokens, tokens_per_s
         self.load_s, self.load_error, self.engine = load_s, load_error, engine
+        self.fail_loads = fail_loads  # None: every load fails (with load_error)
 
     def create(
         self, model: str, tensor_parallel_size: int, engine_kwargs: Mapping[str, Any]
@@ -171,7 +173,8 @@ class StandInFactory:
             event="create", model=model, tp=tensor_parallel_size, kwargs=dict(engine_kwargs)
         )
         time.sleep(self.load_s)
-        if self.load_error is not None:
+        failed = sum(e["event"] == "load_failed" for e in read_log(self.log))
+        if self.load_error is not None and (self.fail_loads is None or failed < self.fail_loads):
             engine._record(event="load_failed")
             raise RuntimeError(self.load_error)
         engine._record(event="loaded")

@@ -447,22 +447,20 @@ def stop_actor(actor: Any, name: str, timeout: float = STOP_TIMEOUT_S) -> str:
 def _stop_all(actors: list[tuple[Any, str]], timeout: float) -> list[str]:
     import ray
 
+    refs = [actor.stop.remote() for actor, _ in actors]
+    # The call ends when the actor exits (ActorDiedError, intended exit) or fails: either way
+    # it answered. One that has not by the deadline is wedged (e.g. in vLLM's shutdown).
+    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
+    answered = set(ready)
     for actor, _ in actors:
-        actor.stop.remote()
-    deadline = time.monotonic() + timeout
-    pending = set(range(len(actors)))
-    while pending:
-        pending = {i for i in pending if _name_taken(actors[i][1])}
-        if not pending or time.monotonic() >= deadline:
-            break
-        time.sleep(0.1)
-    for i in pending:
-        ray.kill(actors[i][0])
+        # Also for the exited ones: Ray keeps an exited actor's name taken (get_if_exists would
+        # hand back the dead actor) until it is killed.
+        ray.kill(actor)
     gone_by = time.monotonic() + 15.0
-    for i in pending:
-        while _name_taken(actors[i][1]) and time.monotonic() < gone_by:
+    for _, name in actors:
+        while _name_taken(name) and time.monotonic() < gone_by:
             time.sleep(0.05)
-    return ["killed" if i in pending else "stopped" for i in range(len(actors))]
+    return ["stopped" if ref in answered else "killed" for ref in refs]
 
 
 def _name_taken(name: str) -> bool:
