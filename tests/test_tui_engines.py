@@ -25,6 +25,10 @@ QWEN = EngineInfo(
     ("0", "1"), 1, NOW - 3_700,
 )  # fmt: skip
 LOADING = EngineInfo("raytui-vllm-big-tp1-0", False)
+FAILED = EngineInfo(
+    "raytui-vllm-org_m-tp1-0", False, "org/m", 1, NODE_A, "gpu-box-2", ("0",), 0, None,
+    state="failed", error="loading org/m failed: RuntimeError: CUDA out of memory",
+)  # fmt: skip
 
 
 async def open_engines(pilot: Pilot[Any], app: RaytuiApp) -> EnginesScreen:
@@ -43,15 +47,18 @@ def rows(screen: EnginesScreen) -> list[list[str]]:
 
 
 async def test_engines_are_listed_and_one_is_stopped_after_asking_with_a_stand_in_service() -> None:
-    service = StandInService({}, engines=[QWEN, LOADING])
+    service = StandInService({}, engines=[QWEN, LOADING, FAILED])
     app = app_with_service(service)
     async with app.run_test(size=(120, 30)) as pilot:
         screen = await open_engines(pilot, app)
         assert rows(screen) == [
-            ["Qwen/Qwen3-8B", f"gpu-box-2 {NODE_A[:8]}", "0,1", "2", "1", "1h01m", QWEN.name],
-            ["loading…", "", "", "", "", "", LOADING.name],
-        ]
-        assert "vLLM engines [2]" in str(screen.query_one("#engines-title", Static).content)
+            ["Qwen/Qwen3-8B", "ready", f"gpu-box-2 {NODE_A[:8]}", "0,1", "2", "1", "1h01m",
+             QWEN.name],
+            ["starting…", "", "", "", "", "", "", LOADING.name],
+            ["org/m", f"failed: {FAILED.error}", f"gpu-box-2 {NODE_A[:8]}", "0", "1", "0", "-",
+             FAILED.name],
+        ]  # fmt: skip
+        assert "vLLM engines [3]" in str(screen.query_one("#engines-title", Static).content)
         assert threading.main_thread().name not in service.threads  # read in a worker
 
         await pilot.press("d")  # n: kept
@@ -67,7 +74,7 @@ async def test_engines_are_listed_and_one_is_stopped_after_asking_with_a_stand_i
         await pilot.press("y")
         await until(pilot, lambda: screen.loads > loads, what="the list read again")
         assert service.stopped == [QWEN.name]
-        assert [r[-1] for r in rows(screen)] == [LOADING.name]
+        assert [r[-1] for r in rows(screen)] == [LOADING.name, FAILED.name]
 
         service.engine_list = []
         await pilot.press("r")
@@ -91,3 +98,16 @@ async def test_readonly_console_lists_engines_but_does_not_stop_them_with_a_stan
         assert any("read-only console" in n.message for n in app._notifications)
         assert not isinstance(app.screen, ConfirmScreen) and service.stopped == []
         assert [r[-1] for r in rows(screen)] == [QWEN.name]
+
+
+def test_engines_list_text_says_which_engine_failed_and_why() -> None:
+    from raytui.commands.engines import format_engines
+
+    text = format_engines([QWEN, LOADING, FAILED], now=NOW)
+    lines = text.splitlines()
+    assert lines[0].startswith(f"{QWEN.name}  Qwen/Qwen3-8B  TP 2  ")
+    assert lines[1] == f"{LOADING.name}  starting (not answering yet: waiting for GPUs or a worker)"
+    assert lines[2].endswith(
+        "FAILED: loading org/m failed: RuntimeError: CUDA out of memory"
+        " (the next prompt replaces it)"
+    )

@@ -13,12 +13,21 @@ import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from raytui.backends import dispatch, vllm
-from raytui.model.prompts import Chunk, Done, Failed, FailureKind, PromptRequest, Started
-from tests.support.prompt_runs import RAYTUI, collect, gpu2
+from raytui.model.prompts import (
+    Chunk,
+    Done,
+    Failed,
+    FailureKind,
+    Loading,
+    PromptRequest,
+    Started,
+)
+from tests.support.prompt_runs import RAYTUI, collect, gpu2, submit_cli
 from tests.support.ray_cluster import RayTestCluster
 from tests.support.vllm_standin import StandInFactory, read_log
 
@@ -31,14 +40,18 @@ TOKENS = ["Ten", "sor", " par", "allel", " 並列", "."]
 def pool_factory(ray_driver: RayTestCluster, tmp_path: Path) -> Iterator[object]:
     pools: list[vllm.EnginePool] = []
 
-    def make(tp: int, replicas: int, tokens_per_s: float = 50.0) -> tuple[vllm.EnginePool, str]:
+    def make(
+        tp: int, replicas: int, tokens_per_s: float = 50.0, **standin: Any
+    ) -> tuple[vllm.EnginePool, str]:
         log = str(tmp_path / f"standin-{len(pools)}.jsonl")
         pool = vllm.EnginePool(
             f"standin-model-{len(pools)}",
             tensor_parallel_size=tp,
             replicas=replicas,
             engine_kwargs={"gpu_memory_utilization": 0.8},
-            engine=StandInFactory(log, TOKENS * (1 if tokens_per_s >= 50 else 20), tokens_per_s),
+            engine=StandInFactory(
+                log, TOKENS * (1 if tokens_per_s >= 50 else 20), tokens_per_s, **standin
+            ),
             node_id=gpu2(ray_driver).node_id,
         ).start()
         vllm.register_pool(pool)
@@ -47,7 +60,19 @@ def pool_factory(ray_driver: RayTestCluster, tmp_path: Path) -> Iterator[object]
 
     yield make
     for pool in pools:
-        pool.shutdown()
+        pool.shutdown(timeout=3)
+
+
+def wait_ready(pool: vllm.EnginePool, timeout: float = 60) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        states = [s.state if s else None for s in pool.statuses()]
+        if all(s == "ready" for s in states):
+            return
+        assert time.monotonic() < deadline, states
+        time.sleep(0.1)
 
 
 async def test_vllm_actor_streams_deltas_from_standin_engine(pool_factory: object) -> None:
@@ -66,7 +91,8 @@ async def test_vllm_actor_streams_deltas_from_standin_engine(pool_factory: objec
     create = next(e for e in entries if e["event"] == "create")
     assert create["tp"] == 2 and create["kwargs"] == {"gpu_memory_utilization": 0.8}
     gen = next(e for e in entries if e["event"] == "generate")
-    assert gen["prompt"] == "<|system|>be brief<|user|>Explain TP<|assistant|>"
+    assert gen["prompt"] == "<s><|system|>be brief<|user|>Explain TP<|assistant|>"
+    assert gen["bos_count"] == 1
     assert gen["params"] == {"output_kind": "DELTA", "temperature": None, "max_tokens": 5}
     assert gen["id"] == run.run_id
 
@@ -118,8 +144,8 @@ async def test_vllm_cancel_aborts_request_in_standin_engine(pool_factory: object
 def test_engines_list_and_stop_from_the_command_line_with_standin(
     pool_factory: object, ray_driver: RayTestCluster
 ) -> None:
-    pool, _ = pool_factory(tp=1, replicas=2)  # type: ignore[operator]
-    pool.least_busy()  # both replicas have loaded their (stand-in) model
+    pool, log = pool_factory(tp=1, replicas=2)  # type: ignore[operator]
+    wait_ready(pool)  # both replicas have loaded their (stand-in) model
 
     def raytui(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -141,6 +167,8 @@ def test_engines_list_and_stop_from_the_command_line_with_standin(
     stopped = raytui("stop", mine[0]["name"])
     assert stopped.returncode == 0, stopped.stderr[-2000:]
     assert stopped.stdout == f"stopped {mine[0]['name']}\n"
+    shut = [e["pid"] for e in read_log(log) if e["event"] == "shutdown"]
+    assert len(shut) == 1  # vLLM's shutdown() ran (its core processes free the GPUs)
     left = [e["name"] for e in json.loads(raytui("list", "--json").stdout)]
     assert mine[0]["name"] not in left and mine[1]["name"] in left
 
@@ -159,7 +187,7 @@ def test_composer_model_list_offers_the_models_loaded_in_standin_engines(
     from raytui.sources import attach
 
     pool, _ = pool_factory(tp=1, replicas=1)  # type: ignore[operator]
-    pool.least_busy()  # loaded
+    wait_ready(pool)
     conn = attach.connect(ray_driver.dashboard_url)  # the connection the app would hold
     service = RayPromptService(lambda: conn)
     try:
@@ -171,3 +199,86 @@ def test_composer_model_list_offers_the_models_loaded_in_standin_engines(
     import ray
 
     assert ray.is_initialized()  # the session's driver was not this connection's to stop
+
+
+async def test_first_prompt_waits_for_a_slow_loading_standin_engine_then_streams(
+    pool_factory: object, ray_driver: RayTestCluster
+) -> None:
+    """A model load of minutes (here 5 s): the prompt says where it loads, then streams."""
+    pool, log = pool_factory(tp=1, replicas=1, load_s=5.0)  # type: ignore[operator]
+    cli = asyncio.ensure_future(
+        asyncio.to_thread(submit_cli, ray_driver, "--backend", "vllm", "--model", pool.model,
+                          "--node", gpu2(ray_driver).node_id[:8], "hello")
+    )  # fmt: skip
+    run = dispatch.submit(PromptRequest("hi", "vllm", pool.model, max_tokens=3))
+    events = await collect(run)
+    loading = [e for e in events if isinstance(e, Loading)]
+    assert len(loading) >= 3, events  # about one a second while the model loads
+    node = gpu2(ray_driver)
+    assert loading[0].node_id == node.node_id and len(loading[0].gpu_ids) == 1
+    assert loading[-1].elapsed_s > loading[0].elapsed_s
+    assert (
+        loading[0].describe().startswith(f"loading model {pool.model} on node {node.node_id[:8]}")
+    )
+    assert [e.text for e in events if isinstance(e, Chunk)] == TOKENS[:3]
+    assert isinstance(events[-1], Done)
+    kinds = [type(e).__name__ for e in events]
+    assert kinds.index("Loading") < kinds.index("Chunk")
+    done = await cli  # `raytui submit` against the same loading engine (found by name)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"loading model {pool.model} on node {node.node_id[:8]}" in done.stderr
+    assert done.stdout == "".join(TOKENS) + "\n"
+    assert sum(e["event"] == "create" for e in read_log(log)) == 1  # one load served both
+
+
+async def test_standin_engine_whose_load_fails_says_why_is_listed_failed_and_retried(
+    pool_factory: object,
+) -> None:
+    pool, log = pool_factory(  # type: ignore[operator]
+        tp=1, replicas=1, load_s=0.5, load_error="CUDA out of memory", fail_loads=1
+    )
+    events = await collect(dispatch.submit(PromptRequest("hi", "vllm", pool.model)))
+    failed = events[-1]
+    assert isinstance(failed, Failed) and failed.kind == FailureKind.SERVER
+    assert f"loading {pool.model} failed: RuntimeError: CUDA out of memory" in failed.error
+    assert "the next prompt starts a new engine" in failed.error
+    (listed,) = [e for e in vllm.list_engines() if e.model == pool.model]
+    assert not listed.ready and listed.status == "failed"
+    assert listed.error is not None and "CUDA out of memory" in listed.error
+    again = await collect(dispatch.submit(PromptRequest("hi", "vllm", pool.model, max_tokens=2)))
+    assert isinstance(again[-1], Done), again  # a new engine, loaded this time
+    creates = [e["pid"] for e in read_log(log) if e["event"] == "create"]
+    assert len(creates) == 2 and creates[0] != creates[1]
+
+
+async def test_dead_standin_engine_is_listed_dead_and_replaced_by_the_next_prompt(
+    pool_factory: object,
+) -> None:
+    pool, log = pool_factory(tp=1, replicas=1, die_after=1)  # type: ignore[operator]
+    first = await collect(dispatch.submit(PromptRequest("one", "vllm", pool.model)))
+    assert isinstance(first[-1], Done)
+    second = await collect(dispatch.submit(PromptRequest("two", "vllm", pool.model)))
+    died = second[-1]
+    assert isinstance(died, Failed) and "died" in died.error and "EngineDeadError" in died.error
+    (listed,) = [e for e in vllm.list_engines() if e.model == pool.model]
+    assert listed.status == "dead" and not listed.ready
+    third = await collect(dispatch.submit(PromptRequest("three", "vllm", pool.model)))
+    assert isinstance(third[-1], Done), third
+    entries = read_log(log)
+    assert sum(e["event"] == "create" for e in entries) == 2
+    assert any(e["event"] == "shutdown" for e in entries)  # the dead one was shut down
+
+
+def test_stopping_a_standin_engine_that_ignores_shutdown_kills_it_after_the_timeout(
+    pool_factory: object,
+) -> None:
+    import time
+
+    pool, log = pool_factory(tp=1, replicas=1, ignore_shutdown=True)  # type: ignore[operator]
+    wait_ready(pool)
+    name = vllm.actor_name(pool.model, 1, 0)
+    began = time.monotonic()
+    assert vllm.stop_engines_report([name], timeout=2.0) == [(name, "killed")]
+    assert 2.0 <= time.monotonic() - began < 20
+    assert any(e["event"] == "shutdown" for e in read_log(log))  # it was asked first
+    assert name not in [e.name for e in vllm.list_engines()]

@@ -58,6 +58,7 @@ from raytui.model.prompts import (
     Event,
     Failed,
     FailureKind,
+    Loading,
     PromptRequest,
     RunState,
     Started,
@@ -338,7 +339,7 @@ class Run:
             self.state = (
                 RunState.CANCELLED if event.kind == FailureKind.CANCELLED else RunState.FAILED
             )
-        if self.history is not None and not isinstance(event, Waiting):
+        if self.history is not None and not isinstance(event, Waiting | Loading):
             await asyncio.wrap_future(self.history.record(self.run_id, event))
 
 

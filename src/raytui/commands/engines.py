@@ -5,8 +5,14 @@ minutes, so `raytui submit --backend vllm` leaves it running for the next prompt
 every raytui engine, whoever started it; `stop` kills engines and frees their GPUs.
 
 `list --json` prints one JSON document: a list of engines, each with name (the Ray actor name,
-namespace `raytui`), ready (false while the model loads), model, tensor_parallel_size, node_id,
-hostname, gpu_ids, in_flight (requests streaming now), started_at (unix seconds, model loaded).
+namespace `raytui`), ready (true once the model is loaded and the engine healthy), state
+("ready", "loading", "starting" = not answering yet, "failed" = the load raised, "dead" = the
+engine's core died; a failed or dead engine is replaced by the next prompt to its model), error
+(why it failed or died), model, tensor_parallel_size, node_id, hostname, gpu_ids, in_flight
+(requests streaming now), started_at (unix seconds, model loaded), loading_since (unix seconds).
+
+`stop` asks each engine to shut vLLM down (its engine core processes free the GPUs) and exit;
+one that has not within 30 s is killed ("killed NAME (did not shut down in 30 s)").
 
 Exit codes: 0 ok; 1 cluster unreachable; 2 bad usage, or an engine name that does not exist.
 """
@@ -18,6 +24,7 @@ import json
 import time
 from typing import TextIO
 
+from raytui import text
 from raytui.backends import vllm
 from raytui.commands import reserved_stdout
 from raytui.commands.driver import connect, disconnect
@@ -50,8 +57,11 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
                 out.write(format_engines(engines) + "\n")
             return 0
         names = args.names or [e.name for e in vllm.list_engines()]
-        for name in vllm.stop_engines(names):
-            out.write(f"stopped {name}\n")
+        for name, how in vllm.stop_engines_report(names):
+            if how == "stopped":
+                out.write(f"stopped {name}\n")
+            else:
+                out.write(f"killed {name} (did not shut down in {vllm.STOP_TIMEOUT_S:.0f} s)\n")
         if not names:
             out.write("no engines running\n")
         return 0
@@ -65,10 +75,23 @@ def format_engines(engines: list[EngineInfo], now: float | None = None) -> str:
     now = time.time() if now is None else now
     lines = []
     for e in engines:
-        if not e.ready:
-            lines.append(f"{e.name}  loading (not answering yet)")
-            continue
         where = f"{e.hostname or '?'} ({(e.node_id or '')[:8]}) GPU {','.join(e.gpu_ids) or '-'}"
+        state = e.status
+        if state == "starting":
+            lines.append(f"{e.name}  starting (not answering yet: waiting for GPUs or a worker)")
+            continue
+        if state == "loading":
+            since = f" for {now - e.loading_since:.0f}s" if e.loading_since else ""
+            lines.append(f"{e.name}  {e.model}  TP {e.tensor_parallel_size}  {where}"
+                         f"  loading{since}")  # fmt: skip
+            continue
+        if state in ("failed", "dead"):
+            why = text.one_line(e.error or "no reason given")
+            lines.append(
+                f"{e.name}  {e.model}  TP {e.tensor_parallel_size}  {where}  {state.upper()}:"
+                f" {why} (the next prompt replaces it)"
+            )
+            continue
         up = f"up {now - e.started_at:.0f}s" if e.started_at else ""
         lines.append(
             f"{e.name}  {e.model}  TP {e.tensor_parallel_size}  {where}"

@@ -37,6 +37,7 @@ from raytui.model.prompts import (
     Done,
     Event,
     Failed,
+    Loading,
     PromptRequest,
     Started,
     Waiting,
@@ -65,6 +66,7 @@ class TextPrinter:
         self.out, self.err = out, err
         self.partial: dict[int, str] = {}
         self.ended_with_newline: dict[int, bool] = {}
+        self.loading_step: dict[int, int] = {}
 
     def event(self, run: dispatch.Run, event: Event) -> None:
         tag = f"[{run.index}] "
@@ -76,6 +78,12 @@ class TextPrinter:
                 f"waiting for a GPU: {event.gpus_free:g}/{event.gpus_total:g} free"
                 f" ({event.where}, needs {event.gpus_needed:g})",
             )
+        elif isinstance(event, Loading):
+            # The first, then one every 10 s: a model load takes minutes.
+            step = int(event.elapsed_s // 10)
+            if self.loading_step.get(run.index, -1) < step:
+                self.loading_step[run.index] = step
+                self._note(tag, event.describe())
         elif isinstance(event, Started):
             gpus = ",".join(event.gpu_ids) or "none"
             self._note(

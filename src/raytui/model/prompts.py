@@ -1,7 +1,8 @@
 """Prompts sent to the cluster's GPUs, the events their runs stream back, and history rows.
 
 A run streams, in order: zero or more `Waiting` (added by dispatch while no GPU was granted), one
-`Started` (sent by the task from the node it runs on), zero or more `Chunk`, then exactly one of
+`Started` (sent by the task from the node it runs on), zero or more `Loading` (a vLLM engine still
+loading its model, with the time spent so far), zero or more `Chunk`, then exactly one of
 `Done` or `Failed` (`Failed(kind="cancelled")` for a cancelled run). All are plain frozen values so
 they pickle across Ray and can be handed to a UI thread without locks.
 """
@@ -83,6 +84,23 @@ class Started:
 
 
 @dataclass(frozen=True, slots=True)
+class Loading:
+    """The engine that will answer is still loading its model (sent every second or so)."""
+
+    model: str
+    node_id: str
+    hostname: str
+    gpu_ids: tuple[str, ...]
+    elapsed_s: float  # since the engine started loading
+
+    def describe(self) -> str:
+        """'loading model M on node 1a2b3c4d (host, GPU 0,1) · 12s'"""
+        gpus = ",".join(self.gpu_ids) or "-"
+        where = f"node {self.node_id[:8]} ({self.hostname}, GPU {gpus})"
+        return f"loading model {self.model} on {where} · {self.elapsed_s:.0f}s"
+
+
+@dataclass(frozen=True, slots=True)
 class Chunk:
     text: str
 
@@ -132,13 +150,14 @@ class PullProgress:
     total: int | None = None
 
 
-Event = Waiting | Started | Chunk | Done | Failed
+Event = Waiting | Started | Loading | Chunk | Done | Failed
 PullEvent = PullProgress | Done | Failed
 """What a model pull streams: progress lines, then Done or Failed."""
 
 EVENT_NAMES: dict[type[Any], str] = {
     Waiting: "waiting",
     Started: "start",
+    Loading: "loading",
     Chunk: "chunk",
     Done: "done",
     Failed: "error",
@@ -151,7 +170,7 @@ def event_to_json(event: Event) -> dict[str, Any]:
     if isinstance(event, Done):
         body["done_reason"] = event.done_reason
         body["timings"] = asdict(event.timings)
-    elif isinstance(event, Started):
+    elif isinstance(event, Started | Loading):
         body.update(asdict(event))
         body["gpu_ids"] = list(event.gpu_ids)
     else:
@@ -161,10 +180,16 @@ def event_to_json(event: Event) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class EngineInfo:
-    """One vLLM engine actor (a loaded model) as `raytui engines list` shows it."""
+    """One vLLM engine actor (a loaded model) as `raytui engines list` shows it.
+
+    `state`: "ready"; "loading" (the model loads, since `loading_since`); "starting" (the actor
+    does not answer yet: waiting for GPUs or a worker); "failed" (the load raised: `error`);
+    "dead" (the engine's core died or fails its health check: `error`). A failed or dead engine
+    is replaced by the next prompt to its model.
+    """
 
     name: str  # the Ray actor name, in namespace `raytui`
-    ready: bool  # False while the model still loads (or the actor does not answer)
+    ready: bool  # state == "ready"
     model: str | None = None
     tensor_parallel_size: int | None = None
     node_id: str | None = None
@@ -172,6 +197,13 @@ class EngineInfo:
     gpu_ids: tuple[str, ...] = ()
     in_flight: int = 0
     started_at: float | None = None  # unix seconds, when the model finished loading
+    state: str = ""  # "" = derived from `ready` ("ready" / "starting")
+    error: str | None = None
+    loading_since: float | None = None  # unix seconds, when the load began
+
+    @property
+    def status(self) -> str:
+        return self.state or ("ready" if self.ready else "starting")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -184,6 +216,9 @@ class EngineInfo:
             "gpu_ids": list(self.gpu_ids),
             "in_flight": self.in_flight,
             "started_at": self.started_at,
+            "state": self.status,
+            "error": self.error,
+            "loading_since": self.loading_since,
         }
 
 

@@ -78,7 +78,9 @@ class EnginesScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for label in ("model", "node", "GPUs", "TP", "in flight", "up", "engine (Ray actor)"):
+        for label in (
+            "model", "state", "node", "GPUs", "TP", "in flight", "up", "engine (Ray actor)"
+        ):  # fmt: skip
             table.add_column(label, key=label)
         table.focus()
         self.reload()
@@ -170,21 +172,32 @@ class EnginesScreen(Screen[None]):
         table.clear()
         now = self.now()
         for e in self.engines:
-            if e.ready:
+            state = e.status
+            if state == "starting":
+                starting = Text("starting…", style="dim")
+                table.add_row(starting, "", "", "", "", "", "", fmt.cell(e.name), key=e.name)
+                continue
+            if state == "ready":
+                shown: str | Text = "ready"
                 up = fmt.span(now - e.started_at) if e.started_at else "-"
-                table.add_row(
-                    fmt.cell(e.model or "-"),
-                    fmt.cell(f"{e.hostname or '?'} {(e.node_id or '')[:8]}"),
-                    fmt.cell(",".join(e.gpu_ids) or "-"),
-                    str(e.tensor_parallel_size or "-"),
-                    str(e.in_flight),
-                    up,
-                    fmt.cell(e.name),
-                    key=e.name,
-                )
-            else:
-                loading = Text("loading…", style="dim")
-                table.add_row(loading, "", "", "", "", "", fmt.cell(e.name), key=e.name)
+            elif state == "loading":
+                shown = Text("loading…", style="dim")
+                up = fmt.span(now - e.loading_since) if e.loading_since else "-"
+            else:  # failed / dead: the reason, in red; the next prompt replaces it
+                why = f"{state}: {e.error}" if e.error else state
+                shown = fmt.cell(Text(why, style="red"))
+                up = "-"
+            table.add_row(
+                fmt.cell(e.model or "-"),
+                shown,
+                fmt.cell(f"{e.hostname or '?'} {(e.node_id or '')[:8]}"),
+                fmt.cell(",".join(e.gpu_ids) or "-"),
+                str(e.tensor_parallel_size or "-"),
+                str(e.in_flight),
+                up,
+                fmt.cell(e.name),
+                key=e.name,
+            )
         if self.engines:
             table.move_cursor(row=min(max(row, 0), len(self.engines) - 1))
         title = f"vLLM engines [{len(self.engines)}] · d stop · r refresh · esc back"

@@ -28,6 +28,7 @@ from raytui.model.prompts import (
     Event,
     Failed,
     FailureKind,
+    Loading,
     PromptRequest,
     PullEvent,
     PullProgress,
@@ -116,6 +117,7 @@ class AnswerPane(Vertical):
         self.text = ""
         self.started: Started | None = None
         self.waiting: Waiting | None = None
+        self.engine_loading: Loading | None = None  # a vLLM engine still loading the model
         self.timings: Timings | None = None
         self.done_reason: str | None = None
         self.error: str | None = None
@@ -151,7 +153,10 @@ class AnswerPane(Vertical):
             self.started = event
             self.started_at = now
             self.state = RunState.LOADING
+        elif isinstance(event, Loading):
+            self.engine_loading = event
         elif isinstance(event, Chunk):
+            self.engine_loading = None
             if self.first_chunk_at is None:
                 self.first_chunk_at = now
             self.last_chunk_at = now
@@ -284,6 +289,8 @@ class AnswerPane(Vertical):
                 f" ({w.where}, needs {w.gpus_needed:g})"
             )
         where = where_text(self.started) if self.started else ""
+        if state is RunState.LOADING and self.engine_loading is not None and not self.cancelling:
+            return self.engine_loading.describe()
         if state is RunState.LOADING:
             word = "cancelling…" if self.cancelling else "loading"
         elif state is RunState.STREAMING:
