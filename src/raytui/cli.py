@@ -325,13 +325,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Every way a command can end is decided here, once: a `RaytuiError` is its message and exit
     code; a reader that went away (`raytui status | head -1`) ends the command quietly; any
-    other exception is a bug, reported in one line (its traceback goes to the debug log). Every
-    command but the TUI writes through `EscapingWriter`, so text from outside (names, errors,
+    other exception is a bug, reported in one line (its traceback goes to the debug log). A
+    library's Python warning goes to the debug log too, never to the terminal. Every command
+    but the TUI writes through `EscapingWriter`, so text from outside (names, errors,
     answers) cannot drive the terminal.
     """
     out, err = sys.stdout, sys.stderr
     try:
-        return _main(argv, out, err)
+        with debuglog.warnings_to_log():
+            return _main(argv, out, err)
     finally:
         sys.stdout, sys.stderr = out, err
 
