@@ -52,14 +52,16 @@ async def until(
 
 
 class Notices:
-    """Every notification `app` shows from now on (from the app or any screen), in order."""
+    """Every notification `app` shows from now on (from the app or any screen), in order, as
+    "title: message" (or the message alone)."""
 
     def __init__(self, app: App[Any]) -> None:
         self.messages: list[str] = []
         shown = app.notify
 
         def notify(message: str, *args: Any, **kwargs: Any) -> None:
-            self.messages.append(str(message))
+            title = kwargs.get("title")
+            self.messages.append(f"{title}: {message}" if title else str(message))
             shown(message, *args, **kwargs)
 
         app.notify = notify  # type: ignore[method-assign]
