@@ -3,7 +3,9 @@
 Most tests hand the app a STAND-IN prompt service (tests/support/composer_standin.py: scripted
 events, no Ray) and are named "with a stand-in service". One test runs the REAL service
 (`RayPromptService` over a real `RayConnection`) against the session Ray cluster and a real HTTP
-server speaking Ollama's wire format. Waits poll `pilot.pause()` against deadlines.
+server speaking Ollama's wire format. Tests wait on conditions with deadlines
+(tests/support/waiting.py), never on the clock; a check that something did NOT happen first
+waits for the event that proves the app handled the input (its refusal notice).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, DataTable, Input, Select, Static, TextArea
 
@@ -42,7 +45,7 @@ from tests.support.composer_standin import (
     StandInService,
     app_with_service,
 )
-from tests.support.tui_fakes import until
+from tests.support.waiting import Notices, until
 
 TOKENS = ["Grüße", " aus ", "東京", " — ", "naïve ", "😀", " <&>", "\n", "second line", "."]
 ANSWER = "".join(TOKENS)
@@ -81,6 +84,26 @@ async def open_composer_on_node(pilot: Pilot[Any], app: RaytuiApp, node_id: str)
 
 def panes(composer: ComposerScreen) -> list[AnswerPane]:
     return list(composer.query(AnswerPane))
+
+
+def palette_choice(app: RaytuiApp) -> str:
+    """The command the palette would run on enter ("" while it has none highlighted)."""
+    screen = app.screen
+    if not isinstance(screen, CommandPalette):
+        return ""
+    commands = screen.query_one(CommandList)
+    if commands.highlighted is None:
+        return ""
+    prompt = commands.get_option_at_index(commands.highlighted).prompt
+    return str(getattr(prompt, "plain", prompt))
+
+
+def pane_status(pane: AnswerPane) -> str:
+    return str(pane.query_one(".pane-status", Static).content)
+
+
+def pane_error(pane: AnswerPane) -> str:
+    return str(pane.query_one(".pane-error", Static).content)
 
 
 async def type_prompt(pilot: Pilot[Any], composer: ComposerScreen, *lines: str) -> None:
@@ -156,9 +179,8 @@ async def test_esc_cancels_running_streams_then_leaves_with_a_stand_in_service()
         await until(pilot, lambda: pane.state is RunState.CANCELLED, what="cancelled")
         assert [r.prompt for r in service.cancels] == ["count slowly"]
         assert isinstance(app.screen, ComposerScreen)  # still here, with what arrived
-        await pilot.pause(0.1)
+        await until(pilot, lambda: pane_status(pane).startswith("■ cancelled"), what="status")
         assert pane.shown_text == "one two "
-        assert str(pane.query_one(".pane-status", Static).content).startswith("■ cancelled")
         prompt = composer.query_one("#prompt", TextArea)
         assert prompt.text == "count slowly" and not prompt.read_only
         await pilot.press("escape")  # nothing running: esc goes back
@@ -174,8 +196,11 @@ async def test_failure_shows_error_in_pane_and_keeps_prompt_with_a_stand_in_serv
         await type_prompt(pilot, composer, 'He said "hi"; run `ls` $(whoami)', "second line")
         await pilot.press("ctrl+s")
         breaks, missing = panes(composer)
-        await until(pilot, lambda: breaks.state.final and missing.state.final, what="ends")
-        await pilot.pause(0.1)
+        await until(
+            pilot,
+            lambda: pane_error(breaks) and pane_error(missing),
+            what="both errors shown",
+        )
         assert breaks.state is RunState.FAILED and missing.state is RunState.FAILED
         assert breaks.shown_text == "".join(TOKENS[:3])  # what arrived stays
         error = str(breaks.query_one(".pane-error", Static).content)
@@ -201,28 +226,32 @@ async def test_start_error_and_bad_input_are_shown_with_a_stand_in_service() -> 
     async with app.run_test(size=(100, 30)) as pilot:
         composer = await open_composer(pilot, app)
         set_model(composer, "llama3.2")
+        notices = Notices(app)
         await pilot.press("ctrl+s")  # empty prompt: refused, nothing sent
-        await pilot.pause(0.1)
+        await notices.next(pilot, "Cannot send", after=0)
         assert not service.requests and not panes(composer)
         await type_prompt(pilot, composer, "hi")
         composer.query_one("#temperature", Input).value = "7"
         await pilot.press("ctrl+s")
-        await pilot.pause(0.1)
+        await notices.next(pilot, "Cannot send", after=1)
         assert not service.requests  # temperature out of range: refused
         composer.query_one("#temperature", Input).value = "0.5"
-        for field, value in (("#gpus", "inf"), ("#gpus", "1e9"), ("#max-tokens", "9" * 30)):
+        for n, (field, value) in enumerate(
+            (("#gpus", "inf"), ("#gpus", "1e9"), ("#max-tokens", "9" * 30))
+        ):
             composer.query_one(field, Input).value = value
             await pilot.press("ctrl+s")
-            await pilot.pause(0.1)
+            await notices.next(pilot, "Cannot send", after=2 + n)
             assert not service.requests, (field, value)  # infinite or absurd: refused
             composer.query_one(field, Input).value = ""
         composer.prefill(PromptRequest("hi", "ollama", "llama3.2", temperature=0.5, node="nowhere"))
         await pilot.pause()
         await pilot.press("ctrl+s")
         (pane,) = panes(composer)
-        await until(pilot, lambda: pane.state is RunState.FAILED, what="start failure")
-        await pilot.pause(0.1)
-        assert "no alive Ray node 'nowhere'" in str(pane.query_one(".pane-error", Static).content)
+        await until(
+            pilot, lambda: "no alive Ray node 'nowhere'" in pane_error(pane), what="start failure"
+        )
+        assert pane.state is RunState.FAILED
         assert composer.query_one("#prompt", TextArea).text == "hi"
 
 
@@ -285,10 +314,13 @@ async def test_errors_and_answers_that_look_like_markup_show_verbatim_with_a_sta
         await type_prompt(pilot, composer, "[b]prompt[/b]")
         await pilot.press("ctrl+s")
         (pane,) = panes(composer)
-        await until(pilot, lambda: pane.state is RunState.DONE, what="answer")
-        await pilot.pause(0.1)
+        await until(
+            pilot,
+            lambda: "[red]not red[/]" in str(pane.query_one(".pane-text", Static).content),
+            what="the answer shown",
+        )
+        assert pane.state is RunState.DONE
         assert pane.text == "[red]not red[/] [$accent] $(x)"
-        assert "[red]not red[/]" in str(pane.query_one(".pane-text", Static).content)
         assert app.is_running
 
 
@@ -368,8 +400,9 @@ async def test_missing_model_offers_a_pull_with_progress_with_a_stand_in_service
         # On the node the run found the model missing on, at the endpoint it used there.
         assert service.pulls == [PullCall("qwen3", NODE_A, "http://127.0.0.1:11434")]
         assert not composer.check_action("pull_model", ())  # no second pull of the same
+        notices = Notices(app)
         await pilot.press("ctrl+s")  # refused while pulling: nothing sent
-        await pilot.pause(0.1)
+        await notices.next(pilot, "a model pull is still running", after=0)
         assert len(service.requests) == 1
         service.release_pulls()
         await until(pilot, lambda: pane.shown_pull.startswith("pulled"), what="the pull to finish")
@@ -401,12 +434,12 @@ async def test_pull_error_is_shown_and_esc_stops_a_pull_with_a_stand_in_service(
         await until(pilot, lambda: nope.pull_offered and slow.pull_offered, what="offers")
         nope.focus()  # the focused pane's model is the one pulled
         await pilot.press("ctrl+o")
-        await until(pilot, lambda: nope.pull_state is PullState.FAILED, what="pull error")
-        await pilot.pause(0.1)
-        assert nope.shown_pull == (
+        failed_pull = (
             "pull of nope on node b2c3d4e5 (gpu-box-2) failed — ctrl+o to try again\n"
             "pull of nope on node b2c3d4e5 failed: pull model manifest: file does not exist"
         )
+        await until(pilot, lambda: nope.shown_pull == failed_pull, what="pull error shown")
+        assert nope.pull_state is PullState.FAILED
         assert slow.pull_state is PullState.OFFERED  # another model: its own offer
         slow.focus()
         await pilot.press("ctrl+o")
@@ -462,9 +495,8 @@ async def test_composer_streams_exact_text_with_provenance_through_real_ray(
             await pilot.press("ctrl+s")
             (pane,) = panes(composer)
             await until(pilot, lambda: pane.state.final, within=60, what="the answer")
-            await pilot.pause(0.1)
             assert pane.state is RunState.DONE, pane.error
-            assert pane.shown_text == ANSWER
+            await until(pilot, lambda: pane.shown_text == ANSWER, what="the answer shown")
             assert pane.started is not None and pane.started.node_id == node.node_id
             status = str(pane.query_one(".pane-status", Static).content)
             assert f"node {node.node_id[:8]}" in status and pane.started.node_ip in status
@@ -533,11 +565,9 @@ async def test_composer_pulls_a_missing_model_on_its_node_through_real_ray(
                 within=60,
                 what="the pull",
             )
-            await pilot.pause(0.1)
             assert pane.pull_state is PullState.DONE, pane.pull_error
-            assert pane.shown_pull == (
-                f"pulled qwen3 on node {node.node_id[:8]} ({host}) — ctrl+s to run again"
-            )
+            pulled = f"pulled qwen3 on node {node.node_id[:8]} ({host}) — ctrl+s to run again"
+            await until(pilot, lambda: pane.shown_pull == pulled, what="the pull shown")
             # The wire server got the pull for that model, and streamed its progress back.
             (pull,) = [r for r in server.requests if r.path == "/api/pull"]
             assert pull.method == "POST" and pull.json()["model"] == "qwen3"
@@ -554,8 +584,7 @@ async def test_composer_pulls_a_missing_model_on_its_node_through_real_ray(
                 what="the second run",
             )
             (again,) = panes(composer)
-            await pilot.pause(0.1)
-            assert again.shown_text == "pulled answer"
+            await until(pilot, lambda: again.shown_text == "pulled answer", what="answer shown")
             assert again.started is not None and again.started.node_id == node.node_id
             chats = [r for r in server.requests if r.path == "/api/chat"]
             assert [c.json()["model"] for c in chats] == ["qwen3", "qwen3"]
@@ -699,13 +728,13 @@ async def test_palette_opens_composer_and_history_with_a_stand_in_service(
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.state.generation >= 1, what="first snapshot")
         await pilot.press("colon", *"prompt")
-        await pilot.pause(0.3)
+        await until(pilot, lambda: palette_choice(app).startswith(":prompt"), what="palette hit")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, ComposerScreen), what="composer")
         composer = app.screen
         composer.query_one("#backend", Select).focus()  # out of the editor: keys are commands
         await pilot.press("colon", *"history")
-        await pilot.pause(0.3)
+        await until(pilot, lambda: palette_choice(app).startswith(":history"), what="palette hit")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, HistoryScreen), what="history")
         await pilot.press("c")  # back to the same composer instance, not a new one

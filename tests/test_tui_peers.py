@@ -323,7 +323,8 @@ async def test_add_a_peer_it_connects_then_remove_it_with_confirmation(
         assert peer_id in str(app.screen.query_one("#confirm-question", Static).render())
         await pilot.press("n")
         await until(pilot, lambda: not isinstance(app.screen, ConfirmRemoveScreen), "closed")
-        await pilot.pause(0.6)
+        reads = app.reads  # two more reads: one began after the dialog closed and saw the peer
+        await until(pilot, lambda: app.reads >= reads + 2, "two more reads of the daemon")
         assert own.status().peer(peer_id) is not None and peer_id in sidebar._order
 
         # d, then y: removed, from the daemon and from the sidebar.

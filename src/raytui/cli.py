@@ -115,8 +115,13 @@ def _add_address(p: argparse.ArgumentParser, top: bool = False) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="raytui", description="Terminal console for a Ray GPU cluster.")
-    parser.add_argument("--version", action="version", version=f"raytui {__version__}")
+    parser = _Parser(
+        prog="raytui",
+        description="Terminal console for a Ray GPU cluster. Without a command: the TUI.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"raytui {__version__}", help="print the version"
+    )
     _add_address(parser, top=True)
     parser.add_argument(
         "--log-file",
@@ -133,35 +138,68 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--readonly", action="store_true", help="disable actions that change the cluster"
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", title="commands", help="(none: the TUI)"
+    )
 
     status = sub.add_parser("status", help="print one cluster snapshot")
     _add_address(status)
-    status.add_argument("--json", action="store_true", help="one JSON document")
+    status.add_argument("--json", action="store_true", help="print one JSON document")
 
     submit = sub.add_parser("submit", help="send prompts to the cluster's GPUs, stream answers")
     _add_address(submit)
-    submit.add_argument("--backend", choices=["ollama", "vllm", "openai"], required=True)
-    submit.add_argument("--model", required=True)
+    submit.add_argument(
+        "--backend",
+        choices=["ollama", "vllm", "openai"],
+        required=True,
+        help="which model server runs the prompt",
+    )
+    submit.add_argument("--model", required=True, help="model name, as the backend knows it")
     submit.add_argument("--endpoint", metavar="URL", help="model server URL as the node sees it")
     submit.add_argument("--node", metavar="NODE", help="node id (prefix), IP or hostname")
-    submit.add_argument("--gpus", type=_bounded(1, 4096), default=None, metavar="N")
+    submit.add_argument(
+        "--gpus", type=_bounded(1, 4096), default=None, metavar="N", help="GPUs per prompt"
+    )
     submit.add_argument("--system", metavar="TEXT", help="system prompt")
-    submit.add_argument("--temperature", type=_float, default=None)
-    submit.add_argument("--max-tokens", type=_bounded(1, 10_000_000), default=None)
+    submit.add_argument(
+        "--temperature", type=_float, default=None, help="sampling temperature (model default)"
+    )
+    submit.add_argument(
+        "--max-tokens",
+        type=_bounded(1, 10_000_000),
+        default=None,
+        metavar="N",
+        help="stop the answer after N tokens",
+    )
     submit.add_argument("--json", action="store_true", help="one JSON event per line")
-    submit.add_argument("prompts", nargs="+", metavar="PROMPT", help="'-': one per stdin line")
+    submit.add_argument(
+        "prompts", nargs="+", metavar="PROMPT", help="the prompts; '-': one per stdin line"
+    )
 
     history = sub.add_parser("history", help="past prompts and answers")
-    history.add_argument("--json", action="store_true")
-    history.add_argument("--limit", type=_bounded(1, 1_000_000), default=20, metavar="N")
+    history.add_argument("--json", action="store_true", help="print one JSON document")
+    history.add_argument(
+        "--limit",
+        type=_bounded(1, 1_000_000),
+        default=20,
+        metavar="N",
+        help="the N latest runs (default 20)",
+    )
     history.add_argument("--search", metavar="TEXT", help="only runs whose prompt or answer match")
 
     proxy = sub.add_parser("proxy", help="the libp2p peer daemon")
-    psub = proxy.add_subparsers(dest="proxy_command", metavar="ACTION", required=True)
+    psub = proxy.add_subparsers(
+        dest="proxy_command", metavar="ACTION", required=True, help="one of:"
+    )
     for name, help_text in (("run", "run in the foreground"), ("start", "start detached")):
         p = psub.add_parser(name, help=help_text)
-        p.add_argument("--listen", action="append", metavar="MULTIADDR", default=None)
+        p.add_argument(
+            "--listen",
+            action="append",
+            metavar="MULTIADDR",
+            default=None,
+            help="listen on this multiaddr (repeatable; default /ip4/0.0.0.0/tcp/4701)",
+        )
         p.add_argument(
             "--overlay",
             action=argparse.BooleanOptionalAction,
@@ -178,20 +216,27 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--daemon-log", metavar="PATH", default=None, help=argparse.SUPPRESS)
     psub.add_parser("stop", help="stop the detached daemon")
     pstatus = psub.add_parser("status", help="peer ID, addresses, peers, tunnels, health")
-    pstatus.add_argument("--json", action="store_true")
+    pstatus.add_argument("--json", action="store_true", help="print one JSON document")
     expose = psub.add_parser("expose", help="offer a local service to allowed peers")
-    expose.add_argument("name", nargs="?", metavar="NAME")
-    expose.add_argument("target", nargs="?", metavar="HOST:PORT")
+    expose.add_argument("name", nargs="?", metavar="NAME", help="the service's name for peers")
+    expose.add_argument(
+        "target", nargs="?", metavar="HOST:PORT", help="where its connections go on this machine"
+    )
     expose.add_argument(
         "--ray-head", action="store_true", help="expose this machine's Ray head ports"
     )
     expose.add_argument("--share-token", action="store_true", help="hand the Ray token to peers")
     forward = psub.add_parser("forward", help="reach a peer's service through a local port")
-    forward.add_argument("peer", metavar="PEER")
-    forward.add_argument("name", metavar="NAME")
-    forward.add_argument("--bind", metavar="HOST:PORT", default=None)
+    forward.add_argument("peer", metavar="PEER", help="peer ID or name")
+    forward.add_argument("name", metavar="NAME", help="the service the peer exposes")
+    forward.add_argument(
+        "--bind",
+        metavar="HOST:PORT",
+        default=None,
+        help="local address to listen on (default: a free port on 127.0.0.1)",
+    )
     unexpose = psub.add_parser("unexpose", help="stop offering a service to peers")
-    unexpose.add_argument("name", nargs="?", metavar="NAME")
+    unexpose.add_argument("name", nargs="?", metavar="NAME", help="the service to withdraw")
     unexpose.add_argument(
         "--ray-head", action="store_true", help="stop offering this machine's Ray head ports"
     )
@@ -199,22 +244,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--share-token", action="store_true", help="stop handing the Ray token to peers"
     )
     unforward = psub.add_parser("unforward", help="close a local forward port")
-    unforward.add_argument("bind", metavar="HOST:PORT|PORT")
+    unforward.add_argument(
+        "bind", metavar="HOST:PORT|PORT", help="the local address or port of the forward"
+    )
 
     engines = sub.add_parser("engines", help="the vLLM engines (loaded models) on the cluster")
     _add_address(engines)
-    esub = engines.add_subparsers(dest="engines_command", metavar="ACTION", required=True)
+    esub = engines.add_subparsers(
+        dest="engines_command", metavar="ACTION", required=True, help="one of:"
+    )
     elist = esub.add_parser("list", help="every raytui vLLM engine, its model, node and GPUs")
-    elist.add_argument("--json", action="store_true")
+    elist.add_argument("--json", action="store_true", help="print one JSON document")
     estop = esub.add_parser("stop", help="stop engines and free their GPUs")
-    estop.add_argument("names", nargs="*", metavar="NAME")
+    estop.add_argument("names", nargs="*", metavar="NAME", help="engines to stop")
     estop.add_argument("--all", action="store_true", help="every raytui engine")
     for p in (elist, estop):
         _add_address(p)
 
-    join = sub.add_parser(
-        "join", help="this machine joins a peer's Ray cluster over the overlay (or starts a head)"
-    )
+    join = sub.add_parser("join", help="join a peer's cluster over the overlay, or start a head")
     join.add_argument(
         "peer",
         nargs="?",
@@ -231,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument("--json", action="store_true", help="the node's state as JSON")
     sub.add_parser("leave", help="stop the Ray node that join started")
     invite = sub.add_parser(
-        "invite", help="one line that lets one machine allow-list itself here and join"
+        "invite", help="one line that lets a machine allow-list itself and join"
     )
     invite.add_argument(
         "--expires",
@@ -242,14 +289,20 @@ def build_parser() -> argparse.ArgumentParser:
     invite.add_argument("--json", action="store_true", help="the line and its expiry as JSON")
 
     peers = sub.add_parser("peers", help="the peer allow-list")
-    pesub = peers.add_subparsers(dest="peers_command", metavar="ACTION", required=True)
+    pesub = peers.add_subparsers(
+        dest="peers_command", metavar="ACTION", required=True, help="one of:"
+    )
     plist = pesub.add_parser("list", help="list peers and their health")
-    plist.add_argument("--json", action="store_true")
+    plist.add_argument("--json", action="store_true", help="print one JSON document")
     padd = pesub.add_parser("add", help="allow-list and dial a peer")
-    padd.add_argument("multiaddr", metavar="MULTIADDR|INVITE")
-    padd.add_argument("--name", metavar="NAME")
+    padd.add_argument(
+        "multiaddr",
+        metavar="MULTIADDR|INVITE",
+        help="the peer's multiaddr ending in /p2p/PEER_ID, or a line `raytui invite` printed",
+    )
+    padd.add_argument("--name", metavar="NAME", help="a short name to use instead of its ID")
     premove = pesub.add_parser("remove", help="remove a peer from the allow-list")
-    premove.add_argument("peer", metavar="PEER_ID|NAME")
+    premove.add_argument("peer", metavar="PEER_ID|NAME", help="the peer to remove")
     return parser
 
 
@@ -272,13 +325,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Every way a command can end is decided here, once: a `RaytuiError` is its message and exit
     code; a reader that went away (`raytui status | head -1`) ends the command quietly; any
-    other exception is a bug, reported in one line (its traceback goes to the debug log). Every
-    command but the TUI writes through `EscapingWriter`, so text from outside (names, errors,
+    other exception is a bug, reported in one line (its traceback goes to the debug log). A
+    library's Python warning goes to the debug log too, never to the terminal. Every command
+    but the TUI writes through `EscapingWriter`, so text from outside (names, errors,
     answers) cannot drive the terminal.
     """
     out, err = sys.stdout, sys.stderr
     try:
-        return _main(argv, out, err)
+        with debuglog.warnings_to_log():
+            return _main(argv, out, err)
     finally:
         sys.stdout, sys.stderr = out, err
 
@@ -291,7 +346,9 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
             parser.error("--address and --via are exclusive")
         command = args.command or "tui"
         debuglog.setup(args.log_file)
-        if command != "tui":  # Textual draws the screen itself (and commands.tui diverts fd 2)
+        if command == "tui":  # Textual draws the screen itself (and commands.tui diverts fd 2)
+            _keep_trio_out()
+        else:
             # A command leaves fd 2 alone: when Ray's C++ core ends the process (a failed
             # RAY_CHECK exits at once), what it wrote there is the only explanation the user gets.
             sys.stdout, sys.stderr = EscapingWriter(out), EscapingWriter(err)
@@ -315,6 +372,14 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
         hint = f"traceback in {where}" if where else "RAYTUI_DEBUG=1 logs the traceback"
         _say(f"raytui: internal error, a bug: {type(exc).__name__}: {_first_line(exc)} ({hint})")
         return 1
+
+
+def _keep_trio_out() -> None:
+    """The TUI runs on asyncio alone, but httpcore (under httpx) imports trio whenever it is
+    installed, to choose its locks: mark trio absent so the console's process holds no trio
+    code (and starts ~90 ms sooner). A process that already loaded trio keeps it."""
+    if "trio" not in sys.modules:
+        sys.modules["trio"] = None  # type: ignore[assignment]
 
 
 def _first_line(exc: BaseException) -> str:

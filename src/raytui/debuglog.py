@@ -14,13 +14,23 @@ import contextlib
 import logging
 import os
 import sys
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from raytui import locations
 from raytui.errors import UsageError
 
-__all__ = ["current", "default_path", "divert_fd2", "report", "restore_fd2", "setup"]
+__all__ = [
+    "current",
+    "default_path",
+    "divert_fd2",
+    "report",
+    "restore_fd2",
+    "setup",
+    "warnings_to_log",
+]
 
 log = logging.getLogger("raytui.debug")
 _FORMAT = "%(asctime)s %(levelname)s %(process)d %(threadName)s %(name)s: %(message)s"
@@ -138,3 +148,29 @@ def report(message: str, exc: BaseException | None = None) -> None:
         log.error(message, exc_info=(type(exc), exc, exc.__traceback__))
     else:
         log.error(message, exc_info=True)
+
+
+def _log_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    if current() is not None:
+        text = warnings.formatwarning(message, category, filename, lineno, line)
+        log.warning("%s", text.rstrip())
+
+
+@contextlib.contextmanager
+def warnings_to_log() -> Iterator[None]:
+    """While inside: Python warnings (platformdirs' `XDG_RUNTIME_DIR is not set`, a library's
+    deprecation) go to the debug log when it is on, and nowhere when it is off: never to the
+    user's terminal, where they read as raytui's own errors."""
+    saved: Callable[..., Any] = warnings.showwarning
+    warnings.showwarning = _log_warning
+    try:
+        yield
+    finally:
+        warnings.showwarning = saved

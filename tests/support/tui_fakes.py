@@ -5,11 +5,14 @@ Everything here is deterministic: a frozen clock, fixed IDs and numbers, no Ray.
 
 from __future__ import annotations
 
+import html
+import re
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+
+from rich.cells import cell_len
 
 from raytui.errors import ClusterUnreachable
 from raytui.model.cluster import (
@@ -23,6 +26,7 @@ from raytui.model.cluster import (
 )
 from raytui.model.nvml import GpuDetail, NvmlReport
 from raytui.sources.connection import ProgressFn
+from tests.support.waiting import until
 
 if TYPE_CHECKING:
     from textual.pilot import Pilot
@@ -290,41 +294,31 @@ def connector_for(
     return connect
 
 
-def screen_text(app: object) -> str:
-    """What the terminal shows right now, as plain text (for assertions and debugging)."""
-    import io
+_SVG_TEXT = re.compile(
+    r'<text class="[^"]*" x="([0-9.]+)" y="[0-9.]+" textLength="[0-9.]+" '
+    r'clip-path="url\(#[^)]*-line-([0-9]+)\)">([^<]*)</text>'
+)
+_CELL_WIDTH = 20 * 0.61  # rich's export_svg: font size 20, aspect ratio 0.61
 
-    from rich.console import Console
+
+def screen_text(app: object) -> str:
+    """What the terminal shows right now, as plain text (for assertions and debugging).
+
+    Read from Textual's public screenshot (an SVG with one text run per style change), each run
+    put back at its cell column, so no test reaches into Textual's compositor."""
     from textual.app import App
 
     assert isinstance(app, App)
     width, height = app.size
-    console = Console(
-        width=width, height=height, file=io.StringIO(), force_terminal=True, record=True
-    )
-    render = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
-    console.print(render)
-    return console.export_text()
-
-
-async def until(
-    pilot: Pilot[Any],
-    cond: Callable[[], object],
-    within: float = 5.0,
-    what: str = "",
-    detail: Callable[[], str] | None = None,
-) -> None:
-    """Let the app run until `cond()` holds; fail after `within` seconds, saying `what` was
-    awaited and, if given, `detail()` (e.g. the screen's text)."""
-    deadline = time.monotonic() + within
-    while not cond():
-        if time.monotonic() > deadline:
-            message = f"timed out after {within:g} s waiting for {what or cond}"
-            if detail is not None:
-                message += "\n" + detail()
-            raise AssertionError(message)
-        await pilot.pause(0.01)
-    await pilot.pause()
+    lines = [""] * height
+    for x, row, text in _SVG_TEXT.findall(app.export_screenshot()):
+        y = int(row)
+        if y >= height:
+            continue
+        column = round(float(x) / _CELL_WIDTH)
+        pad = column - cell_len(lines[y])
+        lines[y] += " " * max(pad, 0) + html.unescape(text).replace("\xa0", " ").rstrip("\n")
+    return "\n".join(line.ljust(width) for line in lines) + "\n"
 
 
 async def drive(

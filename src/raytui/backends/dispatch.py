@@ -45,10 +45,8 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import raytui
 from raytui import config as config_mod
 from raytui.backends.history import HistoryStore
 from raytui.errors import ClusterUnreachable, UsageError
@@ -64,6 +62,7 @@ from raytui.model.prompts import (
     Started,
     Waiting,
 )
+from raytui.runtime_env import runtime_env
 
 __all__ = [
     "Run",
@@ -161,21 +160,6 @@ def gpu_counts(node_id: str | None = None) -> tuple[float, float]:
     free = gs.available_resources_per_node().get(node_id, {}).get("GPU", 0.0)
     total = gs.total_resources_per_node().get(node_id, {}).get("GPU", 0.0)
     return float(free), float(total)
-
-
-@functools.cache
-def runtime_env() -> dict[str, Any]:
-    """The job-level runtime env that ships raytui (and the ollama client) to every node.
-
-    Pass it to `ray.init(..., runtime_env=runtime_env())` so a node needs only Ray (Ray accepts
-    local directories only at the job level). Without it, nodes must have raytui installed.
-    """
-    modules = [str(Path(raytui.__file__).resolve().parent)]
-    with contextlib.suppress(ImportError):
-        import ollama
-
-        modules.append(str(Path(ollama.__file__).resolve().parent))
-    return {"py_modules": modules, "excludes": ["__pycache__", "*.pyc"]}
 
 
 # -- runs ------------------------------------------------------------------------------------

@@ -85,6 +85,9 @@ class Job:
     entrypoint: str
     start_time: float | None  # unix seconds
     end_time: float | None = None
+    # This console's own Ray driver (the process showing the snapshot, attached to run prompts
+    # and the NVML probe): listed as the console, never counted as someone's running job.
+    console: bool = False
 
     def duration(self, now: float) -> float | None:
         if self.start_time is None:
@@ -111,6 +114,11 @@ class ClusterSnapshot:
     jobs: tuple[Job, ...] = ()
     tasks: TaskCounts = field(default_factory=TaskCounts)
     taken_at: float = field(default_factory=time.time)
+
+    @property
+    def jobs_running(self) -> int:
+        """Running jobs, not counting this console's own driver."""
+        return sum(1 for j in self.jobs if j.status == "RUNNING" and not j.console)
 
     @property
     def alive_nodes(self) -> tuple[Node, ...]:

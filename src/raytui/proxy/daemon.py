@@ -27,12 +27,13 @@ import psutil
 import trio
 
 from raytui import locations
+from raytui.control_socket import ControlSocket as ProxyControl
+from raytui.control_socket import is_running
 from raytui.errors import RaytuiError, UsageError
 from raytui.model.overlay import parse_prefix
 from raytui.proxy import identity, store
 from raytui.proxy.control import ControlServer, remove_socket, socket_path
 from raytui.proxy.core import DEFAULT_LISTEN, ProxyNode
-from raytui.sources.proxy_control import ProxyControl, is_running
 
 log = logging.getLogger(__name__)
 

@@ -646,7 +646,7 @@ class RayConnection:
             _prepare_ray_import()
             import ray
 
-            from raytui.backends.dispatch import runtime_env
+            from raytui.runtime_env import runtime_env
 
             node_ip: str | None = None
             if self._target.prepare_driver is not None:

@@ -23,6 +23,7 @@ Every field it reads may be missing or of another type in an older or newer Ray:
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -43,6 +44,7 @@ from raytui.model.cluster import (
     NodeState,
     TaskCounts,
 )
+from raytui.sources.machine import is_loopback, local_addresses
 
 __all__ = [
     "TASK_STATES",
@@ -126,6 +128,7 @@ class DashboardClient:
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._version: Any = None
+        self._own_addresses: frozenset[str] | None = None
 
     # -- public ------------------------------------------------------------------------------
 
@@ -193,9 +196,16 @@ class DashboardClient:
                     task_counts=task_counts,
                 ),
                 taken_at=taken_at,
+                own_driver=(os.getpid(), self._addresses()),
             )
         finally:
             _release_summary(ok["summary"])
+
+    def _addresses(self) -> frozenset[str]:
+        """This machine's addresses, read once: where this process's own Ray driver runs."""
+        if self._own_addresses is None:
+            self._own_addresses = local_addresses()
+        return self._own_addresses
 
     def ray_version(self) -> str | None:
         """The cluster's Ray version (one request the first time). Raises like fetch_snapshot."""
@@ -558,9 +568,16 @@ def _memory(summary: dict[str, Any]) -> tuple[int | None, int | None]:
 
 
 def build_snapshot(
-    address: str, responses: DashboardResponses, taken_at: float | None = None
+    address: str,
+    responses: DashboardResponses,
+    taken_at: float | None = None,
+    *,
+    own_driver: tuple[int, frozenset[str]] | None = None,
 ) -> ClusterSnapshot:
-    """Turn one poll's decoded answers into a snapshot (pure; O(nodes + GPUs + workers))."""
+    """Turn one poll's decoded answers into a snapshot (pure; O(nodes + GPUs + workers)).
+
+    `own_driver`: this process's pid and this machine's addresses; the driver job that matches
+    both is this console's own (`Job.console`)."""
     taken_at = time.time() if taken_at is None else taken_at
     summary_data = _dict(_get(responses.summary, "data"))
     logical_raw = _dict(summary_data.get("nodeLogicalResources"))
@@ -647,7 +664,7 @@ def build_snapshot(
         )
     nodes.sort(key=lambda n: (not n.is_head, not n.alive, -(n.death_time or 0.0), n.ip, n.node_id))
 
-    jobs = [_job(row) for row in _list(responses.jobs)]
+    jobs = [_job(row, own_driver) for row in _list(responses.jobs)]
     jobs.sort(key=lambda j: -(j.start_time or 0.0))
     counts = responses.task_counts or {}
     return ClusterSnapshot(
@@ -663,7 +680,7 @@ def build_snapshot(
     )
 
 
-def _job(raw: Any) -> Job:
+def _job(raw: Any, own_driver: tuple[int, frozenset[str]] | None = None) -> Job:
     row = _dict(raw)
     submission_id = _str(row.get("submission_id"))
     return Job(
@@ -673,4 +690,14 @@ def _job(raw: Any) -> Job:
         entrypoint=_str(row.get("entrypoint")) or "",
         start_time=_ms_to_s(row.get("start_time")),
         end_time=_ms_to_s(row.get("end_time")),
+        console=own_driver is not None and _is_own_driver(row, *own_driver),
     )
+
+
+def _is_own_driver(row: dict[str, Any], pid: int, addresses: frozenset[str]) -> bool:
+    """A driver job (not a submitted one) whose driver runs as `pid` on this machine."""
+    if row.get("type") != "DRIVER" or row.get("submission_id"):
+        return False
+    driver = _dict(row.get("driver_info"))
+    ip = _str(driver.get("node_ip_address")) or ""
+    return _int(driver.get("pid")) == pid and (ip in addresses or is_loopback(ip))

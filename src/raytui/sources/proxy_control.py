@@ -16,13 +16,16 @@ Typical use::
 
 from __future__ import annotations
 
-import json
-import socket
 from pathlib import Path
-from typing import Any
 
-from raytui import locations
-from raytui.errors import RaytuiError, UsageError
+from raytui.control_socket import (
+    NOT_RUNNING,
+    SOCKET_NAME,
+    ControlSocket,
+    DaemonNotRunning,
+    is_running,
+    socket_path,
+)
 from raytui.model.invite import DEFAULT_EXPIRES_S, IssuedInvite, Redeemed
 from raytui.model.overlay import JoinStatus
 from raytui.model.peers import (
@@ -33,76 +36,22 @@ from raytui.model.peers import (
     Service,
 )
 
-SOCKET_NAME = "proxy.sock"  # must match raytui.proxy.control.SOCKET_NAME
-NOT_RUNNING = "proxy daemon not running: start it with `raytui proxy start`"
+__all__ = [
+    "NOT_RUNNING",
+    "SOCKET_NAME",
+    "DaemonNotRunning",
+    "ProxyControl",
+    "connect_console",
+    "is_running",
+    "ray_endpoints",
+    "socket_path",
+]
 
 
-class DaemonNotRunning(RaytuiError):
-    """No proxy daemon answers on the control socket."""
-
-
-def socket_path() -> Path:
-    return locations.runtime_dir() / SOCKET_NAME
-
-
-class ProxyControl:
-    """Talks to the daemon whose control socket is at `path` (default: this user's)."""
-
-    def __init__(self, path: Path | None = None, timeout: float = 30.0) -> None:
-        self.path = path or socket_path()
-        self.timeout = timeout
-
-    def request(self, op: str, **args: Any) -> Any:
-        """Send one request, return its `result`; raise as the module docstring says."""
-        payload = json.dumps({"op": op, **args}).encode() + b"\n"
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            try:
-                sock.connect(str(self.path))
-            except (FileNotFoundError, ConnectionRefusedError):
-                raise DaemonNotRunning(NOT_RUNNING) from None
-            except OSError as exc:
-                raise RaytuiError(f"cannot reach the proxy daemon at {self.path}: {exc}") from exc
-            try:
-                sock.sendall(payload)
-                buf = b""
-                while b"\n" not in buf:
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        self._raise_if_gone()
-                        raise RaytuiError("the proxy daemon closed the control connection")
-                    buf += chunk
-            except TimeoutError:
-                raise RaytuiError(
-                    f"the proxy daemon did not answer {op!r} within {self.timeout:g} s"
-                ) from None
-            except OSError as exc:
-                self._raise_if_gone()
-                raise RaytuiError(f"control connection to the proxy daemon failed: {exc}") from exc
-        finally:
-            sock.close()
-        try:
-            reply = json.loads(buf.partition(b"\n")[0])
-        except ValueError as exc:
-            raise RaytuiError(f"garbled reply from the proxy daemon: {exc}") from exc
-        if not reply.get("ok"):
-            message = str(reply.get("error", "unknown error"))
-            if reply.get("code") == 2:
-                raise UsageError(message)
-            raise RaytuiError(message)
-        return reply.get("result")
-
-    def _raise_if_gone(self) -> None:
-        """A request cut off because the daemon is stopping: it unlinks its socket first."""
-        if not self.path.exists():
-            raise DaemonNotRunning(NOT_RUNNING)
+class ProxyControl(ControlSocket):
+    """The daemon's typed requests, returning `raytui.model.peers` snapshots."""
 
     # --- queries --------------------------------------------------------------------------------
-
-    def ping(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("ping")
-        return result
 
     def status(self) -> DaemonStatus:
         return DaemonStatus.from_dict(self.request("status"))
@@ -184,17 +133,6 @@ class ProxyControl:
         """Stop the node `join` started; None when there was none."""
         result = self.request("leave")
         return None if result is None else JoinStatus.from_dict(result)
-
-    def shutdown(self) -> None:
-        self.request("shutdown")
-
-
-def is_running(path: Path | None = None) -> bool:
-    try:
-        ProxyControl(path, timeout=3.0).ping()
-    except RaytuiError:
-        return False
-    return True
 
 
 def connect_console(

@@ -7,7 +7,7 @@ cost nothing until they scroll into view.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -321,14 +321,35 @@ GpuRow = tuple[Node, Gpu]
 
 
 class GpuTable(VirtualTable[GpuRow]):
-    """Every GPU of every node: one row each, formatted only when on screen."""
+    """Every GPU of every node: one row each, formatted only when on screen.
+
+    Nodes are named by hostname; where two nodes in the table share one (machines cloned from
+    one image, a node that rejoined with a new ID), each of them also shows its short node ID.
+    """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(GPU_COLUMNS, self._format_row, empty_text="no GPUs in this cluster", id=id)
+        self._repeated: frozenset[str] = frozenset()
+
+    def set_rows(self, keys: Sequence[str], items: Sequence[GpuRow]) -> None:
+        self._repeated = repeated_hostnames(node for node, _ in items)
+        super().set_rows(keys, items)
 
     def row_version(self, item: GpuRow) -> Hashable:
         node, gpu = item  # of the node, the row shows its name and whether it is alive
-        return (node.hostname, node.short_id, node.alive, gpu)
+        return (node.hostname, node.short_id, node.hostname in self._repeated, node.alive, gpu)
+
+    def node_label(self, node: Node, width: int) -> str:
+        """The hostname, with the short node ID after it when another node has that hostname
+        (the hostname is cut to make room, never the ID)."""
+        if not node.hostname:
+            return node.short_id
+        if node.hostname not in self._repeated:
+            return node.hostname
+        host, room = node.hostname, width - len(node.short_id) - 1
+        if len(host) > room:
+            host = host[: max(room - 1, 1)] + "…"
+        return f"{host} {node.short_id}"
 
     def _format_row(self, row: GpuRow, widths: Sequence[int]) -> list[Text | str]:
         node, gpu = row
@@ -337,7 +358,7 @@ class GpuTable(VirtualTable[GpuRow]):
         util_w = widths[3] - 5
         mem_w = max(3, widths[4] - 14)
         cells: list[Text | str] = [
-            Text(node.hostname or node.short_id),
+            Text(self.node_label(node, widths[0])),
             str(gpu.index),
             gpu.name,
             fmt.bar(None if dead else gpu.utilization_pct, util_w, p)
@@ -351,6 +372,15 @@ class GpuTable(VirtualTable[GpuRow]):
         if dead:
             return [Text(c.plain if isinstance(c, Text) else c, style=p.dim) for c in cells]
         return cells
+
+
+def repeated_hostnames(nodes: Iterable[Node]) -> frozenset[str]:
+    """The hostnames that more than one of `nodes` (counted once each by node ID) carries."""
+    seen: dict[str, set[str]] = {}
+    for node in nodes:
+        if node.hostname:
+            seen.setdefault(node.hostname, set()).add(node.node_id)
+    return frozenset(host for host, ids in seen.items() if len(ids) > 1)
 
 
 def gpu_rows(nodes: Sequence[Node]) -> tuple[list[str], list[GpuRow]]:

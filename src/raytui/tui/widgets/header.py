@@ -105,7 +105,7 @@ class ClusterHeader(Widget):
         cu, ct = snap.cpus
         gu, gt = snap.gpus
         mu, mt = snap.memory
-        running = sum(1 for j in snap.jobs if j.status == "RUNNING")
+        running = snap.jobs_running
         nodes = Text.assemble(("nodes ", p.dim), (str(snap.nodes_alive), p.label), " alive")
         if snap.nodes_dead:
             nodes.append(" · ")

@@ -1,4 +1,6 @@
-"""Jobs (status, entrypoint, duration) and task counts by state, actors alive."""
+"""Jobs (status, entrypoint, duration) and task counts by state, actors alive.
+
+This console's own Ray driver is listed as "this console", greyed: it is not someone's job."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ JOB_COLUMNS = (
     Column("entrypoint", "ENTRYPOINT", 0, min_width=10),
     Column("duration", "DURATION", 8, "right"),
 )
+
+CONSOLE_LABEL = "this console"
 
 # Task states in the order a task goes through them; others follow alphabetically.
 TASK_ORDER = (
@@ -77,10 +81,13 @@ class JobTable(VirtualTable[Job]):
     def _format_row(self, job: Job, widths: Sequence[int]) -> list[Text | str]:
         p = palette(self.app)
         style = status_style(job.status, p)
+        entrypoint: Text | str = job.entrypoint
+        if job.console:  # not someone's work: the driver this console runs prompts through
+            entrypoint = Text.assemble((CONSOLE_LABEL, p.label), (f"  {job.entrypoint}", p.dim))
         return [
-            Text(job.status, style=style),
+            Text(job.status, style=p.dim if job.console else style),
             job.submission_id or job.job_id,
-            job.entrypoint,
+            entrypoint,
             fmt.span(job.duration(self.now)),
         ]
 
