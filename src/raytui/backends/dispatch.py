@@ -327,6 +327,10 @@ class Run:
                 except Exception as exc:  # an exception raised inside the task
                     event = Failed(f"task failed: {_first_line(exc)}", FailureKind.INTERNAL)
                 if not isinstance(event, _EVENTS):
+                    debuglog.report(
+                        f"prompt run {self.run_id[:8]}: its task sent something else",
+                        TypeError(f"not a run event: {event!r:.300}"),
+                    )
                     event = Failed(
                         f"the task sent {type(event).__name__!r}, not a run event"
                         " (a raytui of another version on the node?)",
@@ -401,7 +405,9 @@ class Run:
             await asyncio.wrap_future(history.record(self.run_id, event))
         except Exception as exc:
             debuglog.report(f"prompt run {self.run_id[:8]}: history write", exc)
-            self.history_error = f"history could not be saved ({_first_line(exc)}); {history.path}"
+            self.history_error = (
+                f"history could not be saved ({_first_line(exc)}) in {history.path}"
+            )
 
 
 def submit(
