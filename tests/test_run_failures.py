@@ -158,9 +158,12 @@ def test_submit_prints_the_answer_and_says_when_history_could_not_save_it(
     assert HistoryStore().list() == []
 
 
-def _scenario(name: str, tmp_path: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+def _scenario(
+    name: str, tmp_path: Path, timeout: float, **extra: str
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env.update(RAYTUI_HOME=str(tmp_path), HOME=str(tmp_path), RAYTUI_DRIVER_TIMEOUT="3")
+    env.update(extra)
     root = Path(__file__).resolve().parents[1]
     return subprocess.run(
         [sys.executable, "-m", "tests.support.driver_scenarios", name],
@@ -187,4 +190,22 @@ def test_runs_waiting_on_the_driver_leave_the_pollers_threads_free(tmp_path: Pat
     silent socket); a poll-shaped asyncio.to_thread call still completes. It used to wait:
     the runs held all 6 threads of asyncio's default pool (2 cores)."""
     result = _scenario("pool", tmp_path, timeout=180)
+    assert result.returncode == 0, result.stderr[-4000:]
+
+
+@pytest.mark.ray
+def test_closing_the_connection_waits_for_a_ray_call_in_flight_and_refuses_new_ones(
+    tmp_path: Path, ray_cluster: RayTestCluster
+) -> None:
+    """Finding 10d, in a fresh process that owns its driver of the session cluster."""
+    result = _scenario(
+        "close",
+        tmp_path,
+        timeout=180,
+        SCENARIO_GCS=ray_cluster.gcs_address,
+        SCENARIO_DASHBOARD=ray_cluster.dashboard_url,
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=ray_cluster.token,
+        RAYTUI_DRIVER_TIMEOUT="60",
+    )
     assert result.returncode == 0, result.stderr[-4000:]

@@ -13,6 +13,10 @@ the failed assertion on stderr.
   editor, a retry fails the same way, and esc while connecting cancels at once.
 - `pool`: 16 runs wait on the driver connect while a poll-shaped `asyncio.to_thread` call
   (what Textual's thread workers and the pollers use) still completes.
+- `close`: against the REAL cluster named by SCENARIO_GCS (a driver this process owns):
+  `RayConnection.close()` while a Ray call is in flight (a model list held by a real HTTP server
+  speaking Ollama's wire) waits for it instead of shutting Ray down under it, and a call made
+  after close fails with a clear error.
 """
 
 from __future__ import annotations
@@ -136,13 +140,68 @@ async def pool(server: SilentServer) -> None:
     assert not any(s.done() for s in starts), "the runs were meant to be still waiting"
 
 
+async def close(server: SilentServer) -> None:
+    from raytui.backends.service import RayPromptService
+    from raytui.errors import ClusterUnreachable
+    from raytui.sources.attach import RayConnection, _Target
+    from tests.servers.base import Recorded, WireHandler
+    from tests.servers.ollama_wire import OllamaWireServer, Script
+
+    asked, release = threading.Event(), threading.Event()
+
+    class HeldTags(OllamaWireServer):
+        """Answers /api/tags only once released: the model list stays a Ray call in flight."""
+
+        def handle(self, h: WireHandler, rec: Recorded) -> None:
+            if rec.path.startswith("/api/tags"):
+                asked.set()
+                release.wait(30)
+            super().handle(h, rec)
+
+    tags = HeldTags({"llama3.2": Script(["hi"])})
+    tags.start()
+    target = _Target(
+        dashboard_url=os.environ["SCENARIO_DASHBOARD"],
+        description="the session cluster",
+        ray_address=os.environ["SCENARIO_GCS"],
+        token=os.environ["RAY_AUTH_TOKEN"],
+        token_source="RAY_AUTH_TOKEN",
+    )
+    conn = RayConnection(target)
+    service = RayPromptService(lambda: conn)
+    loop = asyncio.get_running_loop()
+    listing = loop.run_in_executor(None, service.models, "ollama", None, tags.url)
+    deadline = loop.time() + 60
+    while not asked.is_set():  # the task on the node has asked the server: the call is in flight
+        assert loop.time() < deadline and not listing.done(), "the model list never started"
+        await asyncio.sleep(0.05)
+    closing = loop.run_in_executor(None, conn.close)
+    while not conn._closed:
+        assert loop.time() < deadline, "close() never started"
+        await asyncio.sleep(0.01)
+    try:
+        service.nodes()
+    except ClusterUnreachable as exc:
+        assert "closed" in str(exc), exc
+    else:
+        raise AssertionError("a Ray call after close() went through")
+    release.set()
+    names = await asyncio.wait_for(listing, 30)  # was shut down under it: an error or a hang
+    assert names == ["llama3.2:latest"], names
+    await asyncio.wait_for(closing, 30)
+    import ray
+
+    assert not ray.is_initialized(), "close() left this process a driver"
+    tags.stop()
+
+
 def main() -> None:
     name = sys.argv[1]
     server = SilentServer()
     code = 0
     loop = asyncio.new_event_loop()  # not asyncio.run: its cleanup joins threads that hang
     try:
-        loop.run_until_complete({"composer": composer, "pool": pool}[name](server))
+        loop.run_until_complete({"composer": composer, "pool": pool, "close": close}[name](server))
     except BaseException:
         traceback.print_exc()
         code = 1
