@@ -73,7 +73,7 @@ async def composer(server: SilentServer) -> None:
     from raytui.tui.screens.composer import ComposerScreen
     from raytui.tui.widgets.answer_pane import AnswerPane
     from tests.support.composer_standin import app_with_service
-    from tests.support.tui_fakes import until
+    from tests.support.waiting import until
 
     conn = _connection(server.port)
     service = RayPromptService(lambda: conn)
