@@ -51,6 +51,7 @@ import itertools
 import queue
 import threading
 import time
+import typing
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -578,7 +579,7 @@ def requests_for(
     return [replace(template, prompt=p) for p in prompts]
 
 
-_EVENTS = (Waiting, Started, Chunk, Done, Failed)
+_EVENTS = typing.get_args(Event)  # every kind of run event, as the model defines them
 
 
 def _first_line(exc: BaseException) -> str:
