@@ -28,7 +28,16 @@ The caller has connected to Ray (`ray.init`). The API, for the TUI's composer an
 - Code on the nodes: connect with `ray.init(..., runtime_env=runtime_env())` so the tasks find
   raytui's package on nodes that only have Ray.
 - History: with `history=HistoryStore`, each event is committed before `events()` yields it, so
-  whatever a user saw is on disk even if the process is killed next.
+  whatever a user saw is on disk even if the process is killed next. A write that fails (the
+  database damaged, the disk full) never ends the run or loses its text: `Run.history_error`
+  says why (once set, the run is no longer recorded) and the events go on.
+- Every run's stream ends with exactly one Done or Failed, whatever breaks on the way: an
+  unexpected error becomes `Failed(INTERNAL)` with a one-line reason (the traceback goes to the
+  debug log) and the text so far is kept.
+- Blocking Ray calls made for runs (`asubmit`, the GPU counts behind Waiting, the composer's
+  service) run on `ray_calls()`, a bounded pool of their own: asyncio's default pool (6 threads
+  on 2 cores) is where Textual's thread workers poll the cluster and the peers, and runs waiting
+  on a slow driver connect must not starve them.
 
 `Run.state`, `Run.started`, `Run.text` and `Run.final` are kept current as events are yielded.
 """
@@ -42,12 +51,15 @@ import itertools
 import queue
 import threading
 import time
+import typing
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from raytui import config as config_mod
+from raytui import debuglog
 from raytui.backends.history import HistoryStore
 from raytui.errors import ClusterUnreachable, UsageError
 from raytui.model.prompts import (
@@ -69,6 +81,7 @@ __all__ = [
     "asubmit",
     "gpu_counts",
     "merge",
+    "ray_calls",
     "resolve_node",
     "runtime_env",
     "stream_sync",
@@ -78,6 +91,26 @@ __all__ = [
 WAITING_GRACE_S = 0.5  # no Started by then: look at the GPUs and maybe report Waiting
 WAITING_POLL_S = 1.0
 CANCEL_GRACE_S = 5.0  # a cancelled run whose task never answers is ended by us after this
+RAY_CALL_THREADS = 20  # the composer's 16 panes waiting on a driver connect, plus GPU counts
+
+_T = TypeVar("_T")
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def ray_calls() -> ThreadPoolExecutor:
+    """The bounded pool for blocking Ray calls made on behalf of prompt runs (not the default
+    executor that Textual's thread workers and `asyncio.to_thread` share)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(RAY_CALL_THREADS, thread_name_prefix="raytui-ray-call")
+        return _pool
+
+
+async def in_ray_thread(fn: Callable[[], _T]) -> _T:
+    """`await fn()` run on `ray_calls()`."""
+    return await asyncio.get_running_loop().run_in_executor(ray_calls(), fn)
 
 
 # -- placement -------------------------------------------------------------------------------
@@ -183,6 +216,8 @@ class Run:
     first_chunk_at: float | None = None
     node_id: str | None = None  # pinned node, when the request named one
     history: HistoryStore | None = None
+    history_error: str | None = None  # why this run is not (fully) in history, once it failed
+    _created: Future[None] | None = None  # the history insert, checked before the first event
     _gen: Any = None
     _immediate: Failed | None = None
     _cancelled: bool = False
@@ -207,6 +242,23 @@ class Run:
         if self._consumed:
             raise RuntimeError("Run.events() can be iterated only once")
         self._consumed = True
+        async with contextlib.aclosing(self._events()) as inner:
+            try:
+                async for event in inner:
+                    yield event
+            except Exception as exc:  # a defect: still end the run, with the reason
+                if self.final is None:
+                    yield await self.failed_unexpectedly(exc)
+
+    async def failed_unexpectedly(self, exc: BaseException) -> Failed:
+        """End the run with `Failed(INTERNAL)` for an error nothing expected; the traceback goes
+        to the debug log, the text so far stays (in `text` and history)."""
+        debuglog.report(f"prompt run {self.run_id[:8]}: its event stream broke", exc)
+        event = Failed(f"the run's stream broke: {_first_line(exc)}", FailureKind.INTERNAL)
+        await self._note(event)
+        return event
+
+    async def _events(self) -> AsyncGenerator[Event, None]:
         if self._immediate is not None:
             await self._note(self._immediate)
             yield self._immediate
@@ -254,7 +306,7 @@ class Run:
 
     async def _waiting(self) -> Waiting | None:
         try:
-            free, total = await asyncio.to_thread(gpu_counts, self.node_id)
+            free, total = await in_ray_thread(functools.partial(gpu_counts, self.node_id))
         except Exception:
             return None
         if free >= self.request.num_gpus:
@@ -275,6 +327,16 @@ class Run:
                     event = self._ray_failure(exc)
                 except Exception as exc:  # an exception raised inside the task
                     event = Failed(f"task failed: {_first_line(exc)}", FailureKind.INTERNAL)
+                if not isinstance(event, _EVENTS):
+                    debuglog.report(
+                        f"prompt run {self.run_id[:8]}: its task sent something else",
+                        TypeError(f"not a run event: {event!r:.300}"),
+                    )
+                    event = Failed(
+                        f"the task sent {type(event).__name__!r}, not a run event"
+                        " (a raytui of another version on the node?)",
+                        FailureKind.INTERNAL,
+                    )
                 await out.put(event)
                 if isinstance(event, Done | Failed):
                     return
@@ -283,6 +345,12 @@ class Run:
             return
         except RayError as exc:
             await out.put(self._ray_failure(exc))
+            return
+        except Exception as exc:  # anything else: the stream still ends, saying why
+            debuglog.report(f"prompt run {self.run_id[:8]}: reading its task's stream", exc)
+            await out.put(
+                Failed(f"the run's stream broke: {_first_line(exc)}", FailureKind.INTERNAL)
+            )
             return
         if self._cancelled:
             await out.put(Failed("cancelled", FailureKind.CANCELLED))
@@ -324,7 +392,23 @@ class Run:
                 RunState.CANCELLED if event.kind == FailureKind.CANCELLED else RunState.FAILED
             )
         if self.history is not None and not isinstance(event, Waiting | Loading):
-            await asyncio.wrap_future(self.history.record(self.run_id, event))
+            await self._record(self.history, event)
+
+    async def _record(self, history: HistoryStore, event: Event) -> None:
+        """Commit one event; a failure is kept in `history_error` (and the debug log), never
+        raised: the run goes on and its text stays in `text`."""
+        if self.history_error is not None:
+            return
+        try:
+            if self._created is not None:
+                created, self._created = self._created, None
+                await asyncio.wrap_future(created)
+            await asyncio.wrap_future(history.record(self.run_id, event))
+        except Exception as exc:
+            debuglog.report(f"prompt run {self.run_id[:8]}: history write", exc)
+            self.history_error = (
+                f"history could not be saved ({_first_line(exc)}) in {history.path}"
+            )
 
 
 def submit(
@@ -340,7 +424,11 @@ def submit(
 
     run = Run(request, index=next(_counter) if index is None else index, history=history)
     if history is not None:
-        history.create(run.run_id, request)
+        try:
+            run._created = history.create(run.run_id, request)
+        except Exception as exc:  # the store is closed: the run goes on unrecorded
+            debuglog.report(f"prompt run {run.run_id[:8]}: history insert", exc)
+            run.history_error = f"history could not be saved ({_first_line(exc)})"
     if through_ray_client():
         run._immediate = Failed(RAY_CLIENT_CANNOT_STREAM, FailureKind.BAD_REQUEST)
         return run
@@ -385,8 +473,8 @@ def submit(
 
 
 async def asubmit(request: PromptRequest, **kwargs: Any) -> Run:
-    """`submit` run in a thread, for an asyncio loop that must not wait on GCS calls."""
-    return await asyncio.to_thread(functools.partial(submit, request, **kwargs))
+    """`submit` run on `ray_calls()`, for an asyncio loop that must not wait on GCS calls."""
+    return await in_ray_thread(functools.partial(submit, request, **kwargs))
 
 
 async def merge(runs: Iterable[Run]) -> AsyncIterator[tuple[Run, Event]]:
@@ -398,6 +486,9 @@ async def merge(runs: Iterable[Run]) -> AsyncIterator[tuple[Run, Event]]:
         try:
             async for event in run.events():
                 await out.put((run, event))
+        except Exception as exc:  # the run still ends with its Failed, saying why
+            if run.final is None:
+                await out.put((run, await run.failed_unexpectedly(exc)))
         finally:
             await out.put(None)
 
@@ -486,6 +577,9 @@ def requests_for(
     from dataclasses import replace
 
     return [replace(template, prompt=p) for p in prompts]
+
+
+_EVENTS = typing.get_args(Event)  # every kind of run event, as the model defines them
 
 
 def _first_line(exc: BaseException) -> str:

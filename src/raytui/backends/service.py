@@ -18,10 +18,10 @@ thread worker. `history` is where runs are recorded as they stream (read by the 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from raytui import config as config_mod
 from raytui import debuglog
@@ -131,6 +131,23 @@ class DriverConnection(Protocol):
 ConnectionSource = Callable[[], object | None]
 """Returns the app's current cluster connection (None while not connected)."""
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _on_driver(
+    fn: Callable[Concatenate[RayPromptService, _P], _R],
+) -> Callable[Concatenate[RayPromptService, _P], _R]:
+    """The Ray calls of `fn` hold the connection open (`RayConnection.driver_calls`): closing
+    it waits for them, and a call after it closed fails with a clear error."""
+
+    @functools.wraps(fn)
+    def wrapper(service: RayPromptService, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with service._driver_calls():
+            return fn(service, *args, **kwargs)
+
+    return wrapper
+
 
 class RayPromptService:
     """`PromptService` over `dispatch`, on the connection the app currently holds."""
@@ -161,11 +178,18 @@ class RayPromptService:
             raise ClusterUnreachable("this cluster connection cannot run prompts")
         ensure()
 
+    def _driver_calls(self) -> contextlib.AbstractContextManager[None]:
+        held: Callable[[], contextlib.AbstractContextManager[None]] | None = getattr(
+            self._connection(), "driver_calls", None
+        )
+        return held() if held is not None else contextlib.nullcontext()
+
     def _cfg(self) -> config_mod.Config:
         if self._config is None:
             self._config = config_mod.load()
         return self._config
 
+    @_on_driver
     def _submit(self, request: PromptRequest) -> PromptRun:
         from raytui.backends import dispatch
 
@@ -173,11 +197,15 @@ class RayPromptService:
         return dispatch.submit(request, history=self._history, config=self._cfg())
 
     async def start(self, request: PromptRequest) -> PromptRun:
-        run = await asyncio.to_thread(self._submit, request)
+        from raytui.backends import dispatch
+
+        # Not asyncio's default pool: there the app's pollers run (dispatch.ray_calls).
+        run = await dispatch.in_ray_thread(functools.partial(self._submit, request))
         self._runs = [r for r in self._runs if not r.state.final]
         self._runs.append(run)
         return run
 
+    @_on_driver
     def _start_pull(self, model: str, node_id: str, endpoint: str | None) -> Any:
         from raytui.backends import ollama
 
@@ -189,7 +217,11 @@ class RayPromptService:
     ) -> AsyncIterator[PullEvent]:
         where = f"node {node_id[:8]}"
         try:
-            gen = await asyncio.to_thread(self._start_pull, model, node_id, endpoint)
+            from raytui.backends import dispatch
+
+            gen = await dispatch.in_ray_thread(
+                functools.partial(self._start_pull, model, node_id, endpoint)
+            )
         except Exception as exc:
             debuglog.report("service.pull", exc)
             yield Failed(f"cannot pull {model} on {where}: {_describe(exc)}", _kind(exc))
@@ -222,6 +254,7 @@ class RayPromptService:
                 with contextlib.suppress(Exception):
                     ray.cancel(gen)
 
+    @_on_driver
     def models(self, backend: str, node: str | None, endpoint: str | None = None) -> list[str]:
         if backend == "vllm":
             return self._engine_models(node)
@@ -254,24 +287,28 @@ class RayPromptService:
             }
         )
 
+    @_on_driver
     def gpu_counts(self, node: str | None = None) -> tuple[float, float]:
         from raytui.backends import dispatch
 
         self.ensure_driver()
         return dispatch.gpu_counts(node)
 
+    @_on_driver
     def engines(self) -> list[EngineInfo]:
         from raytui.backends import vllm
 
         self.ensure_driver()
         return vllm.list_engines()
 
+    @_on_driver
     def stop_engines(self, names: list[str]) -> list[str]:
         from raytui.backends import vllm
 
         self.ensure_driver()
         return vllm.stop_engines(names)
 
+    @_on_driver
     def nodes(self) -> list[NodeChoice]:
         from raytui.backends import dispatch
 

@@ -10,16 +10,12 @@ from __future__ import annotations
 import faulthandler
 import logging
 import os
-import socket
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from raytui.backends import dispatch
 from raytui.errors import ClusterUnreachable, UsageError
-
-DRIVER_TIMEOUT = 30.0  # seconds for ray.init to attach to a running cluster
-TCP_TIMEOUT = 3.0  # seconds for the GCS port to accept a TCP connection
+from raytui.sources import attach
 
 
 def connect(
@@ -35,7 +31,8 @@ def connect(
     `via`: the cluster of that peer, through the overlay (this machine joins it as a node).
 
     Every wait is bounded and a timeout says what was waited for: the GCS port must accept a
-    TCP connection within TCP_TIMEOUT, and ray.init must attach within DRIVER_TIMEOUT (Ray
+    TCP connection within attach.TCP_TIMEOUT, and ray.init must attach within
+    attach.DRIVER_TIMEOUT or RAYTUI_DRIVER_TIMEOUT (the same waits as the TUI's; Ray
     itself retries an address it cannot use for minutes, e.g. after rewriting 127.0.0.1 to the
     machine's own IP)."""
     node_ip = None
@@ -68,16 +65,9 @@ def connect(
         return
     _check_tcp(addr)
     require_token_if_token_mode(f"Ray at {addr}")
-    _init_within(lambda: ray.init(address=addr, **kwargs), addr, _driver_timeout())
-
-
-def _driver_timeout() -> float:
-    """DRIVER_TIMEOUT, or RAYTUI_DRIVER_TIMEOUT seconds (slow links; tests)."""
-    try:
-        value = float(os.environ.get("RAYTUI_DRIVER_TIMEOUT", ""))
-    except ValueError:
-        return DRIVER_TIMEOUT
-    return value if 0 < value < 3600 else DRIVER_TIMEOUT
+    attach.init_driver_within(
+        lambda: ray.init(address=addr, **kwargs), addr, attach.driver_timeout()
+    )
 
 
 def _start_local(kwargs: dict[str, Any]) -> None:
@@ -97,47 +87,7 @@ def require_token_if_token_mode(where: str) -> None:
 
 
 def _check_tcp(addr: str) -> None:
-    from raytui.sources.attach import parse_address
-
-    parsed = parse_address(addr, "the address")
-    assert parsed.host is not None and parsed.port is not None
-    try:
-        with socket.create_connection((parsed.host, parsed.port), timeout=TCP_TIMEOUT):
-            pass
-    except OSError as exc:
-        why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
-        what = "Ray Client server" if parsed.kind.value == "client" else "Ray GCS"
-        raise ClusterUnreachable(
-            f"cannot reach the {what} at {parsed.hostport}: {why} "
-            f"(waited up to {TCP_TIMEOUT:g} s for a TCP connection)"
-        ) from None
-
-
-class _NotFromMainThread(logging.Filter):
-    """Ray warns that it sets no SIGTERM handler off the main thread: expected here, noise."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "SIGTERM handler is not set" not in record.getMessage()
-
-
-def _init_within(init: Callable[[], object], addr: str, timeout: float) -> None:
-    """ray.init on a daemon thread, waited for at most `timeout` seconds."""
-    from raytui.sources.attach import call_within
-
-    worker_log = logging.getLogger("ray._private.worker")
-    if not any(isinstance(f, _NotFromMainThread) for f in worker_log.filters):
-        worker_log.addFilter(_NotFromMainThread())
-
-    try:
-        call_within(init, timeout)
-    except TimeoutError:
-        raise ClusterUnreachable(
-            f"gave up after {timeout:g} s waiting for Ray at {addr} to accept this process as a "
-            "driver (ray.init): the port answers on TCP but Ray could not attach (is it a Ray "
-            "GCS? a head started with --node-ip-address must be reached at that address)"
-        ) from None
-    except ConnectionError as exc:
-        raise ClusterUnreachable(f"cannot attach to Ray at {addr}: {exc}") from exc
+    attach.check_tcp(addr)
 
 
 def _driver_address(address: str | None, *, command: str, streams: bool) -> str | None:

@@ -16,6 +16,10 @@ timings: ttft_s, tokens_per_s, prompt_eval_count, eval_count, eval_duration_s, l
 total_duration_s), `error` (error, kind: unreachable, model_missing, server, no_gpu, node_died,
 cancelled, bad_request, internal).
 
+A run that history could not record (the database damaged, the disk full) still prints its
+answer; one line on stderr says history could not be saved and why. It does not change the exit
+code, which is about the runs.
+
 Exit code: 0 when every run succeeded, 1 when any failed, 2 on bad usage or input.
 """
 
@@ -172,6 +176,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             for i, p in enumerate(prompts, start=1)
         ]
         printer = TextPrinter(len(runs), out, sys.stderr)
+        unsaved: set[int] = set()
         for run_, event in dispatch.stream_sync(runs):
             if args.json:
                 body = {"index": run_.index, "run_id": run_.run_id, **event_to_json(event)}
@@ -181,6 +186,11 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
                 printer.event(run_, event)
             if isinstance(event, Failed):
                 failed = True
+            if run_.history_error and run_.index not in unsaved:
+                unsaved.add(run_.index)
+                tag = f"[{run_.index}] " if len(runs) > 1 else ""
+                sys.stderr.write(f"raytui: {tag}{run_.history_error}\n")
+                sys.stderr.flush()
         failed = failed or any(not isinstance(r.final, Done) for r in runs)
     finally:
         history.close()

@@ -36,13 +36,15 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from raytui import debuglog
 from raytui.errors import AuthenticationFailed, ClusterUnreachable, RaytuiError, UsageError
 from raytui.model.cluster import ClusterSnapshot
 from raytui.model.nvml import NvmlReport
@@ -366,6 +368,74 @@ def call_within(fn: Callable[[], _T], timeout: float) -> _T:
     return value  # type: ignore[no-any-return]
 
 
+DRIVER_TIMEOUT = 30.0  # seconds for ray.init to attach to a running cluster
+TCP_TIMEOUT = 3.0  # seconds for the GCS port to accept a TCP connection
+JOIN_TIMEOUT = 120.0  # seconds for `--via` over the overlay to make this machine a node
+CLOSE_WAIT_S = 10.0  # close() waits this long for Ray calls still in flight
+CLOSED = "the cluster connection is closed (raytui is quitting or reconnecting)"
+
+
+def driver_timeout() -> float:
+    """DRIVER_TIMEOUT, or RAYTUI_DRIVER_TIMEOUT seconds (slow links; tests)."""
+    try:
+        value = float(os.environ.get("RAYTUI_DRIVER_TIMEOUT", ""))
+    except ValueError:
+        return DRIVER_TIMEOUT
+    return value if 0 < value < 3600 else DRIVER_TIMEOUT
+
+
+def check_tcp(addr: str) -> None:
+    """ClusterUnreachable unless `addr` (a GCS or Ray Client address) accepts a TCP connection
+    within TCP_TIMEOUT: a closed port fails at once instead of in ray.init's retries."""
+    parsed = parse_address(addr, "the address")
+    if parsed.host is None or parsed.port is None:
+        return
+    try:
+        with socket.create_connection((parsed.host, parsed.port), timeout=TCP_TIMEOUT):
+            pass
+    except OSError as exc:
+        why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        what = "Ray Client server" if parsed.kind is AddressKind.CLIENT else "Ray GCS"
+        raise ClusterUnreachable(
+            f"cannot reach the {what} at {parsed.hostport}: {why} "
+            f"(waited up to {TCP_TIMEOUT:g} s for a TCP connection)"
+        ) from None
+
+
+def gave_up_on_driver(addr: str, timeout: float) -> ClusterUnreachable:
+    """The error for a ray.init that did not attach within `timeout` seconds."""
+    return ClusterUnreachable(
+        f"gave up after {timeout:g} s waiting for Ray at {addr} to accept this process as a "
+        "driver (ray.init): the port answers on TCP but Ray could not attach (is it a Ray "
+        "GCS? a head started with --node-ip-address must be reached at that address)"
+    )
+
+
+class _NotFromMainThread(logging.Filter):
+    """Ray warns that it sets no SIGTERM handler off the main thread: expected here, noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
+def quiet_init_off_main_thread() -> None:
+    worker_log = logging.getLogger("ray._private.worker")
+    if not any(isinstance(f, _NotFromMainThread) for f in worker_log.filters):
+        worker_log.addFilter(_NotFromMainThread())
+
+
+def init_driver_within(init: Callable[[], object], addr: str, timeout: float) -> None:
+    """ray.init on a daemon thread, waited for at most `timeout` seconds; ClusterUnreachable
+    saying what was waited for when it does not attach."""
+    quiet_init_off_main_thread()
+    try:
+        call_within(init, timeout)
+    except TimeoutError:
+        raise gave_up_on_driver(addr, timeout) from None
+    except ConnectionError as exc:
+        raise ClusterUnreachable(f"cannot attach to Ray at {addr}: {exc}") from exc
+
+
 def _prepare_ray_import() -> None:
     """Ray calls faulthandler.enable() on init; under Textual sys.stderr has no fileno."""
     with contextlib.suppress(Exception):
@@ -564,10 +634,14 @@ class RayConnection:
         self._target = target
         self._embedded = embedded
         self._client = DashboardClient(target.dashboard_url, target.token, timeout)
-        self._ray_lock = threading.Lock()
+        self._ray_lock = threading.Lock()  # guards the fields below
+        self._idle = threading.Condition(self._ray_lock)  # notified when a Ray call ends
         self._ray_connected = embedded is not None
         self._ray_owned = False  # this connection called ray.init (close() shuts it down)
         self._closed = False
+        self._attempt: Future[None] | None = None  # the driver connect under way, or the last
+        self._driver_address: str | None = None  # what that attempt passes to ray.init
+        self._calls = 0  # Ray calls in flight (`driver_calls`): close() waits for them
 
     @property
     def description(self) -> str:
@@ -602,13 +676,36 @@ class RayConnection:
     def probe_node(self, node_id: str) -> NvmlReport:
         from raytui.sources import probe
 
-        self.ensure_driver()
-        return probe.probe_node(node_id, timeout=10.0)
+        with self.driver_calls():
+            return probe.probe_node(node_id, timeout=10.0)
+
+    @contextlib.contextmanager
+    def driver_calls(self) -> Iterator[None]:
+        """Blocking: make this process a driver (`ensure_driver`) and hold the connection open
+        for the Ray calls made inside: `close()` waits (bounded) until they are done, and after
+        `close()` this raises ClusterUnreachable instead of calling into a Ray shut down."""
+        with self._ray_lock:
+            if self._closed:
+                raise ClusterUnreachable(CLOSED)
+            self._calls += 1
+        try:
+            self.ensure_driver()
+            yield
+        finally:
+            with self._ray_lock:
+                self._calls -= 1
+                self._idle.notify_all()
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+        with self._ray_lock:
+            if self._closed:
+                return
+            self._closed = True
+            if not self._idle.wait_for(lambda: self._calls == 0, CLOSE_WAIT_S):
+                debuglog.report(
+                    f"RayConnection.close: {self._calls} Ray call(s) still running after"
+                    f" {CLOSE_WAIT_S:g} s; closing anyway"
+                )
         self._client.close()
         if self._ray_connected:
             with contextlib.suppress(Exception):
@@ -638,40 +735,91 @@ class RayConnection:
         """Blocking (run it in a thread): make this process a Ray driver of the cluster, once.
 
         Used by the NVML probe and prompt runs alike. The job-level runtime env ships raytui's
-        code to every node, so a node needs only Ray. Raises ClusterUnreachable.
+        code to every node, so a node needs only Ray. Raises ClusterUnreachable, at the latest
+        after the driver timeout (`driver_timeout()`, plus JOIN_TIMEOUT when this machine joins
+        the cluster over the overlay first): ray.init retries an address it cannot use for
+        minutes. Callers at the same time share one attempt; one that ended in an error (or is
+        still hanging) is what a later call retries or waits on again, never a second ray.init.
         """
         with self._ray_lock:
+            if self._closed:
+                raise ClusterUnreachable(CLOSED)
             if self._ray_connected:
                 return
-            _prepare_ray_import()
-            import ray
+            attempt = self._attempt
+            if attempt is None or attempt.done():
+                attempt = self._attempt = Future()
+                threading.Thread(
+                    target=self._connect_driver,
+                    args=(attempt,),
+                    name="raytui-ray-driver",
+                    daemon=True,
+                ).start()
+        timeout = driver_timeout() + TCP_TIMEOUT
+        if self._target.prepare_driver is not None:
+            timeout += JOIN_TIMEOUT
+        try:
+            attempt.result(timeout)
+        except TimeoutError:
+            where = self._driver_address or f"the cluster of {self._target.dashboard_url}"
+            raise gave_up_on_driver(where, timeout) from None
 
-            from raytui.runtime_env import runtime_env
+    def _connect_driver(self, attempt: Future[None]) -> None:
+        try:
+            self._init_driver()
+        except BaseException as exc:
+            if not isinstance(exc, RaytuiError):
+                debuglog.report("RayConnection.ensure_driver", exc)
+                exc = ClusterUnreachable(f"cannot connect to Ray as a driver: {_first_line(exc)}")
+            attempt.set_exception(exc)
+        else:
+            attempt.set_result(None)
 
-            node_ip: str | None = None
-            if self._target.prepare_driver is not None:
-                address, node_ip = self._target.prepare_driver()
-            else:
-                address = self._target.ray_address or self._ray_address_from_dashboard()
-            _export_token(self._target.token)
-            require_token_if_token_mode(f"Ray at {address}")
-            if not ray.is_initialized():
-                try:
-                    extra: dict[str, Any] = {"_node_ip_address": node_ip} if node_ip else {}
-                    ray.init(
-                        address=address,
-                        log_to_driver=False,
-                        namespace="raytui",
-                        logging_level=logging.WARNING,
-                        runtime_env=runtime_env(),
-                        **extra,
-                    )
-                except Exception as exc:  # connection failures of every kind
-                    raise ClusterUnreachable(
-                        f"cannot connect to Ray at {address} as a driver: {_first_line(exc)}"
-                    ) from None
-                self._ray_owned = True
-            self._ray_connected = True
+    def _init_driver(self) -> None:
+        """The one attempt `ensure_driver` waits on, on its own daemon thread."""
+        _prepare_ray_import()
+        import ray
+
+        from raytui.runtime_env import runtime_env
+
+        node_ip: str | None = None
+        if self._target.prepare_driver is not None:
+            address, node_ip = self._target.prepare_driver()
+        else:
+            address = self._target.ray_address or self._ray_address_from_dashboard()
+        self._driver_address = address
+        _export_token(self._target.token)
+        require_token_if_token_mode(f"Ray at {address}")
+        owned = False
+        if not ray.is_initialized():
+            check_tcp(address)
+            quiet_init_off_main_thread()
+            try:
+                extra: dict[str, Any] = {"_node_ip_address": node_ip} if node_ip else {}
+                ray.init(
+                    address=address,
+                    log_to_driver=False,
+                    namespace="raytui",
+                    logging_level=logging.WARNING,
+                    runtime_env=runtime_env(),
+                    **extra,
+                )
+            except Exception as exc:  # connection failures of every kind
+                debuglog.report("RayConnection: ray.init", exc)
+                raise ClusterUnreachable(
+                    f"cannot connect to Ray at {address} as a driver: {_first_line(exc)}"
+                ) from None
+            owned = True
+        with self._ray_lock:
+            if not self._closed:
+                self._ray_owned = self._ray_owned or owned
+                self._ray_connected = True
+                return
+        # Closed while ray.init ran (it may run long after the caller gave up): undo it.
+        if owned:
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+        raise ClusterUnreachable(CLOSED)
 
     def _ray_address_from_dashboard(self) -> str:
         """The GCS when the head is on this machine, else Ray Client on the dashboard's host."""

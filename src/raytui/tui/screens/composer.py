@@ -62,6 +62,14 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _cancel_late_run(starting: asyncio.Future[PromptRun]) -> None:
+    """A run whose start finished after the user cancelled it: stop it at once."""
+    if starting.cancelled() or starting.exception() is not None:
+        return  # the failure was the user's to see only if they had waited
+    with contextlib.suppress(Exception):
+        starting.result().cancel()
+
+
 def grid_columns(count: int, width: int) -> int:
     """Side-by-side panes: 2 for 2 or 4, up to 3 (4 on wide terminals) otherwise."""
     if count <= 1:
@@ -151,6 +159,7 @@ class ComposerScreen(Screen[None]):
         self._node_choices: list[tuple[str, str]] = [("any node", ANY_NODE)]
         self._title_shown = ""
         self._pulls_running = 0
+        self._start_cancels: dict[int, asyncio.Event] = {}  # panes whose run is being started
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -385,8 +394,21 @@ class ComposerScreen(Screen[None]):
 
     async def _consume(self, pane: AnswerPane) -> None:
         assert self.service is not None
+        starting = asyncio.ensure_future(self.service.start(pane.request))
+        cancel = self._start_cancels[pane.number] = asyncio.Event()
+        cancelled = asyncio.ensure_future(cancel.wait())
         try:
-            run = await self.service.start(pane.request)
+            await asyncio.wait({starting, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cancelled.cancel()
+            self._start_cancels.pop(pane.number, None)
+        if not starting.done():  # esc while connecting: the pane ends now, the run when it can
+            starting.add_done_callback(_cancel_late_run)
+            pane.event(Failed("cancelled before the run started", FailureKind.CANCELLED))
+            self._run_ended()
+            return
+        try:
+            run = starting.result()
         except Exception as exc:  # not connected, unknown node, ...: shown in the pane
             debuglog.report("composer._consume", exc)
             pane.fail(_describe(exc))
@@ -398,12 +420,16 @@ class ComposerScreen(Screen[None]):
         try:
             async for event in run.events():
                 pane.event(event)
+                if pane.history_error is None and getattr(run, "history_error", None):
+                    pane.history_failed(str(getattr(run, "history_error", "")))
         except Exception as exc:
             debuglog.report("composer._consume", exc)
             if pane.running:
                 pane.event(Failed(f"the stream broke: {_describe(exc)}", FailureKind.INTERNAL))
         if pane.running:  # the iterator ended without a final event
             pane.event(Failed("the stream ended without a result", FailureKind.INTERNAL))
+        if pane.history_error is None and getattr(run, "history_error", None):
+            pane.history_failed(str(getattr(run, "history_error", "")))
         self._run_ended()
 
     def _run_ended(self) -> None:
@@ -443,6 +469,9 @@ class ComposerScreen(Screen[None]):
             run = self.runs.get(pane.number)
             if run is not None:
                 run.cancel()
+            starting = self._start_cancels.get(pane.number)
+            if starting is not None:
+                starting.set()
         self.notify(f"cancelling {len(running)} run(s)…")
 
     # -- pulling a missing model ------------------------------------------------------------------

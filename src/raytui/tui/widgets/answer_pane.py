@@ -121,6 +121,7 @@ class AnswerPane(Vertical):
         self.timings: Timings | None = None
         self.done_reason: str | None = None
         self.error: str | None = None
+        self.history_error: str | None = None  # the run's text could not be saved in history
         self.note = "submitting…"
         self.submitted_at = clock()
         self.started_at: float | None = None
@@ -255,6 +256,12 @@ class AnswerPane(Vertical):
         """The run could not be started (not connected, bad node, ...)."""
         self.event(Failed(error, FailureKind.BAD_REQUEST))
 
+    def history_failed(self, reason: str) -> None:
+        """History could not record this run: say so under the answer, which stays shown."""
+        if self.history_error is None:
+            self.history_error = reason
+            self.dirty = True
+
     def mark_cancelling(self) -> None:
         if self.running:
             self.cancelling = True
@@ -353,11 +360,15 @@ class AnswerPane(Vertical):
             if at_end:
                 scroll.scroll_end(animate=False, immediate=False)
         error = self.query_one(".pane-error", Static)
-        if self.error and self.state is not RunState.CANCELLED:
-            error.update(Text(self.error))
-            error.display = True
-        elif self.state is RunState.CANCELLED:
-            error.update(Text("cancelled: the run was stopped and its GPU freed"))
+        lines = []
+        if self.state is RunState.CANCELLED:
+            lines.append("cancelled: the run was stopped and its GPU freed")
+        elif self.error:
+            lines.append(self.error)
+        if self.history_error:
+            lines.append(self.history_error)
+        if lines:
+            error.update(Text("\n".join(lines)))
             error.display = True
         pull = self.query_one(".pane-pull", Static)
         pull.display = self.pull_state is not None
