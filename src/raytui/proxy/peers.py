@@ -1,8 +1,10 @@
 """The allow-list and one supervisor per allowed peer.
 
 A supervisor keeps the link to its peer: it dials (clearing the library's negative dial cache
-first, which would otherwise refuse a redial for 60 s), pings every PING_INTERVAL seconds over one
-long-lived ping stream, and redials with jittered exponential backoff. It records health
+first, which would otherwise refuse a redial for 60 s), pings every PING_INTERVAL seconds, each
+ping on a fresh stream (as js-libp2p and go-libp2p do: js-libp2p aborts an incoming ping stream
+after 10 s, so one long-lived stream failed a ping every ~11 s), and redials with jittered
+exponential backoff. It records health
 (state, RTT, reconnects, last error); the tunnel code adds traffic counters.
 
 States: `connecting` until the first dial after start/add has an outcome; `connected` while a
@@ -364,7 +366,6 @@ class PeerManager:
         host = self._host
         pid = ID.from_base58(link.entry.peer_id)
         backoff = MIN_BACKOFF
-        ping: INetStream | None = None
         failures = 0
         while True:
             if self._connected(pid):
@@ -378,27 +379,19 @@ class PeerManager:
                     failures = 0
                 try:
                     with trio.fail_after(PING_TIMEOUT):
-                        if ping is None:
-                            ping = await host.new_stream(pid, [TProtocol(PING_PROTOCOL)])
-                        link.rtt_ms = await _ping_once(ping)
+                        link.rtt_ms = await ping_once(host, pid)
                     failures = 0
                     if link.last_error and link.last_error.startswith("ping failed"):
-                        link.last_error = None
+                        link.last_error = None  # the health line shows the present
                 except Exception as exc:
                     failures += 1
                     link.last_error = f"ping failed: {describe(exc)}"
-                    if ping is not None:
-                        with trio.move_on_after(1):
-                            with contextlib.suppress(Exception):
-                                await ping.reset()
-                    ping = None
                     if failures >= PING_FAILURES_BEFORE_DROP:
                         log.warning("peer %s: %d pings failed, dropping", pid, failures)
                         with trio.move_on_after(5):
                             await host.disconnect(pid)
                 await self._wait(link, PING_INTERVAL)
                 continue
-            ping = None
             if link.state == LinkState.CONNECTED:
                 link.last_error = "connection lost"
                 link.set_state(LinkState.DOWN)
@@ -450,16 +443,26 @@ class PeerManager:
         scope.cancel()
 
 
-async def _ping_once(stream: INetStream) -> float:
-    payload = secrets.token_bytes(32)
-    start = time.perf_counter()
-    await stream.write(payload)
-    got = b""
-    while len(got) < len(payload):
-        chunk = await stream.read(len(payload) - len(got))
-        if not chunk:
-            raise EOFError("ping stream closed")
-        got += chunk
-    if got != payload:
-        raise ValueError("ping answer does not match")
-    return (time.perf_counter() - start) * 1000.0
+async def ping_once(host: IHost, pid: ID) -> float:
+    """One ping on a stream of its own, closed afterwards (reset if anything fails): the RTT of
+    the 32-byte echo in milliseconds."""
+    stream = await host.new_stream(pid, [TProtocol(PING_PROTOCOL)])
+    try:
+        payload = secrets.token_bytes(32)
+        start = time.perf_counter()
+        await stream.write(payload)
+        got = b""
+        while len(got) < len(payload):
+            chunk = await stream.read(len(payload) - len(got))
+            if not chunk:
+                raise EOFError("ping stream closed")
+            got += chunk
+        rtt = (time.perf_counter() - start) * 1000.0
+        if got != payload:
+            raise ValueError("ping answer does not match")
+        await stream.close()
+        return rtt
+    except BaseException:
+        with trio.CancelScope(shield=True), trio.move_on_after(1), contextlib.suppress(Exception):
+            await stream.reset()
+        raise
