@@ -1,11 +1,12 @@
 """Health pings interoperate with peers that end a ping stream early (issue 8, finding 11).
 
-js-libp2p aborts an incoming ping stream after 10 s; a daemon that kept one ping stream for many
-pings recorded "ping failed: Stream is closed" every ~11.5 s. Here the peer is a real libp2p host
-on loopback whose ping handler is stricter still: it answers ONE ping per stream and closes it.
-A real daemon (its own process) pings it for several periods: its health must stay connected
-with no ping error, and every ping must come on a fresh stream. The peer also drops its very
-first ping stream unanswered, so the error that causes must be cleared by the next good ping.
+js-libp2p aborts an incoming ping stream after 10 s; a daemon that counted the closed stream as
+a failed ping recorded "ping failed: Stream is closed" every ~11.5 s. Here the peer is a real
+libp2p host on loopback whose ping handler is stricter still: it answers ONE ping per stream and
+closes it. A real daemon (its own process) pings it for several periods: its health must stay
+connected with no ping error, each ping answered on a stream of its own. The peer also resets
+its very first ping stream unanswered (a real failure, on a fresh stream): that error shows, and
+the next good ping clears it.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ async def _watch(daemon: Daemon) -> tuple[list[str], dict[str, int], list[str]]:
     return errors, counts, seen
 
 
-def test_every_ping_uses_a_fresh_stream_and_health_stays_clean() -> None:
+def test_a_peer_that_ends_ping_streams_early_costs_no_ping_error() -> None:
     daemon = Daemon("png")
     try:
         daemon.start()
