@@ -5,14 +5,18 @@ traceback, and the stored file exactly as it was.
 Everything runs in this process through `cli.main` (no subprocesses); the network is cut off
 (`offline` in test_one_line_errors), so a valid input ends in "unreachable" at once. The daemon's
 stored state is started for real (a libp2p host on loopback) and stopped as soon as it is up.
+The control socket's messages go, raw, to a real daemon in its own process: each line gets one
+JSON line back (an error with code 1 or 2, never "internal error"), the daemon keeps its pid and
+its stored state is unchanged unless a valid op changed it.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import socket
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +27,9 @@ from hypothesis import strategies as st
 
 from raytui.backends.history import HistoryStore
 from raytui.model.prompts import Chunk, Done, PromptRequest, Timings
+from raytui.proxy.control import MAX_REQUEST, SCHEMA
 from raytui.tui.keys import BY_ID
+from tests.proxy_support.daemons import Daemon
 from tests.support.inprocess import assert_one_line, run_main
 from tests.test_one_line_errors import offline  # noqa: F401 - a fixture
 
@@ -347,3 +353,131 @@ def test_history_rows(raytui_home: Path, seed: int, changes: list[tuple[str, Any
         assert_one_line(result, codes=(0,))
         if argv[-1] == "--json":
             assert len(json.loads(result.out)) in (1, 2)
+
+
+# -- the daemon's control socket -----------------------------------------------------------------
+
+# Every op but `shutdown` (which, valid, ends the daemon on purpose).
+CONTROL_OPS = sorted(op for op in SCHEMA if op != "shutdown")
+FIELD_NAMES = sorted({key for spec in SCHEMA.values() for key in spec} | {"op", "", "x"})
+# Ops that answer without changing the stored state.
+READ_ONLY_OPS = {"ping", "status", "peers.list", "token"}
+FIELD_VALUES = st.one_of(
+    JSONISH,
+    st.floats(),  # nan and infinities too (json.dumps writes NaN, Infinity)
+    st.integers(-(2**80), 2**80),
+    st.text(CHARS, min_size=1, max_size=30),
+    st.sampled_from(["false", "true", "0", "127.0.0.1:1", "/ip4/127.0.0.1/tcp/1", "h" * 70_000]),
+    st.dictionaries(st.sampled_from(["ray-gcs", "ray-dashboard", "x"]), JSONISH, max_size=3),
+)
+REQUESTS = st.builds(
+    lambda op, fields: {"op": op, **fields},
+    st.one_of(st.sampled_from(CONTROL_OPS), JSONISH),
+    st.dictionaries(st.one_of(st.sampled_from(FIELD_NAMES), TEXT), FIELD_VALUES, max_size=4),
+).filter(lambda r: r["op"] != "shutdown")
+RAW_LINES = st.sampled_from(
+    [
+        b"",
+        b"   ",
+        b"\xff\xfe\x80 not UTF-8",
+        b'{"op": "ping"}{"op": "status"}',  # two requests on one line
+        b'{"op": "expose", "name": "\\ud800", "target": "a:1"}',  # a lone surrogate
+        b"[" * 30_000 + b"]" * 30_000,  # nested beyond the parser's recursion limit
+        b'{"op": "ping", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b"9" * 5000,  # beyond int's digit limit
+        b'"op"',
+        b"null",
+        b'{"op": "shutdown", "now": true}',  # shutdown takes no field: refused, not obeyed
+    ]
+)
+
+
+def _payload(requests: list[Any], raw: list[bytes], newline_at_end: bool) -> tuple[bytes, int]:
+    """The bytes to send and how many request lines they hold."""
+    lines = [json.dumps(r).encode() for r in requests] + raw
+    data = b"\n".join(lines) + (b"\n" if newline_at_end else b"")
+    expected = len(lines) - (0 if newline_at_end or lines[-1].strip() else 1)
+    return data, expected
+
+
+def _exchange(path: Path, data: bytes) -> tuple[list[bytes], bool]:
+    """Send everything, half-close, read every reply line until the daemon closes. Also whether
+    the daemon reset the connection (it does after refusing an over-long request unread)."""
+    buf = b""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(60)
+        sock.connect(str(path))
+        try:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+            while chunk := sock.recv(65536):
+                buf += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            return buf.splitlines(), True
+    assert buf == b"" or buf.endswith(b"\n"), buf[-200:]
+    return buf.splitlines(), False
+
+
+@pytest.fixture(scope="module")
+def control_daemon() -> Iterator[Daemon]:
+    daemon = Daemon("fz")
+    try:
+        daemon.start()
+        yield daemon
+    finally:
+        daemon.cleanup()
+
+
+@pytest.mark.proxy
+@pytest.mark.parametrize("seed", [0])
+@settings(FUZZ, max_examples=100)
+@given(
+    requests=st.lists(REQUESTS, max_size=3),
+    raw=st.lists(RAW_LINES, max_size=2),
+    newline_at_end=st.booleans(),
+)
+def test_control_socket_messages(
+    control_daemon: Daemon,
+    seed: int,
+    requests: list[Any],
+    raw: list[bytes],
+    newline_at_end: bool,
+) -> None:
+    daemon = control_daemon
+    pid = daemon.control.ping()["pid"]
+    state_file = daemon.home / "config" / "proxy.json"
+    before = state_file.read_bytes() if state_file.exists() else None
+    if not requests and not raw:
+        raw = [b""]
+    data, expected = _payload(requests, raw, newline_at_end)
+    lines, reset = _exchange(daemon.home / "run" / "proxy.sock", data)
+    replies = [json.loads(line) for line in lines]
+
+    over_long = any(len(line) > MAX_REQUEST for line in data.split(b"\n"))
+    too_long = [r for r in replies if "longer than" in str(r.get("error"))]
+    if reset or too_long:
+        assert over_long, (reset, replies)
+        event("an over-long request: refused, connection closed")
+    if too_long:
+        assert replies[-1] is too_long[0] and len(replies) <= expected, replies
+    elif not reset:
+        assert len(replies) == expected, (data[:300], replies)
+    changed = False
+    for reply in replies:
+        assert isinstance(reply, dict) and isinstance(reply.get("ok"), bool), reply
+        if not reply["ok"]:
+            assert reply.get("code") in (1, 2), reply
+            error = reply.get("error")
+            assert isinstance(error, str) and "\n" not in error and len(error) < 2000, reply
+            assert "internal error" not in error, reply
+            event(f"refused with code {reply['code']}")
+        else:
+            changed = True
+    for request, reply in zip(requests, replies, strict=False):
+        if reply.get("ok") and request["op"] not in READ_ONLY_OPS:
+            event(f"valid op {request['op']}")
+    assert daemon.proc is not None and daemon.proc.poll() is None, daemon.log_tail()
+    assert daemon.control.ping()["pid"] == pid
+    if not changed:
+        after = state_file.read_bytes() if state_file.exists() else None
+        assert after == before

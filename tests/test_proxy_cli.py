@@ -184,7 +184,9 @@ def test_start_detaches_and_stop_stops(tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.mark.proxy
 def test_unexpose_withdraws_services_and_the_token(daemon: Daemon) -> None:
-    assert daemon.cli("proxy", "expose", "--ray-head", "--share-token").returncode == 0
+    for name in ("ray-dashboard", "ray-client", "ray-gcs"):  # as --ray-head names them
+        assert daemon.cli("proxy", "expose", name, "127.0.0.1:9001").returncode == 0
+    assert daemon.cli("proxy", "expose", "--share-token").returncode == 0
     assert daemon.cli("proxy", "expose", "notes", "127.0.0.1:9000").returncode == 0
     out = daemon.cli("proxy", "unexpose", "notes")
     assert out.returncode == 0, out.stderr

@@ -226,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--ray-head", action="store_true", help="expose this machine's Ray head ports"
     )
     expose.add_argument("--share-token", action="store_true", help="hand the Ray token to peers")
+    expose.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        default=None,
+        help="with --ray-head: the head's GCS (default: the head running here)",
+    )
     forward = psub.add_parser("forward", help="reach a peer's service through a local port")
     forward.add_argument("peer", metavar="PEER", help="peer ID or name")
     forward.add_argument("name", metavar="NAME", help="the service the peer exposes")

@@ -8,8 +8,19 @@ import sys
 import time
 from pathlib import Path
 
-from raytui.errors import UsageError
-from raytui.model.peers import RAY_HEAD_PORTS, DaemonStatus, PeerHealth, short_peer_id
+from raytui.errors import RaytuiError, UsageError
+from raytui.model.peers import (
+    RAY_CLIENT,
+    RAY_DASHBOARD,
+    RAY_GCS,
+    RAY_HEAD_PORTS,
+    DaemonStatus,
+    PeerHealth,
+    check_target,
+    short_peer_id,
+)
+from raytui.ray_local import find_local_head, join_hostport
+from raytui.sources.machine import is_this_machine
 from raytui.sources.proxy_control import ProxyControl
 
 
@@ -82,11 +93,16 @@ def _expose(control: ProxyControl, args: argparse.Namespace) -> int:
     if args.ray_head:
         if args.name or args.target:
             raise UsageError("--ray-head takes no NAME or HOST:PORT")
-        for service in control.expose_ray_head(share_token=args.share_token):
+        targets, notes = ray_head_targets(control, args.address)
+        for service in control.expose_ray_head(share_token=args.share_token, targets=targets):
             print(f"exposed {service.name} -> {service.target}")
+        for note in notes:
+            print(f"raytui: {note}", file=sys.stderr)
         if args.share_token:
             print("the Ray auth token is handed to allowed peers on request")
         return 0
+    if args.address is not None:
+        raise UsageError("--address goes with --ray-head (the head's GCS, HOST:PORT)")
     if not args.name or not args.target:
         if args.share_token and not args.name and not args.target:
             control.set_share_token(True)
@@ -105,6 +121,65 @@ def _expose(control: ProxyControl, args: argparse.Namespace) -> int:
     else:
         print(f"exposed {service.name} -> {service.target}")
     return 0
+
+
+def ray_head_targets(
+    control: ProxyControl, address: str | None
+) -> tuple[dict[str, str] | None, list[str]]:
+    """Where the Ray head to expose listens: (service -> HOST:PORT, notes for the user).
+    None when the daemon runs the head itself (it knows its overlay address). A head on this
+    machine is read from its processes (the newest, or the one whose GCS is `address`); a GCS
+    elsewhere is asked for its dashboard. RaytuiError (exit 1) when no head is found."""
+    gcs_port = None
+    if address is not None:
+        if not address.strip():
+            raise UsageError("--address is empty: give the head's GCS as HOST:PORT")
+        gcs_host, gcs_port = check_target(address.strip())
+        if not is_this_machine(gcs_host):
+            return _remote_head_targets(gcs_host, gcs_port)
+        head = find_local_head(gcs_port)
+    else:
+        status = control.status()
+        if status.join is not None and status.join.role == "head":
+            return None, []
+        head = find_local_head()
+        overlay = status.overlay.address
+        if overlay is not None and (head is None or head.gcs.rpartition(":")[0] != overlay):
+            # With the overlay on, the head meant is the one `raytui join --head` runs on it.
+            note = (
+                f"exposed the Ray head that `raytui join --head` runs on the overlay ({overlay});"
+                " for another head give its GCS with --address HOST:PORT"
+            )
+            return None, [note]
+    if head is None:
+        where = f"with its GCS on port {gcs_port}" if gcs_port else "on this machine"
+        raise RaytuiError(
+            f"no Ray head runs {where} (start one with `ray start --head`, or give its GCS "
+            "with --address HOST:PORT)"
+        )
+    targets = {RAY_GCS: head.gcs}
+    notes = []
+    if head.dashboard is not None:
+        targets[RAY_DASHBOARD] = head.dashboard
+    else:
+        notes.append("this head runs no dashboard: ray-dashboard is not exposed")
+    if head.client is not None:
+        targets[RAY_CLIENT] = head.client
+    else:
+        notes.append("this head runs no Ray Client server: ray-client is not exposed")
+    return targets, notes
+
+
+def _remote_head_targets(host: str, port: int) -> tuple[dict[str, str], list[str]]:
+    """A head on another machine: its GCS as given, its dashboard as the GCS records it."""
+    from raytui.sources.attach import Address, AddressKind, dashboard_url_from_gcs
+
+    gcs = join_hostport(host, port)
+    url = dashboard_url_from_gcs(Address(AddressKind.GCS, gcs, host, port))
+    dashboard = url.removeprefix("http://").removeprefix("https://").rstrip("/")
+    return {RAY_GCS: gcs, RAY_DASHBOARD: dashboard}, [
+        "the head is not on this machine: its Ray Client port is unknown, ray-client is not exposed"
+    ]
 
 
 def _unexpose(control: ProxyControl, args: argparse.Namespace) -> int:

@@ -246,11 +246,29 @@ class ProxyNode:
         self.save()
         return Service(name, self._state.services[name])
 
-    def expose_ray_head(self, share_token: bool) -> list[Service]:
-        host = "127.0.0.1"
-        if self.ray_node is not None and self.ray_node.plan.role == "head":
-            host = self.ray_node.plan.node_ip  # the head join started listens there
-        out = [self.expose(name, f"{host}:{port}") for name, port in RAY_HEAD_PORTS.items()]
+    def expose_ray_head(
+        self, share_token: bool, targets: dict[str, str] | None = None
+    ) -> list[Service]:
+        """Offer the Ray head's services at `targets` (service name -> HOST:PORT), which the
+        command found where the head really listens (raytui/ray_local.py). Without targets: the
+        head this daemon runs itself (`join --head`), or will run, at its overlay address."""
+        if not targets:
+            if self.ray_node is not None and self.ray_node.plan.role == "head":
+                host = self.ray_node.plan.node_ip  # the head join started listens there
+            elif self.overlay.address is not None:
+                host = self.overlay.address  # where `join --head` will start it
+            else:
+                raise UsageError(
+                    "this daemon runs no Ray head itself and the overlay is off: say where the "
+                    "head listens (`raytui proxy expose --ray-head` finds it)"
+                )
+            targets = {name: f"{host}:{port}" for name, port in RAY_HEAD_PORTS.items()}
+        unknown = sorted(set(targets) - set(RAY_HEAD_PORTS))
+        if unknown:
+            raise UsageError(f"not a Ray head service: {unknown[0]!r}")
+        for target in targets.values():
+            check_target(target)  # all or nothing: none is stored when one is bad
+        out = [self.expose(name, target) for name, target in targets.items()]
         if share_token:
             self.set_share_token(True)
         return out

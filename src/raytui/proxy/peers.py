@@ -1,8 +1,14 @@
 """The allow-list and one supervisor per allowed peer.
 
 A supervisor keeps the link to its peer: it dials (clearing the library's negative dial cache
-first, which would otherwise refuse a redial for 60 s), pings every PING_INTERVAL seconds over one
-long-lived ping stream, and redials with jittered exponential backoff. It records health
+first, which would otherwise refuse a redial for 60 s), pings every PING_INTERVAL seconds, and
+redials with jittered exponential backoff.
+
+Pings reuse one stream, and when the peer has ended that stream the same ping is sent again at
+once on a fresh one (`Pinger`): js-libp2p aborts an incoming ping stream after 10 s, which cost
+a "ping failed" every ~11 s when a closed stream counted as a failed ping. A fresh stream for
+every ping is no cure: under load (100 busy tunnels) opening a stream took over PING_TIMEOUT,
+three pings failed in a row and the link was dropped with every tunnel on it. It records health
 (state, RTT, reconnects, last error); the tunnel code adds traffic counters.
 
 States: `connecting` until the first dial after start/add has an outcome; `connected` while a
@@ -364,8 +370,8 @@ class PeerManager:
         host = self._host
         pid = ID.from_base58(link.entry.peer_id)
         backoff = MIN_BACKOFF
-        ping: INetStream | None = None
         failures = 0
+        pinger = Pinger(host, pid)
         while True:
             if self._connected(pid):
                 if link.state != LinkState.CONNECTED:
@@ -378,27 +384,20 @@ class PeerManager:
                     failures = 0
                 try:
                     with trio.fail_after(PING_TIMEOUT):
-                        if ping is None:
-                            ping = await host.new_stream(pid, [TProtocol(PING_PROTOCOL)])
-                        link.rtt_ms = await _ping_once(ping)
+                        link.rtt_ms = await pinger.ping()
                     failures = 0
                     if link.last_error and link.last_error.startswith("ping failed"):
-                        link.last_error = None
+                        link.last_error = None  # the health line shows the present
                 except Exception as exc:
                     failures += 1
                     link.last_error = f"ping failed: {describe(exc)}"
-                    if ping is not None:
-                        with trio.move_on_after(1):
-                            with contextlib.suppress(Exception):
-                                await ping.reset()
-                    ping = None
                     if failures >= PING_FAILURES_BEFORE_DROP:
                         log.warning("peer %s: %d pings failed, dropping", pid, failures)
                         with trio.move_on_after(5):
                             await host.disconnect(pid)
                 await self._wait(link, PING_INTERVAL)
                 continue
-            ping = None
+            await pinger.forget()
             if link.state == LinkState.CONNECTED:
                 link.last_error = "connection lost"
                 link.set_state(LinkState.DOWN)
@@ -450,7 +449,45 @@ class PeerManager:
         scope.cancel()
 
 
-async def _ping_once(stream: INetStream) -> float:
+class Pinger:
+    """Pings one peer over a reused stream; a reused stream that fails (the peer ended it, as
+    js-libp2p does after 10 s) is replaced by a fresh one for the same ping. Failures on a fresh
+    stream are the caller's (they count towards dropping the link)."""
+
+    def __init__(self, host: IHost, pid: ID) -> None:
+        self._host = host
+        self._pid = pid
+        self._stream: INetStream | None = None
+
+    async def ping(self) -> float:
+        """The RTT of one 32-byte echo, in milliseconds."""
+        if self._stream is not None:
+            try:
+                return await _echo(self._stream)
+            except Exception:  # the peer ended it: the same ping on a fresh stream
+                await self.forget()
+            except BaseException:  # cancelled (timed out): a late answer must not linger
+                await self.forget()
+                raise
+        self._stream = await self._host.new_stream(self._pid, [TProtocol(PING_PROTOCOL)])
+        try:
+            return await _echo(self._stream)
+        except BaseException:
+            await self.forget()
+            raise
+
+    async def forget(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with (
+                trio.CancelScope(shield=True),
+                trio.move_on_after(1),
+                contextlib.suppress(Exception),
+            ):
+                await stream.reset()
+
+
+async def _echo(stream: INetStream) -> float:
     payload = secrets.token_bytes(32)
     start = time.perf_counter()
     await stream.write(payload)

@@ -32,7 +32,6 @@ import logging
 import os
 import queue
 import re
-import socket
 import sys
 import threading
 import time
@@ -48,6 +47,9 @@ from raytui import debuglog
 from raytui.errors import AuthenticationFailed, ClusterUnreachable, RaytuiError, UsageError
 from raytui.model.cluster import ClusterSnapshot
 from raytui.model.nvml import NvmlReport
+from raytui.ray_local import find_local_cluster
+from raytui.ray_local import port_open as _port_open
+from raytui.ray_local import split_hostport as _split_hostport
 from raytui.sources.connection import ProgressFn
 from raytui.sources.dashboard import DashboardClient, token_hint
 from raytui.sources.machine import is_loopback, is_this_machine
@@ -112,28 +114,6 @@ def _valid_host(host: str) -> bool:
     except ValueError:
         pass
     return bool(_HOSTNAME.match(host)) and not host.replace(".", "").isdigit()
-
-
-def _split_hostport(text: str) -> tuple[str, int | None]:
-    """'host:port', '[v6]:port', 'host' -> (host, port or None). Raises ValueError."""
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep:
-            raise ValueError("unclosed [")
-        if rest and not rest.startswith(":"):
-            raise ValueError("junk after ]")
-        port_text = rest[1:] if rest else None
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-    elif ":" in text:
-        raise ValueError("an IPv6 address needs brackets: [addr]:port")
-    else:
-        host, port_text = text, None
-    if port_text is None:
-        return host, None
-    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
-        raise ValueError(f"bad port {port_text!r}: a number from 1 to 65535")
-    return host, int(port_text)
 
 
 def parse_address(text: str, source: str = "--address") -> Address:
@@ -227,73 +207,6 @@ def _export_token(token: str | None) -> None:
 
 
 # -- a cluster running here ------------------------------------------------------------------
-
-
-def _ray_temp_dirs() -> list[Path]:
-    dirs = []
-    if os.environ.get("RAY_TMPDIR"):
-        dirs.append(Path(os.environ["RAY_TMPDIR"]) / "ray")
-    if sys.platform.startswith("linux") and os.environ.get("TMPDIR"):
-        dirs.append(Path(os.environ["TMPDIR"]) / "ray")
-    dirs.append(Path("/tmp/ray"))
-    return list(dict.fromkeys(dirs))
-
-
-def _port_open(host: str, port: int, timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def find_local_cluster() -> str | None:
-    """GCS address of a cluster running on this machine that answers, or None.
-
-    First the address `ray start` records (`<tmp>/ray/ray_current_cluster`), then the newest
-    running `gcs_server` process.
-    """
-    for folder in _ray_temp_dirs():
-        try:
-            text = (folder / "ray_current_cluster").read_text(encoding="utf-8").strip()
-        except OSError:
-            continue
-        try:
-            host, port = _split_hostport(text.splitlines()[0] if text else "")
-        except ValueError:
-            continue
-        if host and port and _port_open(host, port):
-            return f"{host}:{port}"
-    return _find_gcs_process()
-
-
-def _find_gcs_process() -> str | None:
-    """The newest running `gcs_server` (a head here), else the GCS a `raylet` here reports to
-    (a worker node here, e.g. one that `raytui join` started)."""
-    import psutil
-
-    found: list[tuple[int, float, str]] = []
-    for proc in psutil.process_iter(["name", "cmdline", "create_time"]):
-        try:
-            if proc.info["name"] not in ("gcs_server", "raylet"):
-                continue
-            args = proc.info["cmdline"] or []
-        except psutil.Error:
-            continue
-        flags = dict(a.split("=", 1) for a in args if a.startswith("--") and "=" in a)
-        started = float(proc.info["create_time"] or 0)
-        if proc.info["name"] == "raylet":
-            if flags.get("--gcs-address"):
-                found.append((0, started, flags["--gcs-address"]))
-            continue
-        port, ip = flags.get("--gcs_server_port"), flags.get("--node-ip-address")
-        if port and port.isdigit() and ip:
-            found.append((1, started, f"{ip}:{port}"))
-    for _, _, address in sorted(found, reverse=True):
-        host, port = _split_hostport(address)
-        if port and _port_open(host, port):
-            return address
-    return None
 
 
 # -- GCS -> dashboard ------------------------------------------------------------------------

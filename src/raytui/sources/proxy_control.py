@@ -77,8 +77,12 @@ class ProxyControl(ControlSocket):
     def expose(self, name: str, target: str) -> Service:
         return Service.from_dict(self.request("expose", name=name, target=target))
 
-    def expose_ray_head(self, share_token: bool = False) -> list[Service]:
-        result = self.request("expose.ray_head", share_token=share_token)
+    def expose_ray_head(
+        self, share_token: bool = False, targets: dict[str, str] | None = None
+    ) -> list[Service]:
+        """Expose the Ray head at `targets` (service -> HOST:PORT); None: the head the daemon
+        runs itself."""
+        result = self.request("expose.ray_head", share_token=share_token, targets=targets)
         return [Service.from_dict(s) for s in result]
 
     def unexpose(self, name: str) -> Service:
