@@ -32,6 +32,7 @@ import logging
 import os
 import queue
 import re
+import socket
 import sys
 import threading
 import time
