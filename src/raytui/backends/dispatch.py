@@ -49,7 +49,7 @@ from typing import Any
 
 from raytui import config as config_mod
 from raytui.backends.history import HistoryStore
-from raytui.errors import ClusterUnreachable, UsageError
+from raytui.errors import ClusterUnreachable, UsageError, describe
 from raytui.model.prompts import (
     Chunk,
     Done,
@@ -112,7 +112,7 @@ def cluster_nodes() -> list[NodeInfo]:
     try:
         raw: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
     except Exception as exc:  # GCS gone: any error means the same to the user
-        raise ClusterUnreachable(f"cannot list Ray nodes: {_first_line(exc)}") from exc
+        raise ClusterUnreachable(f"cannot list Ray nodes: {describe(exc, 'line')}") from exc
     return [
         NodeInfo(
             node_id=str(n.get("NodeID", "")),
@@ -274,7 +274,7 @@ class Run:
                 except RayError as exc:
                     event = self._ray_failure(exc)
                 except Exception as exc:  # an exception raised inside the task
-                    event = Failed(f"task failed: {_first_line(exc)}", FailureKind.INTERNAL)
+                    event = Failed(f"task failed: {describe(exc, 'line')}", FailureKind.INTERNAL)
                 await out.put(event)
                 if isinstance(event, Done | Failed):
                     return
@@ -301,7 +301,7 @@ class Run:
         )
         return Failed(
             f"run lost: {where} died or its worker was killed mid-stream"
-            f" ({type(exc).__name__}: {_first_line(exc)})",
+            f" ({type(exc).__name__}: {describe(exc, 'line')})",
             FailureKind.NODE_DIED,
         )
 
@@ -486,11 +486,6 @@ def requests_for(
     from dataclasses import replace
 
     return [replace(template, prompt=p) for p in prompts]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def per_node_endpoints(cfg: config_mod.Config, backend: str) -> Mapping[str, str]:

@@ -43,7 +43,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from raytui.errors import AuthenticationFailed, ClusterUnreachable, RaytuiError, UsageError
+from raytui.errors import (
+    AuthenticationFailed,
+    ClusterUnreachable,
+    RaytuiError,
+    UsageError,
+    describe,
+)
 from raytui.model.cluster import ClusterSnapshot
 from raytui.model.nvml import NvmlReport
 from raytui.sources.connection import ProgressFn
@@ -328,7 +334,7 @@ def dashboard_url_from_gcs(gcs: Address, timeout: float = 5.0) -> str:
     except Exception as exc:  # any GCS failure means the same to the user
         raise ClusterUnreachable(
             f"cannot read the dashboard address from the Ray GCS at {gcs.hostport}: "
-            f"{_first_line(exc)}"
+            f"{describe(exc, 'line')}"
         ) from None
     if not value:
         raise ClusterUnreachable(
@@ -371,11 +377,6 @@ def _prepare_ray_import() -> None:
     with contextlib.suppress(Exception):
         if sys.__stderr__ is not None:
             faulthandler.enable(file=sys.__stderr__)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # -- embedded cluster ------------------------------------------------------------------------
@@ -469,7 +470,9 @@ class _Embedded:
             context = self._owner.call(start)
         except Exception as exc:
             self.stop()
-            raise ClusterUnreachable(f"could not start embedded Ray: {_first_line(exc)}") from None
+            raise ClusterUnreachable(
+                f"could not start embedded Ray: {describe(exc, 'line')}"
+            ) from None
         info: dict[str, Any] = dict(getattr(context, "address_info", {}) or {})
         self._session_dir = info.get("session_dir")
         self.gcs_address: str | None = info.get("gcs_address")
@@ -668,7 +671,7 @@ class RayConnection:
                     )
                 except Exception as exc:  # connection failures of every kind
                     raise ClusterUnreachable(
-                        f"cannot connect to Ray at {address} as a driver: {_first_line(exc)}"
+                        f"cannot connect to Ray at {address} as a driver: {describe(exc, 'line')}"
                     ) from None
                 self._ray_owned = True
             self._ray_connected = True
