@@ -21,8 +21,8 @@ from raytui.errors import ClusterUnreachable
 from raytui.model.cluster import ClusterSnapshot, Gpu, Node, NodeState
 from raytui.model.gpu_history import GpuHistory, Ring, gpu_key
 from raytui.tui.app import RaytuiApp
+from raytui.tui.cluster_poller import backoff_delay, connected_to
 from raytui.tui.messages import ConnState, SnapshotReady
-from raytui.tui.pollers import backoff_delay, connected_to
 from raytui.tui.screens.cluster import ClusterScreen
 from raytui.tui.screens.help import HelpScreen
 from raytui.tui.screens.node_detail import NodeDetailScreen
@@ -267,9 +267,9 @@ async def test_peers_sidebar_stays_shown_when_the_first_snapshot_arrives_and_vie
     gate = threading.Event()
     app = make_app(FakeConnection([healthy()]), gate=gate)
     async with app.run_test(size=(120, 36)) as pilot:
-        await until(pilot, lambda: app.peers_sidebar is not None and app.peers_sidebar.is_mounted)
+        await until(pilot, lambda: app.peers.sidebar.is_mounted)
         await pilot.press("p")
-        sidebar = app.peers_sidebar
+        sidebar = app.peers.sidebar
         assert sidebar is not None and sidebar.display
         gate.set()
         await started(pilot, app)

@@ -66,4 +66,4 @@ def test_writes_to_fd2_never_reach_the_screen(
     assert oct(log.stat().st_mode & 0o777) == "0o600"
     if debug:
         # The poller's failed connects are reported with their traceback.
-        assert "pollers._work_connect" in text and "Traceback" in text, text[-3000:]
+        assert "raytui-poll: poll failed" in text and "Traceback" in text, text[-3000:]

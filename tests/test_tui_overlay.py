@@ -18,9 +18,7 @@ from typing import Any
 import pytest
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.peer.id import ID
-from textual.app import ComposeResult
 from textual.pilot import Pilot
-from textual.widgets import Footer, Static
 
 from raytui.errors import RaytuiError
 from raytui.model.cluster import NodeState
@@ -31,11 +29,10 @@ from raytui.model.peers import short_peer_id
 from raytui.proxy.overlay_kernel import PRIVILEGE_MESSAGE
 from raytui.sources.proxy_control import ProxyControl
 from raytui.tui.app import RaytuiApp
-from raytui.tui.peers_panel import PeersApp
-from raytui.tui.peers_poller import PeerJoinDone
+from raytui.tui.messages import PeerJoinDone
 from raytui.tui.screens.peer_dialogs import AddPeerScreen
 from raytui.tui.widgets.nodes import NodeTable
-from raytui.tui.widgets.peers import PeersSidebar, overlay_details, short_reason
+from raytui.tui.widgets.peers import overlay_details, short_reason
 from tests.proxy_support.daemons import Daemon
 from tests.support import overlay_fakes as ov
 from tests.support.tui_fakes import (
@@ -49,32 +46,11 @@ from tests.support.tui_fakes import (
 SIZE = (100, 40)
 
 
-class Host(PeersApp[None]):
+class Host(ov.PeersHost):
     """Stands in for RaytuiApp around the sidebar and the dialog (as in test_tui_peers.py)."""
 
     def __init__(self, socket: Path | None = None, readonly: bool = False) -> None:
-        super().__init__()
-        self._socket = socket
-        self._readonly = readonly
-        self.notes: list[tuple[str, str, str]] = []  # (severity, title, message)
-
-    def compose(self) -> ComposeResult:
-        yield Static("cluster view", id="body")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.peers_start(socket=self._socket, interval=0.25, readonly=self._readonly, show=True)
-
-    def notify(
-        self, message: str, *, title: str = "", severity: Any = "information", **kw: Any
-    ) -> None:
-        self.notes.append((str(severity), title, message))
-        super().notify(message, title=title, severity=severity, **kw)
-
-    @property
-    def sidebar(self) -> PeersSidebar:
-        assert self.peers_sidebar is not None
-        return self.peers_sidebar
+        super().__init__(socket, readonly=readonly, show=True)
 
 
 # -- pure parts ---------------------------------------------------------------------------------
@@ -114,7 +90,7 @@ async def test_sidebar_shows_the_overlay_the_joined_node_and_each_peers_path() -
     app = Host()
     async with app.run_test(size=SIZE) as pilot:
         sidebar = app.sidebar
-        await ov.feed_daemon(pilot, app, ov.daemon_status())
+        await ov.feed_daemon(pilot, app.peers, ov.daemon_status())
         text = sidebar.text()
         assert "◆ overlay 100.64.0.1\n  25 open · 214 carried\n  refused 3 port not allowed" in text
         assert "● ray head running 3h00m\n  node a1b2c3d4 · 0 restarts" in text
@@ -131,7 +107,7 @@ async def test_sidebar_shows_the_overlay_the_joined_node_and_each_peers_path() -
         assert app.screen is app.screen_stack[0]
 
         # A link goes down: the peer's path says so at once; home-4090 is on the list now.
-        await ov.feed_daemon(pilot, app, ov.daemon_status(box2_up=False, with_home=True))
+        await ov.feed_daemon(pilot, app.peers, ov.daemon_status(box2_up=False, with_home=True))
         assert "⇢ 100.88.31.4 · direct · down" in sidebar.peer_text(ov.BOX2)
         assert "⇢ 100.102.7.77 · via lab" in sidebar.peer_text(ov.HOME)
         assert "route:" + ov.HOME not in sidebar._order
@@ -142,11 +118,11 @@ async def test_sidebar_shows_the_overlay_the_joined_node_and_each_peers_path() -
             None, None, ov.NOW - 30, 2,
             "ray start exited with code 1: GCS consider this node to be dead",
         )  # fmt: skip
-        await ov.feed_daemon(pilot, app, ov.daemon_status(join=restarting))
+        await ov.feed_daemon(pilot, app.peers, ov.daemon_status(join=restarting))
         text = sidebar.text()
         assert "↻ ray worker of lab restarting\n  node - · 2 restarts\n  ✗ ray start exited" in text
         failed = ov.head_join(state=JoinState.FAILED, node_id=None, last_error="no head")
-        await ov.feed_daemon(pilot, app, ov.daemon_status(join=failed))
+        await ov.feed_daemon(pilot, app.peers, ov.daemon_status(join=failed))
         assert "✗ ray head failed\n  node - · 0 restarts\n  ✗ no head" in sidebar.text()
 
 
@@ -156,7 +132,7 @@ async def test_sidebar_says_why_the_overlay_is_off_and_o_shows_the_full_text() -
         sidebar = app.sidebar
         refused = OverlayStatus(True, None, "100.64.0.0/10", PRIVILEGE_MESSAGE, (), 0, 0, {})
         status = ov.daemon_status(overlay=refused)
-        await ov.feed_daemon(pilot, app, status)
+        await ov.feed_daemon(pilot, app.peers, status)
         text = sidebar.text()
         assert "✗ overlay off · o for why\n  needs root or CAP_NET_ADMIN\n" in text
         assert "sudo" not in text  # the full text is one key away, not in the sidebar
@@ -169,10 +145,10 @@ async def test_sidebar_says_why_the_overlay_is_off_and_o_shows_the_full_text() -
         assert "Ray node: head on 100.64.0.1: running" in details
 
         never = ov.daemon_status(overlay=OverlayStatus.from_dict({}))
-        await ov.feed_daemon(pilot, app, never)
+        await ov.feed_daemon(pilot, app.peers, never)
         assert "○ overlay off\n" in sidebar.text()
         starting = OverlayStatus(True, None, "100.64.0.0/10", None, (), 0, 0, {})
-        await ov.feed_daemon(pilot, app, ov.daemon_status(overlay=starting))
+        await ov.feed_daemon(pilot, app.peers, ov.daemon_status(overlay=starting))
         assert "◌ overlay starting…" in sidebar.text()
 
 
@@ -199,12 +175,12 @@ async def test_node_rows_show_the_path_and_flag_a_link_down_before_ray_does() ->
         head, box1, box2 = ov.overlay_cluster().nodes[:3]
 
         # No daemon answers: no PATH column at all.
-        await until(pilot, lambda: app.peers_poller is not None, 10, "the peers poller")
-        await ov.feed_daemon(pilot, app, None)
+        await until(pilot, lambda: app.peers.poller.is_mounted, 10, "the peers poller")
+        await ov.feed_daemon(pilot, app.peers, None)
         assert "PATH" not in screen_text(app)
         assert "local" not in table.row_text(head.node_id)
 
-        await ov.feed_daemon(pilot, app, ov.daemon_status())
+        await ov.feed_daemon(pilot, app.peers, ov.daemon_status())
         await until(pilot, lambda: app.state.paths is not None, 5, "the paths")
         await pilot.pause()
         assert "PATH" in screen_text(app)
@@ -215,7 +191,7 @@ async def test_node_rows_show_the_path_and_flag_a_link_down_before_ray_does() ->
         # box-2's link drops. Ray still reports it ALIVE (the same cluster snapshot); its row
         # says "link down" with the next daemon reading, without waiting for Ray.
         generation = app.state.generation
-        await ov.feed_daemon(pilot, app, ov.daemon_status(box2_up=False))
+        await ov.feed_daemon(pilot, app.peers, ov.daemon_status(box2_up=False))
         await until(
             pilot, lambda: "link down" in table.row_text(box2.node_id), 5, "the link-down flag"
         )
@@ -234,7 +210,7 @@ async def test_node_rows_show_the_path_and_flag_a_link_down_before_ray_does() ->
         await pilot.press("escape")
 
         # Back up: the flag goes. Then Ray declares box-2 dead: DEAD, its path greyed.
-        await ov.feed_daemon(pilot, app, ov.daemon_status())
+        await ov.feed_daemon(pilot, app.peers, ov.daemon_status())
         await until(pilot, lambda: "ALIVE" in table.row_text(box2.node_id), 5, "link up again")
         nodes = list(ov.overlay_cluster().nodes)
         nodes[2] = replace(box2, state=NodeState.DEAD, death_time=ov.NOW - 5, gpus=())
@@ -243,7 +219,7 @@ async def test_node_rows_show_the_path_and_flag_a_link_down_before_ray_does() ->
         assert table.row_text(box2.node_id).split()[2] == "overlay"
 
         # The daemon goes away: the column goes with it.
-        await ov.feed_daemon(pilot, app, None)
+        await ov.feed_daemon(pilot, app.peers, None)
         await until(pilot, lambda: app.state.paths is None, 5, "paths gone")
         await pilot.pause()
         assert "PATH" not in screen_text(app)
@@ -325,8 +301,7 @@ async def test_join_choice_joins_after_the_add_and_keeps_the_text_on_failure(
     app = Host(socket=own_daemon.control.path)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.sidebar.status is not None, 20, "the own daemon")
-        poller = app.peers_poller
-        assert poller is not None
+        poller = app.peers.poller
         recording = RecordingControl(own_daemon.control.path)
         poller.join_control = recording
 
@@ -375,7 +350,7 @@ async def test_a_node_that_does_not_start_yet_keeps_the_dialog_open() -> None:
         slow = ov.head_join(
             role="worker", state=JoinState.RESTARTING, node_id=None, last_error="GCS unreachable"
         )
-        app.post_message(PeerJoinDone("lab", slow, None))
+        app.peers.post_message(PeerJoinDone("lab", slow, None))
         await until(pilot, lambda: not screen.busy, 5, "the answer")
         assert screen.outcome.startswith("! the Ray node did not start yet (restarting)")
         assert "GCS unreachable" in screen.outcome and "keeps trying" in screen.outcome
@@ -393,8 +368,7 @@ INVITE = Invite(
 async def test_an_invite_always_joins_and_a_refusal_keeps_it() -> None:
     app = Host()
     async with app.run_test(size=SIZE) as pilot:
-        poller = app.peers_poller
-        assert poller is not None
+        poller = app.peers.poller
         stand_in = StandInJoin(RaytuiError("this invite was already used"))
         poller.join_control = stand_in
         screen = await open_dialog(pilot, app)

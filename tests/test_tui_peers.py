@@ -1,6 +1,6 @@
 """The peers sidebar and its dialogs, driven by Pilot against REAL proxy daemons.
 
-A minimal host app (`PeersApp` with a placeholder body) carries the sidebar, the poller and the
+A minimal host app (`PeersHost` with a placeholder body) holds the peers controller and the
 dialogs, so these tests do not depend on the rest of the TUI. Daemons run as separate processes
 (tests/proxy_support): `own` is the TUI's daemon, `peer` the machine being added. Waits poll the
 UI with `pilot.pause()` against a deadline.
@@ -17,17 +17,15 @@ from typing import Any
 
 import pytest
 from textual import events
-from textual.app import ComposeResult
 from textual.pilot import Pilot
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from raytui.model.peers import DaemonStatus, LinkState, PeerHealth
 from raytui.tui.peer_rates import NO_RATE, Rate, byte_rates, human_rate
-from raytui.tui.peers_panel import PeersApp
-from raytui.tui.peers_poller import PeersPollFinished, Starter, start_daemon
+from raytui.tui.peers_poller import Starter, start_daemon
 from raytui.tui.screens.peer_dialogs import AddPeerScreen, ConfirmRemoveScreen
-from raytui.tui.widgets.peers import PeersSidebar
 from tests.proxy_support.daemons import Daemon, free_port
+from tests.support.overlay_fakes import PeersHost
 from tests.support.tui_fakes import until as tui_until
 
 pytestmark = pytest.mark.proxy
@@ -36,37 +34,11 @@ GOOD_ID = "12D3KooWA73AbUA2dz1hWm1PToPN21piJoqKKoKioTHyCHR5m8jD"
 SIZE = (100, 32)
 
 
-class Host(PeersApp[None]):
-    """Stands in for RaytuiApp: a body, a footer, the peers panel, and a notification log."""
+class Host(PeersHost):
+    """Stands in for RaytuiApp: a body, a footer, the peers controller, a notification log."""
 
     def __init__(self, socket: Path | None = None, starter: Starter = start_daemon) -> None:
-        super().__init__()
-        self._socket = socket
-        self._starter = starter
-        self.notes: list[tuple[str, str, str]] = []  # (severity, title, message)
-        self.reads = 0
-
-    def compose(self) -> ComposeResult:
-        yield Static("cluster view", id="body")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.peers_start(socket=self._socket, interval=0.25, starter=self._starter)
-
-    def notify(
-        self, message: str, *, title: str = "", severity: Any = "information", **kw: Any
-    ) -> None:
-        self.notes.append((str(severity), title, message))
-        super().notify(message, title=title, severity=severity, **kw)
-
-    def on_peers_poll_finished(self, message: PeersPollFinished) -> None:
-        self.reads += 1
-        super().on_peers_poll_finished(message)
-
-    @property
-    def sidebar(self) -> PeersSidebar:
-        assert self.peers_sidebar is not None
-        return self.peers_sidebar
+        super().__init__(socket, starter=starter)
 
 
 async def until(
@@ -209,15 +181,15 @@ async def test_p_pressed_before_the_sidebar_is_mounted_is_not_lost(raytui_home: 
     app = LateHost(socket=raytui_home / "nobody.sock")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("p")
-        assert app.peers_sidebar is None
-        app.peers_start(socket=raytui_home / "nobody.sock", interval=0.25)
+        assert not app.sidebar.is_mounted
+        app.peers_start()
         sidebar = app.sidebar
         await until(pilot, lambda: sidebar.display and sidebar.has_focus_within, "shown, focused")
         await until(pilot, lambda: sidebar.running is False, "the first reading")
     twice = LateHost(socket=raytui_home / "nobody.sock")
     async with twice.run_test(size=SIZE) as pilot:
         await pilot.press("p", "p")  # shown and hidden again before it was there: nothing
-        twice.peers_start(socket=raytui_home / "nobody.sock", interval=0.25)
+        twice.peers_start()
         await until(pilot, lambda: twice.sidebar.is_mounted, "the sidebar mounted")
         await pilot.pause()
         assert not twice.sidebar.display

@@ -112,7 +112,7 @@ def test_snapshot_overlay_paths(snap_compare: SnapCompare, size: tuple[int, int]
     async def run_before(pilot: Pilot[Any]) -> None:
         await prepare([])(pilot)
         assert isinstance(pilot.app, RaytuiApp)
-        await ov.feed_daemon(pilot, pilot.app, ov.daemon_status(box2_up=False))
+        await ov.feed_daemon(pilot, app.peers, ov.daemon_status(box2_up=False))
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)

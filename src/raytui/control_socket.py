@@ -17,7 +17,7 @@ from typing import Any
 from raytui import locations
 from raytui.errors import RaytuiError, UsageError
 
-SOCKET_NAME = "proxy.sock"  # must match raytui.proxy.control.SOCKET_NAME
+SOCKET_NAME = locations.SOCKET_NAME
 NOT_RUNNING = "proxy daemon not running: start it with `raytui proxy start`"
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import platformdirs
 
 APP = "raytui"
+SOCKET_NAME = "proxy.sock"  # the proxy daemon's control socket, in `runtime_dir()`
 
 
 PRIVATE_DIR = 0o700

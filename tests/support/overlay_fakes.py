@@ -3,17 +3,22 @@
 The console is the head's machine (gpu-head, overlay 100.64.0.1). Its daemon reaches box-1 and
 box-2 (each behind a NAT, they dialled the head) directly, lab directly, and home-4090 only
 through lab (home-4090 allow-lists lab alone). Node IPs are overlay addresses, as `raytui join`
-starts them. Fed to the app through the very message the peers poller posts
-(`PeersStatusReady`); no daemon, no Ray.
+starts them. Fed to the peers controller through the very message the peers poller posts
+(`PeersStatusReady`); no daemon, no Ray. `PeersHost` stands in for RaytuiApp around the
+controller.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
+from textual.app import App, ComposeResult
+from textual.binding import BindingType
 from textual.pilot import Pilot
+from textual.widgets import Footer, Static
 
 from raytui.model.cluster import ClusterSnapshot
 from raytui.model.overlay import (
@@ -24,8 +29,11 @@ from raytui.model.overlay import (
     RouteState,
 )
 from raytui.model.peers import DaemonStatus, LinkState, PeerHealth
-from raytui.tui.peers_panel import PeersApp
-from raytui.tui.peers_poller import PeersPollFinished, PeersStatusReady
+from raytui.tui import peers_controller
+from raytui.tui.messages import PeersStatusReady
+from raytui.tui.peers_controller import PeersController
+from raytui.tui.peers_poller import Starter, start_daemon
+from raytui.tui.widgets.peers import PeersSidebar
 from tests.support.tui_fakes import NOW, gpu2_node, head_node, snapshot, until
 
 ME = "12D3KooWHeadHeadHeadHeadHeadHeadHeadHeadHeadHead1111"
@@ -161,20 +169,77 @@ def overlay_cluster() -> ClusterSnapshot:
     return replace(snapshot([head, box1, box2, home]), address=f"http://{HEAD_IP}:8265")
 
 
+class PeersHost(App[None]):
+    """Stands in for RaytuiApp around the peers controller: a body, a footer, the controller
+    (held and served keys as RaytuiApp does), a notification log and a count of readings."""
+
+    BINDINGS: ClassVar[list[BindingType]] = peers_controller.BINDINGS
+
+    def __init__(
+        self,
+        socket: Path | None = None,
+        *,
+        starter: Starter = start_daemon,
+        readonly: bool = False,
+        show: bool = False,
+    ) -> None:
+        super().__init__()
+        self.peers = PeersController(
+            socket=socket, interval=0.25, starter=starter, readonly=readonly, show=show
+        )
+        self.notes: list[tuple[str, str, str]] = []  # (severity, title, message)
+        self.reads = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static("cluster view", id="body")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.peers_start()
+
+    def peers_start(self) -> None:
+        self.screen.mount(self.peers)
+
+    def notify(
+        self, message: str, *, title: str = "", severity: Any = "information", **kw: Any
+    ) -> None:
+        self.notes.append((str(severity), title, message))
+        super().notify(message, title=title, severity=severity, **kw)
+
+    def on_peers_status_ready(self, message: PeersStatusReady) -> None:
+        self.reads += 1  # it bubbled up from the controller
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        allowed = self.peers.allows(action)
+        return super().check_action(action, parameters) if allowed is None else allowed
+
+    def action_toggle_peers(self) -> None:
+        self.peers.toggle()
+
+    def action_add_peer(self) -> None:
+        self.peers.add_peer()
+
+    def action_start_proxy(self) -> None:
+        self.peers.start_proxy()
+
+    @property
+    def sidebar(self) -> PeersSidebar:
+        return self.peers.sidebar
+
+
 async def feed_daemon(
-    pilot: Pilot[Any], app: PeersApp[Any], status: DaemonStatus | None, at: float | None = None
+    pilot: Pilot[Any], peers: PeersController, status: DaemonStatus | None, at: float | None = None
 ) -> None:
-    """Hand the app one reading of its daemon, as the peers poller posts it. The first call
-    waits for the poller's own first reading (there is no daemon here) and stops it, so the
-    fed readings are the only ones. `at`: the reading's monotonic time (for byte rates)."""
-    poller = app.peers_poller
-    if poller is not None and not poller.stopped:
-        await until(pilot, lambda: poller.reachable is not None and not poller.busy, 10.0)
+    """Hand the peers controller one reading of its daemon, as the peers poller posts it. The
+    first call waits for the poller's own first reading (there is no daemon here) and stops it,
+    so the fed readings are the only ones. `at`: the reading's monotonic time (for byte rates)."""
+    poller = peers.poller
+    if not poller.stopped:
+        await until(pilot, lambda: poller.reads > 0 and not poller.busy, 10.0)
         poller.stop()
-    sidebar = app.peers_sidebar
-    assert sidebar is not None
+    sidebar = peers.sidebar
     running = status is not None
     at = time.monotonic() if at is None else at
-    app.post_message(PeersStatusReady(status, running=running, at=at, now=NOW))
-    app.post_message(PeersPollFinished(None if running else "not running", running))
+    error = None if running else "not running"
+    peers.post_message(PeersStatusReady(status, error, running=running, at=at, now=NOW))
     await until(pilot, lambda: sidebar.status is status, 10.0, "the fed daemon reading")

@@ -61,7 +61,7 @@ from typing import Any, TypeVar
 from raytui import config as config_mod
 from raytui import debuglog
 from raytui.backends.history import HistoryStore
-from raytui.errors import ClusterUnreachable, UsageError
+from raytui.errors import ClusterUnreachable, UsageError, describe
 from raytui.model.prompts import (
     Chunk,
     Done,
@@ -145,7 +145,7 @@ def cluster_nodes() -> list[NodeInfo]:
     try:
         raw: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
     except Exception as exc:  # GCS gone: any error means the same to the user
-        raise ClusterUnreachable(f"cannot list Ray nodes: {_first_line(exc)}") from exc
+        raise ClusterUnreachable(f"cannot list Ray nodes: {describe(exc, 'line')}") from exc
     return [
         NodeInfo(
             node_id=str(n.get("NodeID", "")),
@@ -254,7 +254,7 @@ class Run:
         """End the run with `Failed(INTERNAL)` for an error nothing expected; the traceback goes
         to the debug log, the text so far stays (in `text` and history)."""
         debuglog.report(f"prompt run {self.run_id[:8]}: its event stream broke", exc)
-        event = Failed(f"the run's stream broke: {_first_line(exc)}", FailureKind.INTERNAL)
+        event = Failed(f"the run's stream broke: {describe(exc, 'line')}", FailureKind.INTERNAL)
         await self._note(event)
         return event
 
@@ -326,7 +326,7 @@ class Run:
                 except RayError as exc:
                     event = self._ray_failure(exc)
                 except Exception as exc:  # an exception raised inside the task
-                    event = Failed(f"task failed: {_first_line(exc)}", FailureKind.INTERNAL)
+                    event = Failed(f"task failed: {describe(exc, 'line')}", FailureKind.INTERNAL)
                 if not isinstance(event, _EVENTS):
                     debuglog.report(
                         f"prompt run {self.run_id[:8]}: its task sent something else",
@@ -349,7 +349,7 @@ class Run:
         except Exception as exc:  # anything else: the stream still ends, saying why
             debuglog.report(f"prompt run {self.run_id[:8]}: reading its task's stream", exc)
             await out.put(
-                Failed(f"the run's stream broke: {_first_line(exc)}", FailureKind.INTERNAL)
+                Failed(f"the run's stream broke: {describe(exc, 'line')}", FailureKind.INTERNAL)
             )
             return
         if self._cancelled:
@@ -369,7 +369,7 @@ class Run:
         )
         return Failed(
             f"run lost: {where} died or its worker was killed mid-stream"
-            f" ({type(exc).__name__}: {_first_line(exc)})",
+            f" ({type(exc).__name__}: {describe(exc, 'line')})",
             FailureKind.NODE_DIED,
         )
 
@@ -407,7 +407,7 @@ class Run:
         except Exception as exc:
             debuglog.report(f"prompt run {self.run_id[:8]}: history write", exc)
             self.history_error = (
-                f"history could not be saved ({_first_line(exc)}) in {history.path}"
+                f"history could not be saved ({describe(exc, 'line')}) in {history.path}"
             )
 
 
@@ -428,7 +428,7 @@ def submit(
             run._created = history.create(run.run_id, request)
         except Exception as exc:  # the store is closed: the run goes on unrecorded
             debuglog.report(f"prompt run {run.run_id[:8]}: history insert", exc)
-            run.history_error = f"history could not be saved ({_first_line(exc)})"
+            run.history_error = f"history could not be saved ({describe(exc, 'line')})"
     if through_ray_client():
         run._immediate = Failed(RAY_CLIENT_CANNOT_STREAM, FailureKind.BAD_REQUEST)
         return run
@@ -580,11 +580,6 @@ def requests_for(
 
 
 _EVENTS = typing.get_args(Event)  # every kind of run event, as the model defines them
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def per_node_endpoints(cfg: config_mod.Config, backend: str) -> Mapping[str, str]:

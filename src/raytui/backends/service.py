@@ -26,7 +26,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 from raytui import config as config_mod
 from raytui import debuglog
 from raytui.backends.history import HistoryStore
-from raytui.errors import ClusterUnreachable, RaytuiError, UsageError
+from raytui.errors import ClusterUnreachable, RaytuiError, UsageError, describe
 from raytui.model.prompts import (
     Done,
     EngineInfo,
@@ -224,7 +224,7 @@ class RayPromptService:
             )
         except Exception as exc:
             debuglog.report("service.pull", exc)
-            yield Failed(f"cannot pull {model} on {where}: {_describe(exc)}", _kind(exc))
+            yield Failed(f"cannot pull {model} on {where}: {describe(exc, 'typed')}", _kind(exc))
             return
         from ray.exceptions import RayError
 
@@ -241,7 +241,8 @@ class RayPromptService:
             except RayError as exc:  # the node died, or the task could not be placed there
                 final = True
                 yield Failed(
-                    f"pull of {model} on {where} lost: {_describe(exc)}", FailureKind.NODE_DIED
+                    f"pull of {model} on {where} lost: {describe(exc, 'typed')}",
+                    FailureKind.NODE_DIED,
                 )
                 return
             final = True
@@ -330,12 +331,6 @@ class RayPromptService:
             self._pulls.clear()
         if self._history is not None:
             self._history.close()
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 def _kind(exc: BaseException) -> FailureKind:

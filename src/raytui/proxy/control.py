@@ -34,7 +34,7 @@ from raytui.proxy.core import ProxyNode
 
 log = logging.getLogger(__name__)
 
-SOCKET_NAME = "proxy.sock"
+SOCKET_NAME = locations.SOCKET_NAME
 MAX_REQUEST = 64 * 1024
 
 

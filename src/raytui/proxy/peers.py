@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-import re
 import secrets
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from libp2p.host.ping import ID as PING_PROTOCOL
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 
+from raytui import errors
 from raytui.errors import UsageError
 from raytui.model.peers import LinkState, PeerAddress, PeerHealth, check_peer_name
 from raytui.proxy.store import PeerEntry, StoredState
@@ -51,38 +51,8 @@ ADDR_TTL = 10**9  # the peerstore forgets addresses after their TTL; ours come f
 
 
 def describe(exc: BaseException) -> str:
-    """The most specific message in an exception chain (libp2p wraps causes several deep)."""
-    messages: list[str] = []
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        text = str(cur).strip()
-        if isinstance(cur, ConnectionRefusedError):
-            text = "connection refused"
-        elif isinstance(cur, trio.TooSlowError):
-            text = "timed out"
-        if text:
-            messages.append(text)
-        nested = getattr(cur, "errors", None) or getattr(cur, "exceptions", None)
-        if isinstance(nested, list | tuple) and nested and isinstance(nested[0], BaseException):
-            cur = nested[0]
-        else:
-            cur = cur.__cause__ or cur.__context__
-    if not messages:
-        return type(exc).__name__
-    if any("upgrade mux" in m or "muxer" in m for m in messages):
-        return (
-            "the peer hung up after the handshake: this machine is probably not on its "
-            "allow-list (on the peer, run `raytui peers add` with this machine's address)"
-        )
-    final = messages[-1]
-    for m in messages:
-        where = re.search(r" to (/ip[46]/[^\s:]+|/dns[46]?/[^\s:]+)", m)
-        if where and where.group(1) not in final:
-            final = f"{final} ({where.group(1)})"
-            break
-    return final[:300]
+    """The most specific message in an exception chain: `raytui.errors.describe`'s "chain"."""
+    return errors.describe(exc, "chain")
 
 
 class RefusalLog:

@@ -45,7 +45,13 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from raytui import debuglog
-from raytui.errors import AuthenticationFailed, ClusterUnreachable, RaytuiError, UsageError
+from raytui.errors import (
+    AuthenticationFailed,
+    ClusterUnreachable,
+    RaytuiError,
+    UsageError,
+    describe,
+)
 from raytui.model.cluster import ClusterSnapshot
 from raytui.model.nvml import NvmlReport
 from raytui.ray_local import find_local_cluster
@@ -244,7 +250,7 @@ def dashboard_url_from_gcs(gcs: Address, timeout: float = 5.0) -> str:
     except Exception as exc:  # any GCS failure means the same to the user
         raise ClusterUnreachable(
             f"cannot read the dashboard address from the Ray GCS at {gcs.hostport}: "
-            f"{_first_line(exc)}"
+            f"{describe(exc, 'line')}"
         ) from None
     if not value:
         raise ClusterUnreachable(
@@ -357,11 +363,6 @@ def _prepare_ray_import() -> None:
             faulthandler.enable(file=sys.__stderr__)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 # -- embedded cluster ------------------------------------------------------------------------
 
 
@@ -453,7 +454,9 @@ class _Embedded:
             context = self._owner.call(start)
         except Exception as exc:
             self.stop()
-            raise ClusterUnreachable(f"could not start embedded Ray: {_first_line(exc)}") from None
+            raise ClusterUnreachable(
+                f"could not start embedded Ray: {describe(exc, 'line')}"
+            ) from None
         info: dict[str, Any] = dict(getattr(context, "address_info", {}) or {})
         self._session_dir = info.get("session_dir")
         self.gcs_address: str | None = info.get("gcs_address")
@@ -684,7 +687,9 @@ class RayConnection:
         except BaseException as exc:
             if not isinstance(exc, RaytuiError):
                 debuglog.report("RayConnection.ensure_driver", exc)
-                exc = ClusterUnreachable(f"cannot connect to Ray as a driver: {_first_line(exc)}")
+                exc = ClusterUnreachable(
+                    f"cannot connect to Ray as a driver: {describe(exc, 'line')}"
+                )
             attempt.set_exception(exc)
         else:
             attempt.set_result(None)
@@ -721,7 +726,7 @@ class RayConnection:
             except Exception as exc:  # connection failures of every kind
                 debuglog.report("RayConnection: ray.init", exc)
                 raise ClusterUnreachable(
-                    f"cannot connect to Ray at {address} as a driver: {_first_line(exc)}"
+                    f"cannot connect to Ray at {address} as a driver: {describe(exc, 'line')}"
                 ) from None
             owned = True
         with self._ray_lock:

@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from raytui.errors import AuthenticationFailed, ClusterUnreachable, RaytuiError
+from raytui.errors import AuthenticationFailed, ClusterUnreachable, RaytuiError, describe
 from raytui.model.cluster import (
     ClusterSnapshot,
     Gpu,
@@ -229,7 +229,7 @@ class DashboardClient:
             ) from None
         except (httpx.HTTPError, OSError) as exc:
             raise ClusterUnreachable(
-                f"cannot reach the Ray dashboard at {self.url}: {_reason(exc)}"
+                f"cannot reach the Ray dashboard at {self.url}: {describe(exc, 'line')}"
             ) from None
         if reply.status_code in (401, 403):
             what = "rejected the auth token" if reply.status_code == 403 else "needs an auth token"
@@ -286,13 +286,6 @@ def _outcome(future: Future[Any]) -> tuple[Any, RaytuiError | None]:
         return future.result(), None
     except RaytuiError as exc:
         return None, exc
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    if isinstance(exc, httpx.ConnectError) and ("refused" in text.lower() or "111" in text):
-        return "connection refused"
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 _SUMMARY_KEY = re.compile(r'"summary"\s*:\s*\[')

@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Any
 
-from raytui.errors import ClusterUnreachable, RaytuiError
+from raytui.errors import ClusterUnreachable, RaytuiError, describe
 from raytui.model.nvml import NvmlReport
 
 __all__ = ["PROBE_NAMESPACE", "close_probes", "probe_actor_name", "probe_node"]
@@ -85,7 +85,7 @@ def probe_node(node_id: str, timeout: float = 10.0) -> NvmlReport:
                 f"NVML probe on node {short} failed: raytui is not importable by Ray workers there"
                 " (install it in that node's Ray environment)"
             ) from exc
-        raise RaytuiError(f"NVML probe on node {short} failed: {_first_line(exc)}") from exc
+        raise RaytuiError(f"NVML probe on node {short} failed: {describe(exc, 'line')}") from exc
     if not isinstance(report, NvmlReport):
         raise RaytuiError(f"NVML probe on node {short} answered {type(report).__name__}")
     return report
@@ -114,7 +114,7 @@ def _resolve_node(node_id: str) -> str:
     try:
         nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
     except Exception as exc:  # GCS gone: any error means the same to the user
-        raise ClusterUnreachable(f"cannot list Ray nodes: {_first_line(exc)}") from exc
+        raise ClusterUnreachable(f"cannot list Ray nodes: {describe(exc, 'line')}") from exc
     matches = [n for n in nodes if str(n.get("NodeID", "")).lower().startswith(wanted)]
     exact = [n for n in matches if str(n.get("NodeID", "")).lower() == wanted]
     if exact:
@@ -172,8 +172,3 @@ def _forget(node_id: str, *, kill: bool) -> None:
         for handle in handles:
             with contextlib.suppress(Exception):  # best effort: the node may be gone
                 ray.kill(handle)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,8 +1,11 @@
 """The raytui Textual app.
 
-It is handed a `Connector` (see sources/connection.py) and never imports Ray: the poller calls the
-connector and the connection in thread workers and posts messages back. Tests and the benchmark
-feed `SnapshotReady` messages exactly as the poller does (`app.feed(snapshot)` from any thread).
+It is handed a `Connector` (see sources/connection.py) and never imports Ray. It composes its
+parts: the cluster poller (cluster_poller.py, a hidden widget on the cluster screen that calls the
+connector and the connection in its thread workers; its messages bubble up here) and the peers
+controller (peers_controller.py, which owns the peers sidebar and its poller; the app routes
+`p`/`a`/`P` to it). Tests and the benchmark feed `SnapshotReady` messages exactly as the poller
+does (`app.feed(snapshot)` from any thread). The link's state changes in one place, `_set_link`.
 
 Screens are registered here: `ClusterScreen` is the default (views inside it are listed in
 `screens/cluster.py`), `NodeDetailScreen` and `HelpScreen` are pushed on top. A new screen that
@@ -28,22 +31,19 @@ from raytui.model.gpu_history import DEFAULT_CAPACITY, GpuHistory
 from raytui.model.nvml import NvmlReport
 from raytui.model.prompts import PromptRequest
 from raytui.sources.connection import Connector
-from raytui.tui import keys
-from raytui.tui.commands import RaytuiCommands
+from raytui.tui import keys, peers_controller
+from raytui.tui.cluster_poller import ClusterPoller
 from raytui.tui.messages import (
-    Connected,
-    ConnectFailed,
     ConnectionClosed,
     ConnectionStateChanged,
     ConnectProgress,
     ConnState,
     OpenNode,
     OverlayPathsChanged,
-    PollFinished,
     SnapshotReady,
 )
-from raytui.tui.peers_panel import PeersApp
-from raytui.tui.pollers import ClusterPoller
+from raytui.tui.palette import RaytuiCommands
+from raytui.tui.peers_controller import PeersController
 from raytui.tui.screens.cluster import ClusterScreen
 from raytui.tui.screens.composer import ComposerScreen
 from raytui.tui.screens.engines import EnginesScreen
@@ -62,12 +62,16 @@ def _local_nvml() -> NvmlReport:
     return nvml.sample()
 
 
-class RaytuiApp(PeersApp[int]):
+class RaytuiApp(App[int]):
     CSS_PATH = "raytui.tcss"
     TITLE = "raytui"
-    BINDINGS: ClassVar[list[BindingType]] = keys.bindings(
-        "quit", "quit_now", "help", "palette", "refresh", "view_nodes", "view_gpus", "view_jobs"
-    ) + keys.bindings("composer", "history", "engines")
+    BINDINGS: ClassVar[list[BindingType]] = (
+        peers_controller.BINDINGS
+        + keys.bindings(
+            "quit", "quit_now", "help", "palette", "refresh", "view_nodes", "view_gpus", "view_jobs"
+        )
+        + keys.bindings("composer", "history", "engines")
+    )
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {
         *App.COMMANDS,
         RaytuiCommands,
@@ -114,7 +118,8 @@ class RaytuiApp(PeersApp[int]):
         known, self.unknown_keys = keys.split_keymap(dict(keymap or {}))
         self.keymap = known
         self.state.keys = keys.current_keys(known)
-        self.poller = ClusterPoller(self, connector, refresh)
+        self.poller = ClusterPoller(connector, refresh)
+        self.peers = PeersController(readonly=readonly, keymap=known)
         self.nvml_sampler = nvml_sampler
         self.config_path = config_path
         self.prompt_service = prompt_service
@@ -139,14 +144,28 @@ class RaytuiApp(PeersApp[int]):
                 + " (see ? for the ids)",
                 severity="warning",
             )
-        self.poller.start()
+        self.screen.mount(self.poller)  # it starts polling once mounted
         self.call_after_refresh(self._start_peers)
         self.call_after_refresh(gc.freeze)
 
     def _start_peers(self) -> None:
         # In the body, below the header (composed by now): the header keeps its full width.
-        body = self.cluster_screen.query_one("#body")
-        self.peers_start(readonly=self.state.readonly, keymap=self.keymap, host=body)
+        self.cluster_screen.query_one("#body").mount(self.peers)
+
+    # -- the peers sidebar (its controller serves these keys) ---------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        allowed = self.peers.allows(action)
+        return super().check_action(action, parameters) if allowed is None else allowed
+
+    def action_toggle_peers(self) -> None:
+        self.peers.toggle()
+
+    def action_add_peer(self) -> None:
+        self.peers.add_peer()
+
+    def action_start_proxy(self) -> None:
+        self.peers.start_proxy()
 
     # -- data from the poller -----------------------------------------------------------------
 
@@ -176,12 +195,10 @@ class RaytuiApp(PeersApp[int]):
         state.history.record(message.snapshot)
         if state.generation == 1:
             self.call_after_refresh(gc.freeze)
-        if not state.link.ever_connected or state.link.state is ConnState.CONNECTING:
-            # Fed directly (tests, bench) or the first fetch: we are connected.
-            state.link.ever_connected = True
-            if state.link.state is ConnState.CONNECTING:
-                state.link.state = ConnState.CONNECTED
-                self._show_link()
+        if state.link.state is ConnState.CONNECTING:
+            # Fed directly (tests, bench): a snapshot means connected.
+            self._set_link(ConnState.CONNECTED)
+        state.link.ever_connected = True
         screen = self.screen
         if isinstance(screen, LiveScreen) and screen.ready:
             screen.show_snapshot()
@@ -197,25 +214,24 @@ class RaytuiApp(PeersApp[int]):
         self.state.link.progress = message.text
         self._show_link()
 
-    def on_connected(self, message: Connected) -> None:
-        self.poller.connected(message.connection)
-
-    def on_connect_failed(self, message: ConnectFailed) -> None:
-        self.poller.connect_failed(message.error)
-
-    def on_poll_finished(self, message: PollFinished) -> None:
-        self.poller.poll_finished(message.error)
-
     def on_connection_state_changed(self, message: ConnectionStateChanged) -> None:
+        self._set_link(message.state, message.error, message.next_retry_in, message.description)
+
+    def _set_link(
+        self,
+        state: ConnState,
+        error: str | None = None,
+        next_retry_in: float | None = None,
+        description: str | None = None,
+    ) -> None:
+        """The one place the link changes state (from the poller's messages, a fed snapshot)."""
         link = self.state.link
-        link.state = message.state
-        link.error = message.error
-        if message.description is not None:
-            link.description = message.description
-        link.retry_at = (
-            None if message.next_retry_in is None else self.state.now() + message.next_retry_in
-        )
-        if message.state is ConnState.CONNECTED:
+        link.state = state
+        link.error = error
+        if description is not None:
+            link.description = description
+        link.retry_at = None if next_retry_in is None else self.state.now() + next_retry_in
+        if state is ConnState.CONNECTED:
             link.ever_connected = True
         self._show_link()
 
@@ -295,7 +311,7 @@ class RaytuiApp(PeersApp[int]):
             self.exit(self.exit_code)
             return
         self._quitting = True
-        self.peers_stop()
+        self.peers.stop()
         embedded = "embedded" in (self.state.link.description or self.state.link.target).lower()
         self.state.link.state = ConnState.STOPPING
         self.state.link.progress = (

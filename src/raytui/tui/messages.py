@@ -1,6 +1,8 @@
-"""Typed messages from the pollers (thread workers) to the UI. `post_message` is thread-safe.
+"""Every message of the TUI: from the pollers (cluster_poller.py, peers_poller.py) and the
+screens' workers to the widgets, screens and app. `post_message` is thread-safe.
 
-The bench and the tests feed `SnapshotReady` to the app exactly as the poller does.
+The bench and the tests feed `SnapshotReady` to the app exactly as the cluster poller does, and
+`PeersStatusReady` to the peers controller as the peers poller does.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from textual.message import Message
 from raytui.model.cluster import ClusterSnapshot
 from raytui.model.node_path import OverlayPaths
 from raytui.model.nvml import NvmlReport
+from raytui.model.overlay import JoinStatus
+from raytui.model.peers import DaemonStatus, PeerHealth
 
 
 class ConnState(StrEnum):
@@ -63,28 +67,6 @@ class ConnectionStateChanged(Message):
         self.description = description
 
 
-class Connected(Message):
-    """The connector returned; the poller now owns this connection (a `ClusterConnection`)."""
-
-    def __init__(self, connection: object) -> None:
-        super().__init__()
-        self.connection = connection
-
-
-class ConnectFailed(Message):
-    def __init__(self, error: str) -> None:
-        super().__init__()
-        self.error = error
-
-
-class PollFinished(Message):
-    """One fetch ended (after its `SnapshotReady`, if any); the poller re-arms its timer."""
-
-    def __init__(self, error: str | None) -> None:
-        super().__init__()
-        self.error = error
-
-
 class ConnectionClosed(Message):
     """`connection.close()` returned (or failed with `error`); the app may exit."""
 
@@ -126,7 +108,7 @@ class OpenNode(Message):
 
 class OverlayPathsChanged(Message):
     """How this machine reaches the overlay's addresses changed (a route went up or down, a peer
-    joined, the daemon went away: `paths` None). Posted by the peers panel from the daemon's
+    joined, the daemon went away: `paths` None). Posted by the peers controller from the daemon's
     status; the cluster screen's node list shows it."""
 
     def __init__(self, paths: OverlayPaths | None) -> None:
@@ -135,3 +117,76 @@ class OverlayPathsChanged(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, OverlayPathsChanged)
+
+
+# -- the peers sidebar: from the peers poller -----------------------------------------------
+
+
+class PeersStatusReady(Message):
+    """One reading: `status`, or None and `error` (`running` False: no daemon listens).
+
+    `at` is `time.monotonic()` of the reading (for bytes/s), `now` the wall clock (for ages).
+    A newer reading replaces an unhandled older one.
+    """
+
+    def __init__(
+        self,
+        status: DaemonStatus | None,
+        error: str | None = None,
+        *,
+        running: bool = True,
+        at: float = 0.0,
+        now: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.status = status
+        self.error = error
+        self.running = running
+        self.at = at
+        self.now = now
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, PeersStatusReady)
+
+
+class PeerAddDone(Message):
+    """`peers.add` answered. `peer` is None when the daemon refused (nothing was added);
+    with `peer` set, `error` is the first dial's error (allow-listed, not reachable yet)."""
+
+    def __init__(
+        self, multiaddr: str, name: str | None, peer: PeerHealth | None, error: str | None
+    ) -> None:
+        super().__init__()
+        self.multiaddr = multiaddr
+        self.name = name
+        self.peer = peer
+        self.error = error
+
+
+class PeerRemoveDone(Message):
+    def __init__(self, label: str, peer_id: str | None, error: str | None) -> None:
+        super().__init__()
+        self.label = label
+        self.peer_id = peer_id
+        self.error = error
+
+
+class PeerJoinDone(Message):
+    """`join` answered. `status` is the node the daemon started (running, or not yet: then its
+    `last_error` says why and the daemon keeps trying); None with `error` when the daemon
+    refused (nothing was started). `label` names the peer (or the invite) for messages."""
+
+    def __init__(self, label: str, status: JoinStatus | None, error: str | None) -> None:
+        super().__init__()
+        self.label = label
+        self.status = status
+        self.error = error
+
+
+class DaemonStartDone(Message):
+    """`raytui proxy start` returned: `text` to show, or `error`."""
+
+    def __init__(self, text: str | None, error: str | None) -> None:
+        super().__init__()
+        self.text = text
+        self.error = error

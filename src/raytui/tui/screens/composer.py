@@ -43,7 +43,7 @@ from textual.widgets import Checkbox, Footer, Input, Label, Select, Static, Text
 
 from raytui import debuglog
 from raytui.backends.service import NodeChoice, PromptRun, PromptService
-from raytui.errors import RaytuiError, UsageError
+from raytui.errors import UsageError, describe
 from raytui.model.prompts import BACKENDS, Done, Failed, FailureKind, PromptRequest, RunState
 from raytui.tui import keys
 from raytui.tui.widgets.answer_pane import AnswerPane, PullState
@@ -54,12 +54,6 @@ MAX_PANES = 16
 MAX_GPUS = 4096  # per run, as `raytui submit --gpus` allows
 MAX_TOKENS = 10_000_000
 READONLY = "read-only console: prompts and model pulls are off (started with --readonly)"
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, RaytuiError):
-        return str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _cancel_late_run(starting: asyncio.Future[PromptRun]) -> None:
@@ -156,6 +150,7 @@ class ComposerScreen(Screen[None]):
         self.submits = 0
         self._models_key: tuple[str, str, str] | None = None
         self._nodes_ok = False
+        self._nodes_error: str | None = None  # the node list's last error, as shown
         self._node_choices: list[tuple[str, str]] = [("any node", ANY_NODE)]
         self._title_shown = ""
         self._pulls_running = 0
@@ -411,7 +406,7 @@ class ComposerScreen(Screen[None]):
             run = starting.result()
         except Exception as exc:  # not connected, unknown node, ...: shown in the pane
             debuglog.report("composer._consume", exc)
-            pane.fail(_describe(exc))
+            pane.fail(describe(exc))
             self._run_ended()
             return
         self.runs[pane.number] = run
@@ -425,7 +420,7 @@ class ComposerScreen(Screen[None]):
         except Exception as exc:
             debuglog.report("composer._consume", exc)
             if pane.running:
-                pane.event(Failed(f"the stream broke: {_describe(exc)}", FailureKind.INTERNAL))
+                pane.event(Failed(f"the stream broke: {describe(exc)}", FailureKind.INTERNAL))
         if pane.running:  # the iterator ended without a final event
             pane.event(Failed("the stream ended without a result", FailureKind.INTERNAL))
         if pane.history_error is None and getattr(run, "history_error", None):
@@ -534,7 +529,7 @@ class ComposerScreen(Screen[None]):
         except Exception as exc:
             debuglog.report("composer._pull", exc)
             for pane in panes:
-                pane.pull_event(Failed(f"the pull broke: {_describe(exc)}"))
+                pane.pull_event(Failed(f"the pull broke: {describe(exc)}"))
         finally:
             aclose = getattr(pulls, "aclose", None)
             if aclose is not None:
@@ -627,7 +622,7 @@ class ComposerScreen(Screen[None]):
             names = self.service.models(backend, node or None, endpoint or None)
         except Exception as exc:
             debuglog.report("composer._work_models", exc)
-            self.post_message(ModelsLoaded(key, [], _describe(exc)))
+            self.post_message(ModelsLoaded(key, [], describe(exc)))
         else:
             self.post_message(ModelsLoaded(key, names, None))
 
@@ -637,7 +632,7 @@ class ComposerScreen(Screen[None]):
             nodes = self.service.nodes()
         except Exception as exc:
             debuglog.report("composer._work_nodes", exc)
-            self.post_message(NodesLoaded(None, _describe(exc)))
+            self.post_message(NodesLoaded(None, describe(exc)))
         else:
             self.post_message(NodesLoaded(nodes, None))
 
@@ -665,8 +660,17 @@ class ComposerScreen(Screen[None]):
 
     def on_nodes_loaded(self, message: NodesLoaded) -> None:
         if message.nodes is None:
+            # Shown once per distinct error (it is asked again each time the composer opens).
+            if message.error and message.error != self._nodes_error:
+                self.notify(
+                    f"cannot list the nodes: {message.error}; prompts go to any node",
+                    title="Composer",
+                    severity="warning",
+                )
+            self._nodes_error = message.error
             return
         self._nodes_ok = True
+        self._nodes_error = None
         select = self.query_one("#node", Select)
         current = select.value
         options = [("any node", ANY_NODE)]

@@ -20,10 +20,10 @@ from textual.widgets import DataTable, Footer, Static
 
 from raytui import debuglog
 from raytui.backends.service import PromptService
+from raytui.errors import describe
 from raytui.model.prompts import EngineInfo
 from raytui.tui import format as fmt
 from raytui.tui import keys
-from raytui.tui.pollers import describe
 from raytui.tui.screens.confirm import ConfirmScreen
 
 READONLY = "read-only console: engines cannot be stopped (started with --readonly)"

@@ -22,6 +22,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from raytui import debuglog
 from raytui.backends.history import HistoryStore
+from raytui.errors import describe
 from raytui.model.prompts import PromptRequest, RunRecord, RunState
 from raytui.tui import format as fmt
 from raytui.tui import keys
@@ -207,7 +208,7 @@ class HistoryScreen(Screen[None]):
                 records = store.list(limit=LIMIT, search=needle or None)
             except Exception as exc:
                 debuglog.report("history.work", exc)
-                self.post_message(HistoryLoaded(needle, [], f"{type(exc).__name__}: {exc}"))
+                self.post_message(HistoryLoaded(needle, [], describe(exc)))
             else:
                 self.post_message(HistoryLoaded(needle, records, None))
 

@@ -17,7 +17,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Static
 
 from raytui import debuglog
-from raytui.errors import RaytuiError
+from raytui.errors import describe
 from raytui.model.cluster import Node
 from raytui.model.nvml import GpuDetail, NvmlReport
 from raytui.sources.machine import is_this_node
@@ -197,12 +197,9 @@ class NodeDetailScreen(LiveScreen):
         def work() -> None:
             try:
                 self.post_message(ProbeReady(node_id, report=probe(node_id)))
-            except RaytuiError as exc:
-                debuglog.report("node_detail.work", exc)
-                self.post_message(ProbeReady(node_id, error=str(exc)))
             except Exception as exc:
                 debuglog.report("node_detail.work", exc)
-                self.post_message(ProbeReady(node_id, error=f"{type(exc).__name__}: {exc}"))
+                self.post_message(ProbeReady(node_id, error=describe(exc)))
 
         self.run_worker(work, thread=True, group="nvml-probe", exit_on_error=False)
 

@@ -23,6 +23,7 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.message_pump import MessagePump
 from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Input, Label, Static
 
@@ -94,9 +95,12 @@ class AddPeerScreen(ModalScreen[AddResult | None]):
         *,
         join_disabled: str | None = None,
         is_invite: Callable[[str], bool] = looks_like_invite,
+        listener: MessagePump | None = None,
     ) -> None:
-        """`join_disabled`: why this console may not join (e.g. --readonly); None: it may."""
+        """`join_disabled`: why this console may not join (e.g. --readonly); None: it may.
+        `listener`: who gets `Submitted` (default: it bubbles to the app)."""
         super().__init__(id="add-peer")
+        self.listener = listener
         self._initial = (multiaddr, name)
         self.join_disabled = join_disabled
         self.is_invite = is_invite
@@ -266,7 +270,7 @@ class AddPeerScreen(ModalScreen[AddResult | None]):
             else "dialing the peer… (up to 10 s)"
         )
         self._show_outcome(Text.assemble(("◌ ", palette(self.app).mid), doing))
-        self.post_message(
+        (self.listener or self).post_message(
             self.Submitted(self, address, name, join=join or invite, gpus=gpus, invite=invite)
         )
 

@@ -22,6 +22,7 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.message import Message
+from textual.message_pump import MessagePump
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -298,11 +299,8 @@ class PeersSidebar(Vertical):
     """
     BINDINGS: ClassVar[list[BindingType]] = peer_bindings("remove_peer", "overlay_details")
 
-    class Ready(Message):
-        """The sidebar is mounted (keys that show or focus it act from now on)."""
-
     class RemovePeerRequested(Message):
-        """The user wants `peer` removed (the app asks for confirmation first)."""
+        """The user wants `peer` removed (the controller asks for confirmation first)."""
 
         def __init__(self, peer: PeerHealth) -> None:
             super().__init__()
@@ -315,9 +313,12 @@ class PeersSidebar(Vertical):
         add_key: str = "a",
         remove_key: str = "d",
         overlay_key: str = "o",
+        listener: MessagePump | None = None,
         id: str | None = None,
     ) -> None:
+        """`listener`: who gets `RemovePeerRequested` (default: it bubbles from here)."""
         super().__init__(id=id)
+        self.listener = listener
         self.start_key = start_key
         self.add_key = add_key
         self.remove_key = remove_key
@@ -343,7 +344,6 @@ class PeersSidebar(Vertical):
         self.border_title = "Peers"
         self._show_daemon()
         self._show_peers()
-        self.post_message(self.Ready())
 
     # -- data ---------------------------------------------------------------------------------
 
@@ -520,7 +520,7 @@ class PeersSidebar(Vertical):
         if peer is None:
             self.app.bell()
             return
-        self.post_message(self.RemovePeerRequested(peer))
+        (self.listener or self).post_message(self.RemovePeerRequested(peer))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         """Enter on a peer: everything about it, including what the list cuts short."""

@@ -1,4 +1,4 @@
-"""Command palette (`:` or ctrl+p), k9s style: `nodes`, `gpus`, `jobs`, `node <host>`, `quit`."""
+"""The command palette (`:` or ctrl+p), k9s style: `nodes`, `gpus`, `jobs`, `node <host>`."""
 
 from __future__ import annotations
 
