@@ -287,7 +287,7 @@ def compile_query(query: str, *, regex: bool = False) -> re.Pattern[str]:
     if not regex:
         return re.compile(re.escape(query), re.IGNORECASE)
     try:
-        return re.compile(query, re.IGNORECASE)
+        return re.compile(query, re.IGNORECASE | re.MULTILINE)  # ^ and $ per line
     except re.error as exc:
         raise SearchError(f"bad regex: {exc}") from None
 

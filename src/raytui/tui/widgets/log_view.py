@@ -47,6 +47,7 @@ from textual.strip import Strip
 from textual.widgets import Input, Static
 
 from raytui import locations
+from raytui.text import one_line
 from raytui.model.log_lines import (
     LogDecoder,
     LogLine,
@@ -170,11 +171,13 @@ class _Lines(ScrollView, can_focus=True, inherit_bindings=False):
         self.virtual_size = Size(width, height)
         if self.owner.following:
             self._quiet = True
-            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
             self._quiet = False
         elif rows_gone:
             self._quiet = True
-            self.scroll_to(y=max(0, self.scroll_y - rows_gone), animate=False, immediate=True)
+            self.scroll_to(
+                y=max(0, self.scroll_y - rows_gone), animate=False, immediate=True, force=True
+            )
             self._quiet = False
         self.refresh()
 
@@ -187,9 +190,11 @@ class _Lines(ScrollView, can_focus=True, inherit_bindings=False):
         self.virtual_size = Size(0 if wrap else self._width, self._rows())
         self._quiet = True
         if self.owner.following:
-            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
         elif first_line >= self.ring.first:
-            self.scroll_to(x=0, y=self._row_of(first_line), animate=False, immediate=True)
+            self.scroll_to(
+                x=0, y=self._row_of(first_line), animate=False, immediate=True, force=True
+            )
         self._quiet = False
         self.refresh()
 
@@ -210,10 +215,12 @@ class _Lines(ScrollView, can_focus=True, inherit_bindings=False):
         top = self.scroll_y
         if not top <= row < top + height:
             self._quiet = True
-            self.scroll_to(x=x, y=max(0, row - height // 3), animate=False, immediate=True)
+            self.scroll_to(
+                x=x, y=max(0, row - height // 3), animate=False, immediate=True, force=True
+            )
             self._quiet = False
         elif x is not None and x != self.scroll_x:
-            self.scroll_to(x=x, animate=False, immediate=True)
+            self.scroll_to(x=x, animate=False, immediate=True, force=True)
         self.refresh()
 
     def invalidate(self) -> None:
@@ -327,7 +334,7 @@ class LogView(Vertical):
 
     def __init__(self, source: str, *, max_lines: int = 50_000, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.source = source
+        self.source = one_line(source)  # a name from Ray: controls shown escaped, one line
         self.ring = LogRing(max_lines)
         self.following = True
         self.paused = False
@@ -518,7 +525,7 @@ class LogView(Vertical):
         self.following = True
         lines = self.lines_view
         lines._quiet = True
-        lines.scroll_to(x=0, y=lines.max_scroll_y, animate=False, immediate=True)
+        lines.scroll_to(x=0, y=lines.max_scroll_y, animate=False, immediate=True, force=True)
         lines._quiet = False
         self._status()
 
@@ -526,7 +533,7 @@ class LogView(Vertical):
         self.following = False
         lines = self.lines_view
         lines._quiet = True
-        lines.scroll_to(x=0, y=0, animate=False, immediate=True)
+        lines.scroll_to(x=0, y=0, animate=False, immediate=True, force=True)
         lines._quiet = False
         self._status()
 
