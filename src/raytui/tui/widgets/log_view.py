@@ -47,7 +47,6 @@ from textual.strip import Strip
 from textual.widgets import Input, Static
 
 from raytui import locations
-from raytui.text import one_line
 from raytui.model.log_lines import (
     LogDecoder,
     LogLine,
@@ -57,6 +56,7 @@ from raytui.model.log_lines import (
     compile_query,
     search,
 )
+from raytui.text import one_line
 from raytui.tui import keys
 from raytui.tui.screens.confirm import DIALOG_CSS, ConfirmScreen
 
