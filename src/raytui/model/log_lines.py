@@ -138,6 +138,10 @@ def sanitize(line: str) -> tuple[str, str | None]:
     """(plain, ansi) for one line without its newline; `ansi` is None when no SGR remains."""
     if not _NEEDS_WORK.search(line):
         return line, None
+    if "\x1b[" in line:  # the common coloured line: SGR only, nothing else to clean
+        stripped = _SGR.sub("", line)
+        if not _NEEDS_WORK.search(stripped):
+            return stripped, line
     if "\r" in line:
         line = line.rstrip("\r").rsplit("\r", 1)[-1]
     parts: list[tuple[bool, str]] = []
@@ -216,6 +220,9 @@ class LogDecoder:
 
     @staticmethod
     def _next_carry(ansi: str) -> str:
+        last = ansi.rfind("\x1b[")
+        if _RESET.match(ansi, last):  # ends reset (the usual case): nothing carries over
+            return ""
         codes = _SGR.findall(ansi)
         for i in range(len(codes) - 1, -1, -1):
             if _RESET.fullmatch(codes[i]):
