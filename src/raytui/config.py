@@ -6,6 +6,8 @@ refresh = 2.0                  # seconds between polls
 quit = "q,ctrl+c"
 [ollama.endpoints]             # per-node Ollama URL as that node sees it (node id prefix or IP)
 "10.0.0.5" = "http://127.0.0.1:11435"
+[logs]
+max_lines = 50000              # lines each log view keeps (older ones are dropped, and counted)
 ```
 Unknown keys are ignored so older raytui versions read newer files.
 """
@@ -29,10 +31,12 @@ class Config:
     keys: dict[str, str] = field(default_factory=dict)
     ollama_endpoints: dict[str, str] = field(default_factory=dict)
     openai_endpoints: dict[str, str] = field(default_factory=dict)
+    log_max_lines: int = 50_000
     raw: dict[str, Any] = field(default_factory=dict)
 
 
 MAX_REFRESH = 86_400.0
+LOG_LINES_RANGE = (100, 10_000_000)
 
 
 def load(path: Path | None = None) -> Config:
@@ -57,6 +61,7 @@ def load(path: Path | None = None) -> Config:
             keys=_table_of_str(raw, "keys"),
             ollama_endpoints=_endpoints(raw, "ollama"),
             openai_endpoints=_endpoints(raw, "openai"),
+            log_max_lines=_log_max_lines(raw),
             raw=raw,
         )
     except _Bad as exc:
@@ -119,3 +124,13 @@ def _endpoints(raw: dict[str, Any], backend: str) -> dict[str, str]:
                 f"{backend}.endpoints.{node} must be an http:// or https:// URL, got {url!r}"
             )
     return endpoints
+
+
+def _log_max_lines(raw: dict[str, Any]) -> int:
+    value = _table(raw, "logs", "logs").get("max_lines", 50_000)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Bad(f"logs.max_lines must be a whole number of lines, not {_kind(value)}")
+    lo, hi = LOG_LINES_RANGE
+    if not lo <= value <= hi:
+        raise _Bad(f"logs.max_lines must be from {lo:,} to {hi:,}, got {value:,}")
+    return value

@@ -1,0 +1,173 @@
+"""Benchmark, part 1 (no Ray): the log viewer opening a big log and following a fast one.
+
+- open: 100,000 lines handed to `LogView.append` in one chunk (a fetched log file), until the
+  first screen is drawn (the ring filled and one refresh done). Target <= 300 ms.
+- follow: a thread writes 5,000 lines/s (50 lines every 10 ms) for `--seconds` (default 30) into
+  a `LogView` with the default ring (50,000 lines) while the view follows. Measured: how late an
+  asyncio task sleeping 5 ms in the app's loop wakes up (max and p99; as bench_cluster_view.py
+  does: everything that blocks the loop counts), RSS (highest sample), and that no line was
+  lost (every line written is in the ring or counted as dropped, the last one is the last line).
+  Target: max stall <= 50 ms.
+
+Baseline in the same run: Textual's own `Log` widget fed the same lines (`write_lines`, with
+`max_lines` = the ring size, through `call_from_thread`), with no sanitizing, colour or search.
+Figures are the worst of `--runs` runs. The machine's load (`os.getloadavg`) is printed beside
+them: on a shared machine, rerun on a quiet one before believing a figure.
+
+    .venv/bin/python bench/bench_logs.py [--seconds 30] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+from textual.app import App, ComposeResult
+from textual.widgets import Log
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from raytui.tui.widgets.log_view import LogView  # noqa: E402
+
+SIZE = (200, 60)
+TICK = 0.005
+RATE = 5_000
+BATCH = 50
+
+
+def line(i: int) -> str:
+    colour = "\x1b[32mINFO\x1b[0m" if i % 10 else "\x1b[31mERROR\x1b[0m"
+    return f"2026-01-01 12:00:00,{i % 1000:03d} {colour} worker.py:42 -- step {i} loss=0.{i % 97}\n"
+
+
+class Bench(App[None]):
+    def __init__(self, kind: str, max_lines: int) -> None:
+        super().__init__()
+        self.kind = kind
+        self.max_lines = max_lines
+
+    def compose(self) -> ComposeResult:
+        if self.kind == "logview":
+            yield LogView("bench", max_lines=self.max_lines)
+        else:
+            yield Log(max_lines=self.max_lines)
+
+    def feed(self, text: str) -> None:
+        """From any thread."""
+        if self.kind == "logview":
+            self.query_one(LogView).append(text)
+        else:
+            log = self.query_one(Log)
+            lines = text.splitlines()
+            if threading.current_thread() is threading.main_thread():
+                log.write_lines(lines)
+            else:
+                self.call_from_thread(log.write_lines, lines)
+
+    def count(self) -> int:
+        if self.kind == "logview":
+            view = self.query_one(LogView)
+            return view.ring.end
+        return self.query_one(Log).line_count
+
+
+async def open_big(kind: str) -> float:
+    app = Bench(kind, 100_000)
+    text = "".join(line(i) for i in range(100_000))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        t0 = time.perf_counter()
+        app.feed(text)
+        while app.count() < 100_000:  # noqa: ASYNC110 (polling the app, not an event)
+            await asyncio.sleep(0.001)
+        await pilot.pause()  # one refresh: the first screen is drawn
+        return time.perf_counter() - t0
+
+
+async def follow(kind: str, seconds: float) -> dict[str, float]:
+    app = Bench(kind, 50_000)
+    me = psutil.Process()
+    stalls: list[float] = []
+    rss = me.memory_info().rss
+    written = 0
+    done = threading.Event()
+
+    def producer() -> None:
+        nonlocal written
+        start = time.perf_counter()
+        while written < RATE * seconds:
+            app.feed("".join(line(written + k) for k in range(BATCH)))
+            written += BATCH
+            delay = start + written / RATE - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        done.set()
+
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        thread = threading.Thread(target=producer, daemon=True)
+        thread.start()
+        n = 0
+        while not done.is_set():
+            t0 = time.perf_counter()
+            await asyncio.sleep(TICK)
+            stalls.append(max(0.0, time.perf_counter() - t0 - TICK))
+            n += 1
+            if n % 50 == 0:
+                rss = max(rss, me.memory_info().rss)
+        lost, last_ok = -1, True  # not checked for the baseline (its count stops at max_lines)
+        if kind == "logview":
+            deadline = time.monotonic() + 10
+            while app.count() < written and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            view = app.query_one(LogView)
+            last_ok = view.ring.line(view.ring.end - 1).plain.endswith(
+                f"step {written - 1} loss=0.{(written - 1) % 97}"
+            )
+            lost = written - (len(view.ring) + view.ring.dropped)
+        stalls.sort()
+        return {
+            "max_ms": stalls[-1] * 1000,
+            "p99_ms": stalls[int(len(stalls) * 0.99)] * 1000,
+            "median_ms": statistics.median(stalls) * 1000,
+            "rss_mb": rss / 2**20,
+            "lost": float(lost),
+            "last_ok": float(last_ok),
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--runs", type=int, default=3)
+    args = p.parse_args(argv)
+    print(f"load before: {os.getloadavg()}  cpus: {os.cpu_count()}")
+    for kind in ("logview", "textual-log"):
+        opens = [asyncio.run(open_big(kind)) for _ in range(args.runs)]
+        print(
+            f"open 100,000 lines  {kind:12s} worst {max(opens) * 1000:7.1f} ms  "
+            f"runs {[round(o * 1000) for o in opens]}  load {os.getloadavg()[0]:.2f}"
+        )
+    for kind in ("logview", "textual-log"):
+        runs = [asyncio.run(follow(kind, args.seconds)) for _ in range(args.runs)]
+        worst = {k: max(r[k] for r in runs) for k in runs[0]}
+        worst["last_ok"] = min(r["last_ok"] for r in runs)
+        print(
+            f"follow {RATE}/s {args.seconds:g}s {kind:12s} stall max {worst['max_ms']:6.1f} ms  "
+            f"p99 {worst['p99_ms']:5.1f}  median {worst['median_ms']:4.1f}  "
+            f"RSS {worst['rss_mb']:6.1f} MB  lost {int(worst['lost'])}  "
+            f"last line ok {bool(worst['last_ok'])}  load {os.getloadavg()[0]:.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
