@@ -92,7 +92,7 @@ class WorkloadClient:
         """Counts per function name and state (`ray summary tasks`), computed by the dashboard."""
         taken_at = time.time()
         data = _result(self._dash.get_json("/api/v0/tasks/summarize", {"summary_by": "func_name"}))
-        return task_summary_from(data, taken_at)
+        return task_summary_from(data.get("result"), taken_at)
 
     def tasks(self, where: TaskFilter = _ALL_TASKS, limit: int = LIST_LIMIT) -> Page[TaskRow]:
         filters = [
