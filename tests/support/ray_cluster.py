@@ -119,7 +119,13 @@ class RayTestCluster:
         before_raylets = _raylet_pids(self.temp_dir)
         env = self._node_env(fake_gpus or [])
         _ray_start(
-            ["--address", self.gcs_address, f"--num-cpus={num_cpus}", f"--num-gpus={num_gpus}"],
+            [
+                "--address",
+                self.gcs_address,
+                f"--num-cpus={num_cpus}",
+                f"--num-gpus={num_gpus}",
+                f"--dashboard-agent-listen-port={free_port()}",
+            ],
             env,
         )
         deadline = time.monotonic() + 60
@@ -239,6 +245,10 @@ def start_cluster(
                 "--include-dashboard=true",
                 "--dashboard-host=127.0.0.1",
                 f"--dashboard-port={dash_port}",
+                # Ray's default agent port (52365) is shared by every cluster on the machine: a
+                # second cluster's head agent fails to bind and its job API answers "No
+                # available agent" forever.
+                f"--dashboard-agent-listen-port={free_port()}",
                 f"--ray-client-server-port={client_port}",
                 f"--temp-dir={temp_dir}",
                 f"--num-cpus={head_cpus}",

@@ -1,0 +1,79 @@
+"""What the workbench's clients share: auth headers, bounded calls and one-line errors.
+
+Ray's own HTTP clients (`JobSubmissionClient`, `StateApiClient`) use `requests` without a timeout
+and raise multi-line messages; every call here runs through `bounded`, which gives up after a
+deadline (the call's thread is left to finish on its own) and turns Ray's exceptions into
+raytui's one-line errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from raytui.errors import AuthenticationFailed, ClusterUnreachable, RaytuiError
+from raytui.sources.attach import call_within
+from raytui.sources.dashboard import token_hint
+
+T = TypeVar("T")
+
+
+def auth_headers(token: str | None) -> dict[str, str]:
+    """The headers the console's dashboard client sends: `Authorization: Bearer <token>`.
+
+    With no token Ray's clients add the one Ray finds itself (RAY_AUTH_TOKEN, …), never less."""
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+def first_line(exc: BaseException | str) -> str:
+    text = str(exc).strip()
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__ if isinstance(exc, BaseException) else ""
+
+
+def bounded(url: str, what: str, fn: Callable[[], T], timeout: float) -> T:
+    """fn() within `timeout` s; Ray's and the network's failures become RaytuiErrors."""
+    try:
+        return call_within(fn, timeout)
+    except TimeoutError:
+        raise ClusterUnreachable(
+            f"cannot {what}: the Ray dashboard at {url} gave no answer within {timeout:g} s"
+        ) from None
+    except RaytuiError:
+        raise
+    except Exception as exc:
+        raise translate(url, what, exc) from None
+
+
+_UNREACHABLE = frozenset(
+    {
+        "ServerUnavailable",
+        "ConnectionError",
+        "ConnectTimeout",
+        "ReadTimeout",
+        "Timeout",
+        "ClientConnectorError",
+        "ServerDisconnectedError",
+    }
+)
+
+
+def translate(url: str, what: str, exc: BaseException) -> RaytuiError:
+    """One Ray/HTTP exception as one line the user can act on."""
+    name = type(exc).__name__
+    module = type(exc).__module__
+    text = first_line(exc)
+    if name == "AuthenticationError" or " 401" in text or " 403" in text:
+        return AuthenticationFailed(
+            f"cannot {what}: the Ray dashboard at {url} refused the auth token: {token_hint()}"
+        )
+    if name in _UNREACHABLE or type(exc) in (ConnectionError, ConnectionRefusedError):
+        return ClusterUnreachable(f"cannot {what}: the Ray dashboard at {url} is unreachable")
+    if module.startswith(("requests", "urllib3", "aiohttp")) or isinstance(exc, OSError):
+        return ClusterUnreachable(f"cannot {what}: the Ray dashboard at {url}: {text}")
+    return RaytuiError(f"cannot {what}: {text}")
