@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
 
-from raytui.errors import ClusterUnreachable
+from raytui.errors import ClusterUnreachable, RaytuiError
 from raytui.model.cluster import (
     ClusterSnapshot,
     Gpu,
@@ -26,6 +26,7 @@ from raytui.model.cluster import (
 )
 from raytui.model.nvml import GpuDetail, NvmlReport
 from raytui.sources.connection import ProgressFn
+from raytui.sources.workbench import Workbench
 from tests.support.waiting import until
 
 if TYPE_CHECKING:
@@ -239,6 +240,8 @@ class FakeConnection:
         self.probes: list[str] = []
         self._probe = probe if probe is not None else nvml_report()
         self.fetch_gate: threading.Event | None = None  # when set, fetch waits for it
+        self.workbench_url: str | None = None  # a real dashboard for the workbench views
+        self.workbench_token: str | None = None
 
     @property
     def description(self) -> str:
@@ -264,6 +267,12 @@ class FakeConnection:
         if isinstance(self._probe, BaseException):
             raise self._probe
         return self._probe
+
+    def workbench(self) -> Workbench:
+        """The real workbench clients of `workbench_url` (a real cluster's dashboard)."""
+        if self.workbench_url is None:
+            raise RaytuiError("this fake connection has no dashboard for jobs, tasks or logs")
+        return Workbench.for_dashboard(self.workbench_url, self.workbench_token)
 
     def close(self) -> None:
         self.threads.add(threading.current_thread().name)

@@ -41,7 +41,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from raytui import debuglog
@@ -60,6 +60,9 @@ from raytui.ray_local import split_hostport as _split_hostport
 from raytui.sources.connection import ProgressFn
 from raytui.sources.dashboard import DashboardClient, token_hint
 from raytui.sources.machine import is_loopback, is_this_machine
+
+if TYPE_CHECKING:
+    from raytui.sources.workbench import Workbench
 
 __all__ = [
     "ACCEPTED_FORMS",
@@ -567,6 +570,11 @@ class RayConnection:
     @property
     def dashboard_url(self) -> str:
         return self._target.dashboard_url
+
+    def workbench(self) -> Workbench:
+        from raytui.sources.workbench import Workbench
+
+        return Workbench.for_dashboard(self._target.dashboard_url, self._target.token)
 
     @property
     def embedded(self) -> bool:

@@ -8,10 +8,13 @@ inject a connection that replays snapshots (memray's pattern) and the TUI never 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from raytui.model.cluster import ClusterSnapshot
 from raytui.model.nvml import NvmlReport
+
+if TYPE_CHECKING:
+    from raytui.sources.workbench import Workbench
 
 ProgressFn = Callable[[str], None]
 """Called from the worker thread with a short human message ("starting embedded Ray…")."""
@@ -32,6 +35,12 @@ class ClusterConnection(Protocol):
 
     def probe_node(self, node_id: str) -> NvmlReport:
         """Blocking. NVML details of one node, read on that node. Raises RaytuiError."""
+        ...
+
+    def workbench(self) -> Workbench:
+        """The jobs, tasks, actors and logs clients for this cluster (over its dashboard).
+
+        Cheap (no I/O); the clients' calls block. Raises RaytuiError when there is none."""
         ...
 
     def close(self) -> None:
