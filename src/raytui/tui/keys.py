@@ -60,7 +60,7 @@ KEYS: tuple[KeySpec, ...] = (
         "escape",
         "back",
         "Back",
-        "cluster view, node detail, log view, save dialog",
+        "screens and dialogs",
         show=False,
     ),
     KeySpec("cursor_down", "down,j", "cursor_down", "Down", "tables", show=False),
