@@ -60,14 +60,14 @@ class HelpScreen(ModalScreen[None]):
             ("Remap keys in ", "dim"),
             (where, "bold"),
             (' under [keys], e.g. quit = "q,ctrl+c".\n', "dim"),
-            ("In the palette (:) type nodes, gpus, jobs, node <host>, help, quit.", "dim"),
+            ("In the palette (:) type nodes, gpus, jobs, node <host>, help, quit.\n", "dim"),
         )
         with VerticalScroll() as scroll:
             scroll.styles.width = content_width + 4  # border and padding; max-width caps it
             scroll.border_title = "raytui keys"
             scroll.border_subtitle = "esc close"
+            yield Static(note, id="help-note")  # first: the table scrolls at 80x24
             yield Static(table, id="help-keys")
-            yield Static(note, id="help-note")
 
     def action_back(self) -> None:
         self.dismiss()
