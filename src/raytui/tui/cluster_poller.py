@@ -16,7 +16,7 @@ import gc
 import threading
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from raytui.errors import ClusterUnreachable, describe
 from raytui.model.cluster import ClusterSnapshot
@@ -32,6 +32,9 @@ from raytui.tui.messages import (
 from raytui.tui.poller import Poller, backoff_delay
 
 __all__ = ["ClusterPoller", "backoff_delay", "connected_to", "gc_paused"]
+
+if TYPE_CHECKING:
+    from raytui.sources.workbench import Workbench
 
 
 def connected_to(description: str) -> str:
@@ -142,6 +145,13 @@ class ClusterPoller(Poller):
         if conn is None:
             raise ClusterUnreachable("not connected to the cluster")
         return conn.probe_node(node_id)
+
+    def workbench(self) -> Workbench:
+        """The jobs/tasks/actors/logs clients of the cluster (blocking calls: use in workers)."""
+        conn = self.connection
+        if conn is None:
+            raise ClusterUnreachable("not connected to the cluster")
+        return conn.workbench()
 
     # -- close --------------------------------------------------------------------------------
 
