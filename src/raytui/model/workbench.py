@@ -247,6 +247,14 @@ class TaskSummary:
     total_actor_tasks: int = 0
     total_actor_scheduled: int = 0
     taken_at: float = 0.0
+    source_total: int = 0  # tasks the cluster holds (Ray's `total`, before filters)
+    matched: int = 0  # tasks that matched the filters (Ray's `num_filtered`)
+    warnings: tuple[str, ...] = ()  # Ray's own, e.g. "missing data in this aggregation"
+
+    @property
+    def counted(self) -> int:
+        """Tasks the groups count: fewer than `matched` when Ray's summary limit cut the list."""
+        return self.total_tasks + self.total_actor_tasks + self.total_actor_scheduled
 
     def group(self, name: str) -> TaskGroup | None:
         return next((g for g in self.groups if g.name == name), None)
