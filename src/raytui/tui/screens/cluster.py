@@ -290,14 +290,18 @@ class ClusterScreen(LiveScreen):
     def _update_tabs(self) -> None:
         p = palette(self.app)
         tabs = Text()
+        narrow = self.app.size.width < 110  # only the current view's title: the address fits
         for spec in VIEWS:
             key = keys.display_keys(self.state.keys.get(spec.binding_id, "")).split(" ")[0]
-            label = f" {key}:{spec.title} "
+            label = f" {key} " if narrow and spec.id != self.view else f" {key}:{spec.title} "
             if spec.id == self.view:
                 tabs.append(label, style="reverse bold")
             else:
                 tabs.append(label, style=p.dim)
         self.query_one(ClusterHeader).set_right(tabs)
+
+    def on_resize(self) -> None:
+        self._update_tabs()
 
     # -- filter -------------------------------------------------------------------------------
 
