@@ -70,6 +70,8 @@ REFRESH_S = 3.0
 """Seconds between fetches while a view or list is on screen (never overlapping)."""
 
 LIST_LIMIT = 200
+SUMMARY_LIMIT = 10_000
+"""Ray's summary counts at most this many tasks (`RAY_MAX_LIMIT_FROM_API_SERVER`)."""
 
 
 class WorkbenchHandle:
@@ -324,14 +326,15 @@ class TasksView(WorkloadView):
         self.summary = summary
         self.table.show(summary.groups)
         p = palette(self.app)
-        self._set_title(f"{len(summary.groups)} functions · {summary.matched:,} tasks")
+        # Ray counts at most SUMMARY_LIMIT tasks (and its `num_filtered` stops there too);
+        # `total` is what the cluster holds before filters.
+        held = summary.matched if self.filter_text else max(summary.matched, summary.source_total)
+        self._set_title(f"{len(summary.groups)} functions · {held:,} tasks")
         self.table.set_empty_text("no task matches" if self.filter_text else "no tasks")
         line = Text()
-        if summary.counted < summary.matched:
-            line.append(
-                f"counted {summary.counted:,} of {summary.matched:,} tasks (Ray's summary limit) ",
-                style=p.mid,
-            )
+        if summary.counted < held or summary.matched >= SUMMARY_LIMIT:
+            of = f"of {held:,} " if held > summary.counted else "(or more) of the "
+            line.append(f"counted {summary.counted:,} {of}tasks: Ray's summary limit ", style=p.mid)
         failed = summary.count("FAILED")
         if failed:
             line.append(f"{failed:,} failed ", style=p.bad)
