@@ -15,6 +15,14 @@ Figures are the worst of `--runs` runs. The machine's load (`os.getloadavg`) is 
 them: on a shared machine, rerun on a quiet one before believing a figure.
 
     .venv/bin/python bench/bench_logs.py [--seconds 30] [--runs 3]
+
+Part 2 (a real local Ray): the Tasks view's summary at `--tasks` (default 100,000) tiny finished
+tasks, `WorkloadClient.task_summary()` (one `/api/v0/tasks/summarize` call: the dashboard counts,
+no task list comes to raytui) timed beside `ray summary tasks` (the CLI, a process of its own)
+and Ray's `summarize_tasks()` in this process, in the same run. Ray's summary counts at most
+10,000 tasks (`RAY_MAX_LIMIT_FROM_API_SERVER`); the "counted" column says how many it saw.
+
+    .venv/bin/python bench/bench_logs.py --part 2 [--tasks 100000] [--runs 3]
 """
 
 from __future__ import annotations
@@ -144,12 +152,88 @@ async def follow(kind: str, seconds: float) -> dict[str, float]:
         }
 
 
+def task_summary(tasks: int, runs: int) -> None:
+    """Part 2: start a local Ray (auth off, this process the driver), run `tasks` tiny tasks,
+    then time raytui's summary beside Ray's, each `runs` times."""
+    import shutil
+    import subprocess
+
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # read when ray is first imported
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    import ray
+    from ray.util.state import summarize_tasks
+
+    from raytui.sources.workload import WorkloadClient
+
+    ctx = ray.init(
+        address="local", include_dashboard=True, log_to_driver=False, dashboard_host="127.0.0.1"
+    )
+    try:
+        url = f"http://{ctx.dashboard_url}"
+
+        @ray.remote(max_retries=0)
+        def bench_tiny(i: int) -> int:
+            return i
+
+        started = time.perf_counter()
+        for lo in range(0, tasks, 10_000):
+            ray.get([bench_tiny.remote(i) for i in range(lo, min(tasks, lo + 10_000))])
+        print(f"ran {tasks:,} tiny tasks in {time.perf_counter() - started:.1f} s")
+        client = WorkloadClient(url, None, timeout=120)
+        # Task events reach the GCS in batches: wait until the summary stops growing.
+        last, deadline = -1, time.monotonic() + 120
+        while time.monotonic() < deadline:
+            s = client.task_summary()
+            if s.matched == last and s.matched >= min(tasks, 10_000):
+                break
+            last = s.matched
+            time.sleep(2)
+        cli = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            s = client.task_summary()
+            ours = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            raw = summarize_tasks(address=url, timeout=120, raise_on_missing_output=False)
+            sdk = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            proc = subprocess.run(
+                [cli, "summary", "tasks", "--address", url, "--timeout", "120"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            cli_s = time.perf_counter() - t0
+            group = s.group("bench_tiny")
+            sdk_n = sum(
+                g.get("state_counts", {}).get("FINISHED", 0)
+                for g in (raw.get("cluster", {}) or {}).get("summary", {}).values()
+            )
+            print(
+                f"summary of {tasks:,} tasks  raytui {ours * 1000:7.1f} ms "
+                f"(counted {s.counted:,} of {s.source_total:,}; bench_tiny finished "
+                f"{group.count('FINISHED') if group else 0:,})  "
+                f"ray SDK {sdk * 1000:7.1f} ms (finished {sdk_n:,})  "
+                f"`ray summary tasks` {cli_s * 1000:7.1f} ms (exit {proc.returncode})  "
+                f"load {os.getloadavg()[0]:.2f}"
+            )
+        client.close()
+    finally:
+        ray.shutdown()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--part", choices=("1", "2", "all"), default="all")
+    p.add_argument("--tasks", type=int, default=100_000, help="part 2: tiny tasks to summarise")
     args = p.parse_args(argv)
     print(f"load before: {os.getloadavg()}  cpus: {os.cpu_count()}")
+    if args.part in ("2", "all"):
+        task_summary(args.tasks, args.runs)
+    if args.part == "2":
+        return 0
     for kind in ("logview", "textual-log"):
         opens = [asyncio.run(open_big(kind)) for _ in range(args.runs)]
         print(

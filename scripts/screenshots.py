@@ -347,6 +347,72 @@ async def live(out: Path, address: str) -> list[Path]:
     return paths
 
 
+FAILING_JOB = """
+import ray
+ray.init(log_to_driver=False)
+
+@ray.remote(max_retries=0)
+def load_shard(path):
+    print("reading", path, flush=True)
+    raise FileNotFoundError(f"no shard at {path}")
+
+try:
+    ray.get(load_shard.remote("/data/shard-0042.parquet"))
+except ray.exceptions.RayTaskError:
+    pass
+"""
+
+
+async def failed_task(out: Path, cluster: Any) -> Path:
+    """Tasks view -> load_shard -> its failed task's detail (traceback), on a real cluster; the
+    node list is replayed (deterministic), the task comes from the cluster's dashboard."""
+    import shlex
+
+    from raytui.model.workbench import JobSubmission
+    from raytui.sources.jobs import JobsClient
+
+    jobs = JobsClient(cluster.dashboard_url, cluster.token, timeout=30)
+    key = jobs.submit(JobSubmission(f"{sys.executable} -c {shlex.quote(FAILING_JOB)}"))
+    jobs.wait(key, 120)
+    conn = demo.FakeConnection([demo.healthy()])
+    conn.workbench_url, conn.workbench_token = cluster.dashboard_url, cluster.token
+    app = RaytuiApp(
+        demo.connector_for(conn, progress=()),
+        refresh=3600,
+        clock=demo.frozen_clock,
+        target="http://10.0.0.5:8265",
+        nvml_sampler=None,
+    )
+    from raytui.tui.screens.workload import TaskDetailScreen, TaskListScreen, TasksView
+    from raytui.tui.widgets.workload import TaskGroupTable
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        await demo.drive(pilot, app, (), ("4",))
+        view = app.screen.query_one(TasksView)
+        await demo.until(
+            pilot, lambda: view.summary is not None and bool(view.summary.group("load_shard")), 60
+        )
+        view.query_one(TaskGroupTable).move_cursor_to_key("load_shard")
+        await pilot.press("enter")
+        await demo.until(
+            pilot,
+            lambda: isinstance(app.screen, TaskListScreen) and app.screen.page is not None,
+            60,
+        )
+        await pilot.press("enter")
+        await demo.until(
+            pilot,
+            lambda: isinstance(app.screen, TaskDetailScreen) and app.screen.detail is not None,
+            60,
+        )
+        await pilot.pause(0.3)
+        name = "failed-task-traceback-100x30"
+        app.save_screenshot(filename=f"{name}.svg", path=str(out))
+        await pilot.press("escape", "escape", "q")
+        await demo.until(pilot, lambda: not app.is_running, 60)
+    return out / f"{name}.svg"
+
+
 async def peers(out: Path) -> list[Path]:
     """The peers sidebar and the add-peer dialog, against real `raytui proxy run` daemons."""
     from tests.proxy_support.daemons import Daemon, free_port, pair_up
@@ -489,6 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=cluster.token)
         try:
             paths += asyncio.run(live(args.out, cluster.dashboard_url))
+            paths.append(asyncio.run(failed_task(args.out, cluster)))
         finally:
             cluster.stop()
     if args.overlay_demo:

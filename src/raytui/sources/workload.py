@@ -18,6 +18,7 @@ Works on a console attached by dashboard URL only: no Ray driver in this process
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import shlex
 import time
@@ -88,22 +89,23 @@ class WorkloadClient:
 
     # -- tasks -------------------------------------------------------------------------------
 
-    def task_summary(self) -> TaskSummary:
-        """Counts per function name and state (`ray summary tasks`), computed by the dashboard."""
+    def task_summary(self, where: TaskFilter = _ALL_TASKS) -> TaskSummary:
+        """Counts per function name and state (`ray summary tasks`), computed by the dashboard
+        over the tasks that match `where` (filtered there, like the lists)."""
         taken_at = time.time()
-        data = _result(self._dash.get_json("/api/v0/tasks/summarize", {"summary_by": "func_name"}))
-        return task_summary_from(data.get("result"), taken_at)
+        params: list[tuple[str, str]] = [("summary_by", "func_name")]
+        params += _filter_params(_task_filters(where))
+        data = _result(self._dash.get_json("/api/v0/tasks/summarize", params))  # type: ignore[arg-type]
+        summary = task_summary_from(data.get("result"), taken_at)
+        return dataclasses.replace(
+            summary,
+            source_total=_int(data.get("total")) or 0,
+            matched=_matched(data),
+            warnings=tuple(str(w) for w in data.get("warnings") or () if w),
+        )
 
     def tasks(self, where: TaskFilter = _ALL_TASKS, limit: int = LIST_LIMIT) -> Page[TaskRow]:
-        filters = [
-            ("state", where.state),
-            ("job_id", where.job_id),
-            ("node_id", where.node_id),
-            ("name", where.name),
-            ("func_or_class_name", where.func_or_class_name),
-            ("actor_id", where.actor_id),
-        ]
-        data = self._list("tasks", filters, limit, detail=False)
+        data = self._list("tasks", _task_filters(where), limit, detail=False)
         return Page(
             tuple(task_row_from(r) for r in _rows(data)),
             _matched(data),
@@ -257,13 +259,7 @@ class WorkloadClient:
             ("detail", "true" if detail else "false"),
             ("timeout", str(max(1, int(self._dash.timeout)))),
         ]
-        for key, value in filters:
-            if value:
-                params += [
-                    ("filter_keys", key),
-                    ("filter_predicates", "="),
-                    ("filter_values", value),
-                ]
+        params += _filter_params(filters)
         return _result(self._dash.get_json(f"/api/v0/{resource}", params))  # type: ignore[arg-type]
 
     def _gpu_slots(self, node_id: str) -> dict[int, tuple[int, ...]]:
@@ -290,6 +286,26 @@ class WorkloadClient:
 
 
 # -- pure conversion -------------------------------------------------------------------------
+
+
+def _task_filters(where: TaskFilter) -> list[tuple[str, str | None]]:
+    return [
+        ("state", where.state),
+        ("job_id", where.job_id),
+        ("node_id", where.node_id),
+        ("name", where.name),
+        ("func_or_class_name", where.func_or_class_name),
+        ("actor_id", where.actor_id),
+    ]
+
+
+def _filter_params(filters: list[tuple[str, str | None]]) -> list[tuple[str, str]]:
+    """The state API's filter query: `key = value` for each set value (ANDed by the dashboard)."""
+    params: list[tuple[str, str]] = []
+    for key, value in filters:
+        if value:
+            params += [("filter_keys", key), ("filter_predicates", "="), ("filter_values", value)]
+    return params
 
 
 def task_summary_from(data: Any, taken_at: float = 0.0) -> TaskSummary:

@@ -70,6 +70,7 @@ class RaytuiApp(App[int]):
         + keys.bindings(
             "quit", "quit_now", "help", "palette", "refresh", "view_nodes", "view_gpus", "view_jobs"
         )
+        + keys.bindings("view_tasks", "view_actors")
         + keys.bindings("composer", "history", "engines")
     )
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {
@@ -93,6 +94,7 @@ class RaytuiApp(App[int]):
         local_hostname: str | None = None,
         local_addresses: Iterable[str] | None = None,
         prompt_service: PromptService | None = None,
+        log_max_lines: int = 50_000,
     ) -> None:
         """
         connector: blocking; resolves the address and starts or attaches (run in a worker).
@@ -102,6 +104,7 @@ class RaytuiApp(App[int]):
         nvml_sampler: reads this machine's GPUs (blocking; None: no local NVML).
         local_hostname, local_addresses: this machine, to tell which node it is (default: read).
         prompt_service: runs prompts for the composer and holds their history (None: no prompts).
+        log_max_lines: lines each log viewer keeps (config `[logs] max_lines`).
         """
         super().__init__()
         self.state = UiState(
@@ -123,13 +126,14 @@ class RaytuiApp(App[int]):
         self.nvml_sampler = nvml_sampler
         self.config_path = config_path
         self.prompt_service = prompt_service
+        self.log_max_lines = log_max_lines
         self._quitting = False
         self.exit_code = 0
 
     # -- screens ------------------------------------------------------------------------------
 
     def get_default_screen(self) -> Screen[None]:
-        return ClusterScreen(self.state)
+        return ClusterScreen(self.state, workbench=self.poller.workbench)
 
     @property
     def cluster_screen(self) -> ClusterScreen:

@@ -54,6 +54,8 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("view_nodes", "1", "switch_view('nodes')", "Nodes", "cluster view"),
     KeySpec("view_gpus", "2", "switch_view('gpus')", "GPUs", "cluster view"),
     KeySpec("view_jobs", "3", "switch_view('jobs')", "Jobs", "cluster view"),
+    KeySpec("view_tasks", "4", "switch_view('tasks')", "Tasks", "cluster view"),
+    KeySpec("view_actors", "5", "switch_view('actors')", "Actors", "cluster view"),
     KeySpec("filter", "slash", "filter", "Filter", "cluster view", key_display="/"),
     KeySpec(
         "back",
@@ -103,6 +105,10 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("log_page_down", "pagedown,ctrl+f", "page_down", "Page down", "log view", show=False),
     KeySpec("log_left", "left", "scroll_left", "Left", "log view", show=False),
     KeySpec("log_right", "right", "scroll_right", "Right", "log view", show=False),
+    KeySpec(
+        "workbench_logs", "l", "open_logs", "Logs", "actors, task list, task detail, actor detail"
+    ),
+    KeySpec("actor_kill", "K", "kill_actor", "Kill actor", "actors, actor detail"),
     KeySpec("confirm_yes", "y,enter", "confirm", "Yes", "confirmations", key_display="y"),
     KeySpec("confirm_no", "n,escape", "cancel", "No", "confirmations", key_display="n"),
 )

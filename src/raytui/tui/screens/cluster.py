@@ -6,8 +6,9 @@ the others catch up when switched to.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -20,6 +21,7 @@ from raytui.model.node_path import OverlayPaths
 from raytui.tui import keys
 from raytui.tui.messages import ConnState, OpenNode
 from raytui.tui.screens.live import LiveScreen
+from raytui.tui.screens.workload import ActorsView, TasksView, WorkbenchHandle, WorkloadView
 from raytui.tui.state import UiState
 from raytui.tui.widgets.common import palette
 from raytui.tui.widgets.gpus import GpuPanel, GpuTable, gpu_rows
@@ -27,6 +29,9 @@ from raytui.tui.widgets.header import ClusterHeader
 from raytui.tui.widgets.jobs import JobsView
 from raytui.tui.widgets.nodes import NodeTable, matches
 from raytui.tui.widgets.table import VirtualTable
+
+if TYPE_CHECKING:
+    from raytui.sources.workbench import Workbench
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,11 @@ VIEWS: tuple[ViewSpec, ...] = (
     ViewSpec("nodes", "Nodes", "view_nodes"),
     ViewSpec("gpus", "GPUs", "view_gpus"),
     ViewSpec("jobs", "Jobs", "view_jobs"),
+    ViewSpec("tasks", "Tasks", "view_tasks"),
+    ViewSpec("actors", "Actors", "view_actors"),
 )
+WORKLOAD_VIEWS = ("tasks", "actors")
+"""Views that fetch their own data (from the dashboard, in workers) while shown."""
 
 
 class ConnectingPanel(Vertical):
@@ -169,8 +178,9 @@ class GpusView(Container):
 class ClusterScreen(LiveScreen):
     BINDINGS: ClassVar[list[BindingType]] = keys.bindings("filter", "back")
 
-    def __init__(self, state: UiState) -> None:
+    def __init__(self, state: UiState, *, workbench: Callable[[], Workbench] | None = None) -> None:
         super().__init__(state, id="cluster")
+        self.workbench = WorkbenchHandle(workbench)
         self.view = VIEWS[0].id
         self.needle = ""
         self.body = "connecting"  # the child of #body on screen
@@ -185,6 +195,8 @@ class ClusterScreen(LiveScreen):
             yield GpusView(self.state, id="gpus")
             with Vertical(id="jobs", classes="box"):
                 yield JobsView(id="jobs-view")
+            yield TasksView(self.state, self.workbench, id="tasks")
+            yield ActorsView(self.state, self.workbench, id="actors")
         yield Input(placeholder="filter nodes by id, host, IP, state or path", id="filter")
         yield Footer(show_command_palette=False)
 
@@ -237,6 +249,9 @@ class ClusterScreen(LiveScreen):
         snap = self.state.snapshot
         if snap is None:
             return
+        if view in WORKLOAD_VIEWS:
+            self._workload_view(view).activate()  # idempotent: they poll on their own timer
+            return
         mark = (self.state.generation, self.needle, self.state.paths)
         if self._shown.get(view) == mark:
             return
@@ -255,6 +270,8 @@ class ClusterScreen(LiveScreen):
     def switch_view(self, view: str) -> None:
         if view not in {v.id for v in VIEWS}:
             return
+        if self.view in WORKLOAD_VIEWS and view != self.view:
+            self._workload_view(self.view).deactivate()
         self.view = view
         self._update_tabs()
         if self.state.snapshot is None:
@@ -263,6 +280,9 @@ class ClusterScreen(LiveScreen):
         self._show_view(view)
         self._focus_view()
 
+    def _workload_view(self, view: str) -> WorkloadView:
+        return self.query_one(f"#{view}", WorkloadView)
+
     def _focus_view(self) -> None:
         table = self.query_one(f"#{self.view}").query(VirtualTable).first()
         table.focus()
@@ -270,18 +290,25 @@ class ClusterScreen(LiveScreen):
     def _update_tabs(self) -> None:
         p = palette(self.app)
         tabs = Text()
+        narrow = self.app.size.width < 110  # only the current view's title: the address fits
         for spec in VIEWS:
             key = keys.display_keys(self.state.keys.get(spec.binding_id, "")).split(" ")[0]
-            label = f" {key}:{spec.title} "
+            label = f" {key} " if narrow and spec.id != self.view else f" {key}:{spec.title} "
             if spec.id == self.view:
                 tabs.append(label, style="reverse bold")
             else:
                 tabs.append(label, style=p.dim)
         self.query_one(ClusterHeader).set_right(tabs)
 
+    def on_resize(self) -> None:
+        self._update_tabs()
+
     # -- filter -------------------------------------------------------------------------------
 
     def action_filter(self) -> None:
+        if self.view in WORKLOAD_VIEWS and self.state.snapshot is not None:
+            self._workload_view(self.view).edit_filter()  # their own, applied by the dashboard
+            return
         if self.view == "jobs":
             self.switch_view("nodes")
         box = self.query_one("#filter", Input)
@@ -289,6 +316,9 @@ class ClusterScreen(LiveScreen):
         box.focus()
 
     def action_back(self) -> None:
+        if self.view in WORKLOAD_VIEWS and isinstance(self.focused, Input):
+            self._focus_view()
+            return
         box = self.query_one("#filter", Input)
         if box.display or self.needle:
             box.value = ""
