@@ -15,7 +15,10 @@ import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from raytui.model.cluster import ClusterSnapshot
 
 T = TypeVar("T")
 
@@ -477,3 +480,38 @@ def pairs(mapping: Mapping[str, Any] | None) -> tuple[tuple[str, float], ...]:
             continue
         out.append((str(k), float(v)))
     return tuple(sorted(out))
+
+
+def gpus_by_pid(
+    snapshot: ClusterSnapshot | None, node_id: str | None
+) -> Mapping[int, tuple[int, ...]]:
+    """PID -> indices of the GPUs where that process holds memory, on one node.
+
+    Ray's state API names no GPU for an actor or a task's worker; the node's GPU processes (from
+    the dashboard's node summary, in the cluster snapshot) do. Match a worker's PID against this
+    map to fill the GPU column of tasks, actors and workers. Empty when the node is unknown.
+    """
+    if snapshot is None or not node_id:
+        return {}
+    node = next((n for n in snapshot.nodes if n.node_id == node_id), None)
+    if node is None:
+        return {}
+    found: dict[int, list[int]] = {}
+    for gpu in node.gpus:
+        for proc in gpu.processes:
+            indices = found.setdefault(proc.pid, [])
+            if gpu.index not in indices:
+                indices.append(gpu.index)
+    return {pid: tuple(sorted(ix)) for pid, ix in found.items()}
+
+
+def gpu_ids_for(
+    snapshot: ClusterSnapshot | None,
+    node_id: str | None,
+    pid: int | None,
+    known: tuple[int, ...] = (),
+) -> tuple[int, ...]:
+    """The GPUs of one worker: what the state API knew (`known`), else what the snapshot shows."""
+    if known or pid is None:
+        return known
+    return gpus_by_pid(snapshot, node_id).get(pid, ())
