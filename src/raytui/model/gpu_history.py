@@ -130,7 +130,8 @@ class GpuHistory:
         if self.capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.window = window
-        self._min_gap = 0.0 if capacity is not None else max(0.0, window / MAX_SAMPLES - refresh)
+        step = window / (MAX_SAMPLES - 1)  # the closest spacing that still covers `window`
+        self._min_gap = 0.0 if capacity is not None or refresh >= step else step * 0.95
         self._rows: deque[tuple[dict[GpuKey, int], bytes, bytes, float]] = deque(
             maxlen=self.capacity
         )
