@@ -3,7 +3,8 @@
 `GpuHistory` keeps one sample per snapshot for `WINDOW_S` seconds (capacity from the refresh
 interval: `capacity_for`). Samples are stored as one byte per GPU and metric (half-percent steps,
 255 for "not reported"), so 4,096 nodes x 8 GPUs x 15 minutes at the default 2 s refresh is about
-30 MB, not 120 MB as 32-bit floats. `Ring` is a small float ring for other uses.
+33 MiB of RSS (bench/bench_gpu_history.py), not 120 MiB as 32-bit floats. A refresh under 1 s
+records at most one sample a second. `Ring` is a small float ring for other uses.
 No Textual here; the TUI reads `values()` / `timeline()` when it draws.
 """
 
@@ -17,7 +18,7 @@ from raytui.model.cluster import ClusterSnapshot
 
 DEFAULT_CAPACITY = 120  # a Ring's default size
 WINDOW_S = 900.0  # the history kept per GPU: 15 minutes
-MAX_SAMPLES = 1801  # refresh faster than WINDOW_S / 1800 s: samples are spaced out to that
+MAX_SAMPLES = 901  # refresh faster than WINDOW_S / 900 s (1 s): samples are spaced out to that
 _NAN_BYTE = 255
 _STEPS = 2  # bytes per percent: 0..200 is 0..100 %
 
@@ -27,12 +28,6 @@ def capacity_for(refresh: float, window: float = WINDOW_S) -> int:
     if refresh <= 0:
         raise ValueError("refresh must be more than 0")
     return max(2, min(MAX_SAMPLES, math.ceil(window / refresh) + 1))
-
-
-def _pct_byte(v: float | None) -> int:
-    if v is None or v != v:
-        return _NAN_BYTE
-    return 0 if v <= 0 else 200 if v >= 100 else int(v * _STEPS + 0.5)
 
 
 class Ring:
@@ -163,12 +158,29 @@ class GpuHistory:
                 (n.node_id, g.uuid or str(g.index)): i
                 for i, (n, g) in enumerate((n, g) for n in alive for g in n.gpus)
             }
-        util = bytes([_pct_byte(g.utilization_pct) for n in alive for g in n.gpus])
+        # Half-percent steps, 255 for none; inlined: a call per GPU cost 2-4x at 32,768 GPUs.
+        util = bytes(
+            [
+                _NAN_BYTE
+                if (u := g.utilization_pct) is None or u != u
+                else 0
+                if u <= 0
+                else 200
+                if u >= 100
+                else int(u * 2 + 0.5)
+                for n in alive
+                for g in n.gpus
+            ]
+        )
         mem = bytes(
             [
                 _NAN_BYTE
-                if (t := g.memory_total_mib) is None or not t or g.memory_used_mib is None
-                else _pct_byte(100.0 * g.memory_used_mib / t)
+                if not (t := g.memory_total_mib) or (m := g.memory_used_mib) is None or m != m
+                else 0
+                if m <= 0
+                else 200
+                if m >= t
+                else int(200.0 * m / t + 0.5)
                 for n in alive
                 for g in n.gpus
             ]
