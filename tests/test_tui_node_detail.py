@@ -50,7 +50,7 @@ def moving(i: int, step: float = 2.0):  # type: ignore[no-untyped-def]
 
 
 def test_history_capacity_covers_15_minutes_at_the_refresh_and_stays_bounded() -> None:
-    assert capacity_for(2.0) == 451 and capacity_for(1.0) == 901 and capacity_for(60) == 16
+    assert capacity_for(2.0) == 451 and capacity_for(1.0) == 901 and capacity_for(60) == 120
     assert capacity_for(0.1) == MAX_SAMPLES == 901  # faster: samples spaced 1 s apart
     fast = GpuHistory(refresh=0.1)
     for i in range(10_000):

@@ -1,10 +1,11 @@
 """GPU samples for sparklines and the node-detail charts: the last 15 minutes of every GPU.
 
 `GpuHistory` keeps one sample per snapshot for `WINDOW_S` seconds (capacity from the refresh
-interval: `capacity_for`). Samples are stored as one byte per GPU and metric (half-percent steps,
-255 for "not reported"), so 4,096 nodes x 8 GPUs x 15 minutes at the default 2 s refresh is about
-33 MiB of RSS (bench/bench_gpu_history.py), not 120 MiB as 32-bit floats. A refresh under 1 s
-records at most one sample a second. `Ring` is a small float ring for other uses.
+interval: `capacity_for`). Samples are stored as one byte per GPU and metric (half-percent
+steps rounded down, 255 for "not reported"), so 4,096 nodes x 8 GPUs x 15 minutes at the default
+2 s refresh is about 33 MiB of RSS (bench/bench_gpu_history.py), not 120 MiB as 32-bit floats.
+A refresh under 1 s records at most one sample a second.
+`Ring` is a small float ring for other uses.
 No Textual here; the TUI reads `values()` / `timeline()` when it draws.
 """
 
@@ -27,7 +28,8 @@ def capacity_for(refresh: float, window: float = WINDOW_S) -> int:
     """Samples needed to cover `window` seconds at one sample per `refresh` s (bounded)."""
     if refresh <= 0:
         raise ValueError("refresh must be more than 0")
-    return max(2, min(MAX_SAMPLES, math.ceil(window / refresh) + 1))
+    # Never fewer than the sparklines' DEFAULT_CAPACITY: a slow refresh then keeps longer.
+    return max(DEFAULT_CAPACITY, min(MAX_SAMPLES, math.ceil(window / refresh) + 1))
 
 
 class Ring:
@@ -158,7 +160,8 @@ class GpuHistory:
                 (n.node_id, g.uuid or str(g.index)): i
                 for i, (n, g) in enumerate((n, g) for n in alive for g in n.gpus)
             }
-        # Half-percent steps, 255 for none; inlined: a call per GPU cost 2-4x at 32,768 GPUs.
+        # Half-percent steps rounded down (so a sparkline level or colour threshold at a multiple of
+        # 0.5 % reads as before), 255 for none; inlined: a call per GPU cost 2-4x at 32k GPUs.
         util = bytes(
             [
                 _NAN_BYTE
@@ -167,7 +170,7 @@ class GpuHistory:
                 if u <= 0
                 else 200
                 if u >= 100
-                else int(u * 2 + 0.5)
+                else int(u * 2)
                 for n in alive
                 for g in n.gpus
             ]
@@ -180,7 +183,7 @@ class GpuHistory:
                 if m <= 0
                 else 200
                 if m >= t
-                else int(200.0 * m / t + 0.5)
+                else int(200.0 * m / t)
                 for n in alive
                 for g in n.gpus
             ]
