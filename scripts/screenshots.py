@@ -217,6 +217,73 @@ async def replayed(out: Path) -> list[Path]:
     return paths
 
 
+class _DemoWorkload:
+    """A stand-in for the workload client, for a deterministic picture only (the tests use the
+    real cluster): what runs on the demo head node."""
+
+    def node_workload(self, node_id: str) -> Any:
+        from raytui.model.workbench import ActorRow, NodeWorkload, Page, TaskRow, WorkerRow
+
+        actor = ActorRow("a" * 32, "VLLMEngine", "engine-0", "ALIVE", node_id=node_id, pid=4242)
+        task = TaskRow(
+            "t" * 40, 0, "generate", "generate", "RUNNING", "NORMAL_TASK", worker_pid=5150
+        )
+        workers = (
+            WorkerRow("w1", 4242, node_id, "10.0.0.5", "WORKER", True, gpu_ids=(0,)),
+            WorkerRow("w2", 5150, node_id, "10.0.0.5", "WORKER", True),
+            WorkerRow("w3", 6001, node_id, "10.0.0.5", "WORKER", True),
+        )
+        return NodeWorkload(
+            node_id, Page((actor,), 1), Page((task,), 1), workers, taken_at=demo.NOW - 1
+        )
+
+
+async def node_workbench(out: Path) -> list[Path]:
+    """Node detail with 15 minutes of replayed GPU history, and what runs on the node."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from raytui.tui.messages import OpenNode
+
+    def sample(i: int) -> Any:
+        g = replace(
+            demo.head_node().gpus[0],
+            utilization_pct=float(min(100, max(0, 55 + 40 * ((i // 60) % 2) - (i % 17)))),
+            memory_used_mib=12_288.0 + 100 * (i % 90),
+        )
+        return demo.snapshot((demo.head_node(gpus=(g,)), demo.cpu_node()), demo.NOW - 900 + 2 * i)
+
+    series = [sample(i) for i in range(451)]
+    paths = []
+    for name, tab_keys in (("node-history-120x36", ("t",)), ("node-runs-120x36", ("t", "t"))):
+        app = RaytuiApp(
+            demo.connector_for(demo.FakeConnection([series[0]]), progress=()),
+            refresh=2.0,
+            clock=demo.frozen_clock,
+            target="http://10.0.0.5:8265",
+            nvml_sampler=None,
+            local_hostname="not-a-cluster-node",
+        )
+        app.poller.workbench = lambda: SimpleNamespace(
+            jobs=None, workload=_DemoWorkload(), logs=None
+        )  # type: ignore[method-assign,assignment,return-value]
+        async with app.run_test(size=(120, 36)) as pilot:
+            await demo.until(pilot, lambda a=app: a.state.generation >= 1)
+            for snap in series[1:-1]:
+                app.state.history.record(snap)
+            app.feed(series[-1])
+            await demo.until(pilot, lambda a=app: a.state.snapshot is series[-1])
+            app.post_message(OpenNode(demo.HEAD_ID))
+            await pilot.pause(0.3)
+            await pilot.press(*tab_keys)
+            await pilot.pause(0.5)
+            app.save_screenshot(filename=f"{name}.svg", path=str(out))
+            await pilot.press("escape", "q")
+            await demo.until(pilot, lambda a=app: not a.is_running)
+        paths.append(out / f"{name}.svg")
+    return paths
+
+
 async def overlay_nodes(out: Path) -> Path:
     """The head's Nodes view with boxes joined over the overlay: each node's PATH (local,
     overlay, via a hub), box-2's link down before Ray notices, and the peers sidebar."""
@@ -545,6 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths: list[Path] = []
     if not args.only_live:
         paths += asyncio.run(replayed(args.out))
+        paths += asyncio.run(node_workbench(args.out))
         paths.append(asyncio.run(overlay_nodes(args.out)))
         paths += asyncio.run(composer(args.out))
         paths += asyncio.run(peers(args.out))

@@ -1,8 +1,12 @@
-"""Recent GPU samples for sparklines, kept small enough for 1,024 nodes x 8 GPUs.
+"""GPU samples for sparklines and the node-detail charts: the last 15 minutes of every GPU.
 
-Each series is a fixed-size ring of 32-bit floats (`array('f')`), NaN for "not reported": about
-0.5 KiB per GPU and metric at the default capacity, instead of ~4 KiB as a deque of Python floats.
-No Textual here; the TUI reads `values()` when it draws.
+`GpuHistory` keeps one sample per snapshot for `WINDOW_S` seconds (capacity from the refresh
+interval: `capacity_for`). Samples are stored as one byte per GPU and metric (half-percent
+steps rounded down, 255 for "not reported"), so 4,096 nodes x 8 GPUs x 15 minutes at the default
+2 s refresh is about 33 MiB of RSS (bench/bench_gpu_history.py), not 120 MiB as 32-bit floats.
+A refresh under 1 s records at most one sample a second.
+`Ring` is a small float ring for other uses.
+No Textual here; the TUI reads `values()` / `timeline()` when it draws.
 """
 
 from __future__ import annotations
@@ -13,7 +17,19 @@ from collections import deque
 
 from raytui.model.cluster import ClusterSnapshot
 
-DEFAULT_CAPACITY = 120  # 4 minutes at the default 2 s refresh
+DEFAULT_CAPACITY = 120  # a Ring's default size
+WINDOW_S = 900.0  # the history kept per GPU: 15 minutes
+MAX_SAMPLES = 901  # refresh faster than WINDOW_S / 900 s (1 s): samples are spaced out to that
+_NAN_BYTE = 255
+_STEPS = 2  # bytes per percent: 0..200 is 0..100 %
+
+
+def capacity_for(refresh: float, window: float = WINDOW_S) -> int:
+    """Samples needed to cover `window` seconds at one sample per `refresh` s (bounded)."""
+    if refresh <= 0:
+        raise ValueError("refresh must be more than 0")
+    # Never fewer than the sparklines' DEFAULT_CAPACITY: a slow refresh then keeps longer.
+    return max(DEFAULT_CAPACITY, min(MAX_SAMPLES, math.ceil(window / refresh) + 1))
 
 
 class Ring:
@@ -89,17 +105,32 @@ class Series:
 class GpuHistory:
     """Utilisation and memory-used percentages of every GPU, one sample per snapshot.
 
-    Stored by snapshot, not by GPU: each sample is two `array('f')` rows in cluster order plus a
-    shared index (GPU key -> column) rebuilt only when the set of nodes or their GPU counts
-    change. Recording 8,192 GPUs is two list comprehensions, not 16,384 ring appends.
+    Stored by snapshot, not by GPU: each sample is two byte rows (`bytes`, one byte per GPU in
+    cluster order) plus a shared index (GPU key -> column) rebuilt only when the set of nodes or
+    their GPU counts change, and the snapshot's time. Recording 32,768 GPUs is two list
+    comprehensions, not 65,536 ring appends.
     A snapshot with the same `taken_at` as the last one is ignored (re-applying never doubles a
-    sample). GPUs of dead nodes are not recorded; a GPU that vanishes falls out with its samples.
+    sample); with a refresh faster than `window / MAX_SAMPLES`, snapshots closer than that to the
+    last sample are skipped, so memory stays bounded at any refresh. GPUs of dead nodes are not
+    recorded; a GPU that vanishes falls out with its samples.
     """
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
-        self.capacity = capacity
-        self._rows: deque[tuple[dict[GpuKey, int], array[float], array[float]]] = deque(
-            maxlen=capacity
+    def __init__(
+        self,
+        capacity: int | None = None,
+        *,
+        refresh: float = 2.0,
+        window: float = WINDOW_S,
+    ) -> None:
+        """`capacity`: samples kept (default: enough for `window` s at one per `refresh` s)."""
+        self.capacity = capacity if capacity is not None else capacity_for(refresh, window)
+        if self.capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.window = window
+        step = window / (MAX_SAMPLES - 1)  # the closest spacing that still covers `window`
+        self._min_gap = 0.0 if capacity is not None or refresh >= step else step * 0.95
+        self._rows: deque[tuple[dict[GpuKey, int], bytes, bytes, float]] = deque(
+            maxlen=self.capacity
         )
         self._layout: tuple[tuple[str, int], ...] = ()
         self._index: dict[GpuKey, int] = {}
@@ -109,8 +140,16 @@ class GpuHistory:
         """GPUs in the latest sample."""
         return len(self._index)
 
+    @property
+    def samples(self) -> int:
+        """Samples held (at most `capacity`)."""
+        return len(self._rows)
+
     def record(self, snapshot: ClusterSnapshot) -> None:
-        if snapshot.taken_at == self._last_taken_at:
+        last = self._last_taken_at
+        if snapshot.taken_at == last:
+            return
+        if self._min_gap and last is not None and 0 <= snapshot.taken_at - last < self._min_gap:
             return
         self._last_taken_at = snapshot.taken_at
         alive = [n for n in snapshot.nodes if n.alive and n.gpus]
@@ -121,21 +160,35 @@ class GpuHistory:
                 (n.node_id, g.uuid or str(g.index)): i
                 for i, (n, g) in enumerate((n, g) for n in alive for g in n.gpus)
             }
-        nan = math.nan
-        util = array(
-            "f", [nan if (u := g.utilization_pct) is None else u for n in alive for g in n.gpus]
-        )
-        mem = array(
-            "f",
+        # Half-percent steps rounded down (so a sparkline level or colour threshold at a multiple of
+        # 0.5 % reads as before), 255 for none; inlined: a call per GPU cost 2-4x at 32k GPUs.
+        util = bytes(
             [
-                nan
-                if (t := g.memory_total_mib) is None or not t or g.memory_used_mib is None
-                else 100.0 * g.memory_used_mib / t
+                _NAN_BYTE
+                if (u := g.utilization_pct) is None or u != u
+                else 0
+                if u <= 0
+                else 200
+                if u >= 100
+                else int(u * 2)
                 for n in alive
                 for g in n.gpus
-            ],
+            ]
         )
-        self._rows.append((self._index, util, mem))
+        mem = bytes(
+            [
+                _NAN_BYTE
+                if not (t := g.memory_total_mib) or (m := g.memory_used_mib) is None or m != m
+                else 0
+                if m <= 0
+                else 200
+                if m >= t
+                else int(200.0 * m / t)
+                for n in alive
+                for g in n.gpus
+            ]
+        )
+        self._rows.append((self._index, util, mem, snapshot.taken_at))
 
     def utilization(self, key: GpuKey) -> Series | None:
         column = self._index.get(key)
@@ -145,18 +198,41 @@ class GpuHistory:
         column = self._index.get(key)
         return None if column is None else Series(self, key, 1)
 
+    def timeline(
+        self, key: GpuKey, since: float | None = None
+    ) -> tuple[list[float], list[float | None], list[float | None]]:
+        """(times, utilisation %, memory %) of one GPU, oldest first, from `since` on (default:
+        all held), from the first sample that had it; None where it reported nothing."""
+        times: list[float] = []
+        util: list[float | None] = []
+        mem: list[float | None] = []
+        for index, u_row, m_row, taken_at in self._rows:
+            if since is not None and taken_at < since:
+                continue
+            col = index.get(key)
+            if col is None:
+                if not times:
+                    continue
+                u = m = _NAN_BYTE
+            else:
+                u, m = u_row[col], m_row[col]
+            times.append(taken_at)
+            util.append(None if u == _NAN_BYTE else u / _STEPS)
+            mem.append(None if m == _NAN_BYTE else m / _STEPS)
+        return times, util, mem
+
     def _series(self, key: GpuKey, which: int, last: int | None) -> list[float | None]:
         rows = self._rows
         n = len(rows) if last is None else max(0, min(last, len(rows)))
         out: list[float | None] = []
         for i in range(len(rows) - n, len(rows)):
-            index, util, mem = rows[i]
-            col = index.get(key)
+            row = rows[i]
+            col = row[0].get(key)
             if col is None:
                 out.append(None)
                 continue
-            v = (util if which == 0 else mem)[col]
-            out.append(None if math.isnan(v) else float(v))
+            v = (row[1] if which == 0 else row[2])[col]
+            out.append(None if v == _NAN_BYTE else v / _STEPS)
         # Samples from before the GPU appeared are not history: drop leading gaps.
         start = 0
         while (

@@ -27,7 +27,7 @@ from textual.screen import Screen
 
 from raytui.backends.service import PromptService
 from raytui.model.cluster import ClusterSnapshot
-from raytui.model.gpu_history import DEFAULT_CAPACITY, GpuHistory
+from raytui.model.gpu_history import GpuHistory
 from raytui.model.nvml import NvmlReport
 from raytui.model.prompts import PromptRequest
 from raytui.sources.connection import Connector
@@ -90,7 +90,7 @@ class RaytuiApp(App[int]):
         target: str = "",
         nvml_sampler: Callable[[], NvmlReport] | None = _local_nvml,
         config_path: str | None = None,
-        history_capacity: int = DEFAULT_CAPACITY,
+        history_capacity: int | None = None,
         local_hostname: str | None = None,
         local_addresses: Iterable[str] | None = None,
         prompt_service: PromptService | None = None,
@@ -105,12 +105,13 @@ class RaytuiApp(App[int]):
         local_hostname, local_addresses: this machine, to tell which node it is (default: read).
         prompt_service: runs prompts for the composer and holds their history (None: no prompts).
         log_max_lines: lines each log viewer keeps (config `[logs] max_lines`).
+        history_capacity: GPU samples kept (default: 15 minutes at `refresh`).
         """
         super().__init__()
         self.state = UiState(
             clock=clock,
             readonly=readonly,
-            history=GpuHistory(history_capacity),
+            history=GpuHistory(history_capacity, refresh=refresh),
             refresh=refresh,
         )
         if local_hostname is not None:
@@ -303,6 +304,7 @@ class RaytuiApp(App[int]):
                 message.node_id,
                 sample_local=self.nvml_sampler,
                 probe=self.poller.probe_node,
+                workbench=self.poller.workbench,
             )
         )
 
