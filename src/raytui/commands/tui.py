@@ -66,6 +66,7 @@ def _run(args: argparse.Namespace, cfg: config.Config) -> int:
         target=describe_target(address, via),
         config_path=str(locations.config_file()),
         prompt_service=service,
+        log_max_lines=cfg.log_max_lines,
     )
     try:
         app.run()

@@ -69,7 +69,9 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("page_up", "pageup,ctrl+b", "page_up", "Page up", "tables", show=False),
     KeySpec("first", "home,g", "first", "First row", "tables", show=False),
     KeySpec("last", "end", "last", "Last row", "tables", show=False),
-    KeySpec("select", "enter", "select", "Details", "node list, GPU list", key_display="⏎"),
+    KeySpec(
+        "select", "enter", "select", "Details", "node list, GPU list, job list", key_display="⏎"
+    ),
     KeySpec("probe", "p", "probe", "Probe NVML", "node detail"),
     KeySpec("composer", "c", "open_composer", "Prompt", "everywhere"),
     KeySpec("history", "h", "open_history", "History", "everywhere"),
@@ -103,6 +105,10 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("log_page_down", "pagedown,ctrl+f", "page_down", "Page down", "log view", show=False),
     KeySpec("log_left", "left", "scroll_left", "Left", "log view", show=False),
     KeySpec("log_right", "right", "scroll_right", "Right", "log view", show=False),
+    KeySpec("job_submit", "n", "app.open_job_submit", "Submit job", "job list"),
+    KeySpec("job_send", "ctrl+s", "submit", "Submit", "job submit dialog", key_display="^s"),
+    KeySpec("job_stop", "x", "stop_job", "Stop job", "job detail"),
+    KeySpec("job_delete", "D", "delete_job", "Delete job", "job detail"),
     KeySpec("confirm_yes", "y,enter", "confirm", "Yes", "confirmations", key_display="y"),
     KeySpec("confirm_no", "n,escape", "cancel", "No", "confirmations", key_display="n"),
 )

@@ -15,6 +15,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     (":nodes", "node list with the GPUs of the highlighted node", "switch_view('nodes')"),
     (":gpus", "every GPU of every node", "switch_view('gpus')"),
     (":jobs", "jobs and task counts", "switch_view('jobs')"),
+    (":submit-job", "submit a Ray job: entrypoint, working dir, env, GPUs", "open_job_submit"),
     (":filter", "filter nodes by id, host, IP or state", "filter"),
     (":refresh", "poll the cluster now", "refresh"),
     (":prompt", "compose prompts and stream answers from the cluster's GPUs", "open_composer"),
