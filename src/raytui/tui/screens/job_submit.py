@@ -60,7 +60,8 @@ class JobSubmitScreen(ModalScreen[str | None]):
     JobSubmitScreen .job-row Input.-invalid {{ color: $error; }}
     JobSubmitScreen .job-check {{ height: auto; padding-left: 15; color: $error; display: none; }}
     JobSubmitScreen .job-check.-shown {{ display: block; }}
-    JobSubmitScreen #job-outcome {{ height: auto; margin-top: 1; }}
+    JobSubmitScreen #job-outcome {{ height: auto; margin-top: 1; display: none; }}
+    JobSubmitScreen #job-outcome.-shown {{ display: block; }}
     """
     BINDINGS: ClassVar[list[BindingType]] = keys.bindings("back", "job_send")
 
@@ -140,7 +141,9 @@ class JobSubmitScreen(ModalScreen[str | None]):
 
     def _say(self, text: str, style: str = "") -> None:
         self.outcome = text
-        self.query_one("#job-outcome", Static).update(Text(one_line(text), style=style))
+        outcome = self.query_one("#job-outcome", Static)
+        outcome.update(Text(one_line(text), style=style))
+        outcome.set_class(bool(text), "-shown")
 
     def action_submit(self) -> None:
         if self.busy:

@@ -132,9 +132,9 @@ def job_text(
     out.append(one_line(key), style="bold")
     if console:
         out.append(f"  {CONSOLE_LABEL}", style=p.label)
-    if hint:
-        out.append(f"  {hint}", style=p.dim)
     if info is None:
+        if hint:
+            out.append(f"  {hint}", style=p.dim)
         out.append("\n")
         out.append(
             one_line(error) if error else "reading the job…", style=p.bad if error else p.dim
@@ -146,6 +146,8 @@ def job_text(
         out.append(f"  job {info.job_id}", style=p.dim)
     if error:  # the last refresh failed: the facts below are from the one before
         out.append(f"  stale: {error}", style=p.bad)
+    if hint:
+        out.append(f"  {hint}", style=p.dim)
     if info.message:
         out.append("\n")
         out.append(fmt.ellipsize(one_line(info.message.strip()), 400))
