@@ -352,3 +352,27 @@ async def test_the_consoles_own_driver_cannot_be_stopped_and_says_why(closed_por
         assert not isinstance(app.screen, ConfirmScreen)
         assert CONSOLE_REFUSED in [n.message for n in app._notifications]
         assert "this console" in screen_text(app)
+
+
+async def test_esc_while_a_held_submit_runs_asks_before_closing() -> None:
+    """The submit call is HELD (a stand-in for a slow upload, behind the dialog's submit callable):
+    the first Esc says the submit goes on, the second closes."""
+    gate = threading.Event()
+    app = make_app(FakeConnection([healthy()]))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_jobs_view(pilot, app)
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, JobSubmitScreen), 10)
+        dialog = app.screen
+        assert isinstance(dialog, JobSubmitScreen)
+        dialog.submit_job = lambda job: "raysubmit_held" if gate.wait(30) else ""
+        fill(dialog, entrypoint="python slow.py")
+        await pilot.press("enter")
+        await until(pilot, lambda: dialog.busy, 10)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, JobSubmitScreen)
+        assert dialog.outcome.startswith("still submitting")
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, JobSubmitScreen), 10)
+        gate.set()

@@ -85,6 +85,7 @@ class JobSubmitScreen(ModalScreen[str | None]):
         self.keep = keep
         self.is_dir = is_dir
         self.busy = False
+        self._leave_asked = False
         self.problems: dict[str, str] = {}
         self.outcome = ""  # the last answer or refusal, as shown
 
@@ -180,12 +181,18 @@ class JobSubmitScreen(ModalScreen[str | None]):
 
     def on_job_submit_screen_done(self, message: Done) -> None:
         self.busy = False
+        self._leave_asked = False
         if message.error is not None or message.key is None:
             self._say(f"not submitted: {message.error}", "red")
             return
         self.dismiss(message.key)
 
     def action_back(self) -> None:
+        if self.busy and not self._leave_asked:
+            # Closing cannot take back a submit under way (an upload may take minutes).
+            self._leave_asked = True
+            self._say("still submitting: esc again closes, and the job may still start", "yellow")
+            return
         if self.keep is not None:
             self.keep(self.draft)
         self.dismiss(None)
