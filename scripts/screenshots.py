@@ -71,8 +71,9 @@ async def shoot(
 
 
 def demo_app(script: list[Any], **kw: Any) -> RaytuiApp:
+    conn = kw.pop("connection", None) or demo.FakeConnection(script)
     return RaytuiApp(
-        demo.connector_for(demo.FakeConnection(script), progress=()),
+        demo.connector_for(conn, progress=()),
         refresh=3600,
         clock=demo.frozen_clock,
         target="http://10.0.0.5:8265",
@@ -187,6 +188,102 @@ async def engines(out: Path) -> Path:
         await pilot.pause(0.3)
         app.save_screenshot(filename="engines-120x36.svg", path=str(out))
     return out / "engines-120x36.svg"
+
+
+async def jobs(out: Path) -> list[Path]:
+    """Job detail with a live log, and the submit dialog at 80x24.
+
+    A STAND-IN jobs client (the real JobsClient with `info`/`follow` scripted) plays a training
+    job, so the picture is the same on every run; the tests run the same views on a real cluster.
+    """
+    import threading
+    from collections.abc import Iterator
+    from dataclasses import replace
+
+    from raytui.model.workbench import JobInfo, JobSubmission
+    from raytui.sources.jobs import JobsClient
+    from raytui.sources.workbench import Workbench
+    from raytui.tui.screens.job_detail import JobDetailScreen
+    from raytui.tui.screens.job_submit import JobSubmitScreen
+    from raytui.tui.widgets.jobs import JobTable
+
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    key = demo.JOBS[0].submission_id or ""
+    info = JobInfo(
+        job_id="02000000",
+        submission_id=key,
+        status="RUNNING",
+        message="Job is currently running.",
+        entrypoint="python train.py --epochs 10",
+        start_time=demo.NOW - 754,
+        runtime_env=(
+            ("env_vars", '{"WANDB_MODE": "offline"}'),
+            ("pip", '["datasets==3.1"]'),
+            ("working_dir", "gcs://_ray_pkg_4f2a9c1d8e7b6a50.zip"),
+        ),
+        driver_node_id=demo.HEAD_ID,
+        driver_ip="10.0.0.5",
+        driver_pid=48211,
+        entrypoint_num_gpus=1.0,
+        entrypoint_num_cpus=4.0,
+    )
+    lines = [
+        "2026-11-21 09:13:02 loading dataset tinystories (train split)",
+        "\x1b[32mINFO\x1b[0m model: 124M params, bf16, 1 GPU (Fake H100 80GB)",
+    ] + [
+        f"epoch {1 + i // 8:2d} step {i * 50 + 50:5d}  loss {2.9 / (1 + i * 0.21):.4f}"
+        f"  lr 3.0e-04  {41_200 + (i * 137) % 900:,} tok/s"
+        for i in range(26)
+    ]
+
+    class StandInJobs(JobsClient):
+        def info(self, key: str) -> JobInfo:
+            return info
+
+        def follow(
+            self, key: str, cancel: threading.Event | None = None, *, poll: float = 0.2
+        ) -> Iterator[str]:
+            yield "".join(line + "\n" for line in lines)
+            if cancel is not None:
+                cancel.wait()  # still running: the view keeps following
+
+    class JobsConnection(demo.FakeConnection):
+        def workbench(self) -> Workbench:
+            wb = Workbench.for_dashboard("http://10.0.0.5:8265", None)
+            return replace(wb, jobs=StandInJobs("http://10.0.0.5:8265"))
+
+    paths = []
+    app = demo_app([], connection=JobsConnection([demo.healthy()]))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await demo.until(pilot, lambda: app.state.generation >= 1)
+        await pilot.press("3")
+        app.screen.query_one(JobTable).move_cursor_to_key(key)
+        await pilot.press("enter")
+        await demo.until(pilot, lambda: isinstance(app.screen, JobDetailScreen))
+        detail = app.screen
+        assert isinstance(detail, JobDetailScreen)
+        await demo.until(pilot, lambda: detail.reads >= 1 and len(detail.log_view.ring) >= 28)
+        await pilot.pause(0.3)
+        app.save_screenshot(filename="job-detail-120x36.svg", path=str(out))
+        paths.append(out / "job-detail-120x36.svg")
+    app = demo_app([demo.healthy()])
+    app.job_draft = JobSubmission(
+        "python train.py --epochs 10",
+        working_dir=".",
+        pip="datasets==3.1",
+        env_vars="WANDB_MODE=offline BAD-NAME=1",
+        num_gpus="1",
+        num_cpus="4",
+    )
+    async with app.run_test(size=(80, 24)) as pilot:
+        await demo.until(pilot, lambda: app.state.generation >= 1)
+        await pilot.press("3", "n")
+        await demo.until(pilot, lambda: isinstance(app.screen, JobSubmitScreen))
+        await pilot.pause(0.3)
+        app.save_screenshot(filename="job-submit-80x24.svg", path=str(out))
+        paths.append(out / "job-submit-80x24.svg")
+    return paths
 
 
 async def replayed(out: Path) -> list[Path]:
@@ -615,6 +712,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths += asyncio.run(node_workbench(args.out))
         paths.append(asyncio.run(overlay_nodes(args.out)))
         paths += asyncio.run(composer(args.out))
+        paths += asyncio.run(jobs(args.out))
         paths += asyncio.run(peers(args.out))
     if args.address:
         paths += asyncio.run(live(args.out, args.address))

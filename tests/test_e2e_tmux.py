@@ -86,3 +86,51 @@ def test_binary_in_tmux_embedded_default_starts_and_stops_ray(
     assert term.wait_exit(90) == 0
     _gone, alive = psutil.wait_procs(ray_procs, timeout=30)
     assert alive == [], [p.cmdline()[:2] for p in alive]
+
+
+def test_binary_in_tmux_submits_a_job_from_the_dialog_and_shows_its_output(
+    ray_cluster: RayTestCluster, tmp_path: Path, tmux_sessions: list[TmuxSession]
+) -> None:
+    """Jobs view, `n`, the fields typed (pasted) into the dialog, Enter: the job's detail opens
+    and its output, uploaded from a working directory, appears on screen as it runs."""
+    from raytui.sources.jobs import JobsClient
+
+    work = tmp_path / "jobdir"
+    work.mkdir()
+    (work / "e2e_job.py").write_text(
+        "import os\nfor i in range(10):\n    print('e2e', i, os.environ['E2E_WORD'], flush=True)\n"
+    )
+    env = _env(tmp_path, RAY_AUTH_TOKEN=ray_cluster.token)
+    term = TmuxSession(
+        [RAYTUI, "--address", ray_cluster.dashboard_url, "--refresh", "1"], env, 100, 30
+    )
+    tmux_sessions.append(term)
+    term.wait_for(lambda s: "3:Jobs" in s and "alive" in s, 60, "the cluster view")
+    term.send("3")
+    term.wait_for(lambda s: "Jobs [" in s, 20, "the Jobs view")
+    term.send("n")
+    term.wait_for(lambda s: "Submit a Ray job" in s, 20, "the submit dialog")
+    # Each field is checked on screen before the next: keys sent ahead of the app are not
+    # a user typing.
+    for text, shown, tabs in (
+        (f"{sys.executable} e2e_job.py", "e2e_job.py", 1),
+        (str(work), "jobdir", 2),
+        ("E2E_WORD=tmux-ok", "E2E_WORD=tmux-ok", 2),
+        ("0", None, 0),  # CPUs: the session cluster's CPUs may be busy with other tests' work
+    ):
+        term.paste(text)
+        if shown is not None:
+            term.wait_for(lambda s, t=shown: t in s, 20, f"{shown!r} in the dialog")
+        for _ in range(tabs):
+            term.send("Tab")
+    term.send("Enter")
+    screen = term.wait_for(lambda s: "e2e 9 tmux-ok" in s, 120, "the job's last line")
+    assert all(f"e2e {i} tmux-ok" in screen for i in range(10)), screen
+    screen = term.wait_for(lambda s: "SUCCEEDED" in s, 60, "the job's final state")
+    assert "Traceback" not in screen
+    term.send("q")
+    assert term.wait_exit(30) == 0
+    jobs = JobsClient(ray_cluster.dashboard_url, ray_cluster.token, timeout=20)
+    for job in jobs.list():
+        if "e2e_job.py" in job.entrypoint and job.terminal:
+            jobs.delete(job.key)

@@ -123,9 +123,9 @@ class JobSubmission:
             _env_pairs(self.env_vars)
         except ValueError as exc:
             problems["env_vars"] = str(exc)
-        for name in ("num_gpus", "num_cpus"):
+        for name, what in (("num_gpus", "GPUs"), ("num_cpus", "CPUs")):
             try:
-                _amount(getattr(self, name), name.removeprefix("num_").upper() + "s")
+                _amount(getattr(self, name), what)
             except ValueError as exc:
                 problems[name] = str(exc)
         try:

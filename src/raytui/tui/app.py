@@ -30,6 +30,7 @@ from raytui.model.cluster import ClusterSnapshot
 from raytui.model.gpu_history import GpuHistory
 from raytui.model.nvml import NvmlReport
 from raytui.model.prompts import PromptRequest
+from raytui.model.workbench import JobSubmission
 from raytui.sources.connection import Connector
 from raytui.tui import keys, peers_controller
 from raytui.tui.cluster_poller import ClusterPoller
@@ -38,6 +39,7 @@ from raytui.tui.messages import (
     ConnectionStateChanged,
     ConnectProgress,
     ConnState,
+    OpenJob,
     OpenNode,
     OverlayPathsChanged,
     SnapshotReady,
@@ -49,6 +51,8 @@ from raytui.tui.screens.composer import ComposerScreen
 from raytui.tui.screens.engines import EnginesScreen
 from raytui.tui.screens.help import HelpScreen
 from raytui.tui.screens.history import HistoryScreen
+from raytui.tui.screens.job_detail import JobDetailScreen
+from raytui.tui.screens.job_submit import JobSubmitScreen
 from raytui.tui.screens.live import LiveScreen
 from raytui.tui.screens.node_detail import NodeDetailScreen
 from raytui.tui.state import UiState
@@ -128,6 +132,7 @@ class RaytuiApp(App[int]):
         self.config_path = config_path
         self.prompt_service = prompt_service
         self.log_max_lines = log_max_lines
+        self.job_draft = JobSubmission("")  # the submit dialog's fields, kept across Esc
         self._quitting = False
         self.exit_code = 0
 
@@ -305,6 +310,50 @@ class RaytuiApp(App[int]):
                 sample_local=self.nvml_sampler,
                 probe=self.poller.probe_node,
                 workbench=self.poller.workbench,
+            )
+        )
+
+    def action_open_job_submit(self) -> None:
+        if self.state.readonly:
+            self.notify(
+                "read-only console: jobs cannot be submitted (started with --readonly)",
+                severity="warning",
+            )
+            return
+        if isinstance(self.screen, JobSubmitScreen):
+            return
+
+        def keep(draft: JobSubmission) -> None:
+            self.job_draft = draft
+
+        def submitted(key: str | None) -> None:
+            if key is not None:
+                self.job_draft = JobSubmission("")
+                self.notify(f"submitted job {key}")
+                self.poller.poll_now()
+                self.post_message(OpenJob(key))
+
+        def submit(job: JobSubmission) -> str:
+            return self.poller.workbench().jobs.submit(job)
+
+        self.push_screen(JobSubmitScreen(submit, self.job_draft, keep=keep), submitted)
+
+    def on_open_job(self, message: OpenJob) -> None:
+        if isinstance(self.screen, JobDetailScreen):
+            self.pop_screen()
+        snap = self.state.snapshot
+        console = snap is not None and any(
+            j.console and message.key in (j.submission_id, j.job_id) for j in snap.jobs
+        )
+        self.push_screen(
+            JobDetailScreen(
+                message.key,
+                lambda: self.poller.workbench().jobs,
+                readonly=self.state.readonly,
+                console=console,
+                now=self.state.now,
+                max_lines=self.log_max_lines,
+                on_deleted=self.poller.poll_now,
             )
         )
 

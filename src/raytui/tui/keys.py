@@ -71,7 +71,9 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("page_up", "pageup,ctrl+b", "page_up", "Page up", "tables", show=False),
     KeySpec("first", "home,g", "first", "First row", "tables", show=False),
     KeySpec("last", "end", "last", "Last row", "tables", show=False),
-    KeySpec("select", "enter", "select", "Details", "node list, GPU list", key_display="⏎"),
+    KeySpec(
+        "select", "enter", "select", "Details", "node list, GPU list, job list", key_display="⏎"
+    ),
     KeySpec("probe", "p", "probe", "Probe NVML", "node detail"),
     KeySpec("node_logs", "L", "node_logs", "Node logs", "node detail"),
     KeySpec("node_row_log", "l", "row_log", "Worker log", "node detail"),
@@ -112,6 +114,10 @@ KEYS: tuple[KeySpec, ...] = (
         "workbench_logs", "l", "open_logs", "Logs", "actors, task list, task detail, actor detail"
     ),
     KeySpec("actor_kill", "K", "kill_actor", "Kill actor", "actors, actor detail"),
+    KeySpec("job_submit", "n", "app.open_job_submit", "Submit job", "job list"),
+    KeySpec("job_send", "ctrl+s", "submit", "Submit", "job submit dialog", key_display="^s"),
+    KeySpec("job_stop", "x", "stop_job", "Stop job", "job detail"),
+    KeySpec("job_delete", "D", "delete_job", "Delete job", "job detail"),
     KeySpec("confirm_yes", "y,enter", "confirm", "Yes", "confirmations", key_display="y"),
     KeySpec("confirm_no", "n,escape", "cancel", "No", "confirmations", key_display="n"),
 )

@@ -106,6 +106,14 @@ class OpenNode(Message):
         self.node_id = node_id
 
 
+class OpenJob(Message):
+    """Show the detail screen of this job (Enter on a row of the Jobs view, or after a submit)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+
+
 class OverlayPathsChanged(Message):
     """How this machine reaches the overlay's addresses changed (a route went up or down, a peer
     joined, the daemon went away: `paths` None). Posted by the peers controller from the daemon's

@@ -17,6 +17,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     (":jobs", "jobs and task counts", "switch_view('jobs')"),
     (":tasks", "tasks by function and state; filter, drill into tasks", "switch_view('tasks')"),
     (":actors", "actors: class, name, state, node, GPUs; logs, kill", "switch_view('actors')"),
+    (":submit-job", "submit a Ray job: entrypoint, working dir, env, GPUs", "open_job_submit"),
     (":filter", "filter nodes by id, host, IP or state", "filter"),
     (":refresh", "poll the cluster now", "refresh"),
     (":prompt", "compose prompts and stream answers from the cluster's GPUs", "open_composer"),

@@ -19,14 +19,14 @@ from textual.widgets import Footer, Input, LoadingIndicator, Static
 from raytui.model.cluster import ClusterSnapshot, Node
 from raytui.model.node_path import OverlayPaths
 from raytui.tui import keys
-from raytui.tui.messages import ConnState, OpenNode
+from raytui.tui.messages import ConnState, OpenJob, OpenNode
 from raytui.tui.screens.live import LiveScreen
 from raytui.tui.screens.workload import ActorsView, TasksView, WorkbenchHandle, WorkloadView
 from raytui.tui.state import UiState
 from raytui.tui.widgets.common import palette
 from raytui.tui.widgets.gpus import GpuPanel, GpuTable, gpu_rows
 from raytui.tui.widgets.header import ClusterHeader
-from raytui.tui.widgets.jobs import JobsView
+from raytui.tui.widgets.jobs import JobsView, JobTable
 from raytui.tui.widgets.nodes import NodeTable, matches
 from raytui.tui.widgets.table import VirtualTable
 
@@ -348,3 +348,5 @@ class ClusterScreen(LiveScreen):
             self.post_message(OpenNode(event.key))
         elif isinstance(event.table, GpuTable):
             self.post_message(OpenNode(event.key.split("/", 1)[0]))
+        elif isinstance(event.table, JobTable):
+            self.post_message(OpenJob(event.key))
