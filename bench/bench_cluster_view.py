@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib.util
 import json
 import os
@@ -142,6 +143,7 @@ class Window:
     stalls: list[float] = field(default_factory=list)
     rss: int = 0
     snapshots: int = 0
+    cyclic_garbage: int = 0
 
     def summary(self) -> dict[str, Any]:
         s = sorted(self.stalls) or [0.0]
@@ -152,6 +154,7 @@ class Window:
             "p99_stall": s[min(len(s) - 1, int(0.99 * len(s)))],
             "rss": self.rss,
             "snapshots": self.snapshots,
+            "cyclic_garbage": self.cyclic_garbage,
         }
 
 
@@ -248,6 +251,10 @@ async def run_app(url: str, seconds: float, path: str) -> dict[str, Window]:
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.5)
             out["idle"] = await _window(app, min(seconds, 3.0))
+        # What the run left for the cycle collector, frozen ones included: objects that only a
+        # collection frees, which per-snapshot freezing would keep (a leak) if there were many.
+        gc.unfreeze()
+        out["gpus"].cyclic_garbage = gc.collect()
         await pilot.press("q")
     return out
 
@@ -363,7 +370,9 @@ def load() -> str:
     return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f}"
 
 
-def one_size(n: int, runs: int, seconds: float, emit: Callable[[str], None]) -> None:
+def one_size(
+    n: int, runs: int, seconds: float, emit: Callable[[str], None], garbage: list[str]
+) -> None:
     with dashboard_process(n) as (url, mb):
         check_same_snapshot(url)
         results: dict[str, list[dict[str, dict[str, Any]]]] = {p: [] for p in PATHS}
@@ -378,6 +387,11 @@ def one_size(n: int, runs: int, seconds: float, emit: Callable[[str], None]) -> 
         if path == "new":
             idle = [r["idle"] for r in results[path]]
             emit(_row(f"{label}, baseline: no polling", "GPUs", idle))
+    for path in PATHS:
+        garbage.append(
+            f"{label}, {path}: "
+            + ", ".join(str(r["gpus"]["cyclic_garbage"]) for r in results[path])
+        )
 
 
 def main() -> None:
@@ -406,8 +420,14 @@ def main() -> None:
         print(line, flush=True)
 
     started = time.monotonic()
+    garbage: list[str] = []
     for n in sizes:
-        one_size(n, args.runs, args.seconds, emit)
+        one_size(n, args.runs, args.seconds, emit, garbage)
+    emit("")
+    emit("Objects found by one full collection at the end of each run (cyclic garbage, frozen")
+    emit("or not; it grows with run length if snapshots' freezing keeps garbage alive):")
+    for line in garbage:
+        emit(f"- {line}")
     with dashboard_process(8) as (url, _mb):
         times = first_frame(url, "gpu-node-0000", args.reps)
     emit("")

@@ -18,9 +18,9 @@ One snapshot costs a handful of small requests, made concurrently over one keep-
 The summary (~20 KB a node) is read into a growing buffer chunk by chunk and decoded node by node
 (`dashboard_decode`); the answers become a snapshot in `dashboard_parse.build_snapshot`.
 
-httpx is imported when the first client is made, not with this module: importing it costs
-~100 ms (it pulls in its command-line tool's dependencies), which the TUI pays in the connect
-worker instead of before its first frame.
+HTTP is urllib3's pool, imported when the first client is made: the TUI makes it in the connect
+worker, while its first frame is drawn. (httpx was ~100 ms to import here: httpcore imports trio
+when it is installed, and httpx its command-line tool's dependencies.)
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from raytui.sources.dashboard_parse import (
 from raytui.sources.machine import local_addresses
 
 if TYPE_CHECKING:
-    import httpx
+    import urllib3
 
 __all__ = [
     "TASK_STATES",
@@ -95,7 +95,7 @@ class DashboardClient:
         *,
         task_states: tuple[str, ...] = TASK_STATES,
     ) -> None:
-        import httpx
+        import urllib3
 
         self.url = url.rstrip("/")
         self.timeout = timeout
@@ -103,13 +103,13 @@ class DashboardClient:
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._client = httpx.Client(
-            base_url=self.url,
+        # No retries (a failed poll is retried by the poller, with backoff); redirects followed.
+        self._http = urllib3.PoolManager(
+            num_pools=2,
+            maxsize=16,
             headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
-            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
-            follow_redirects=True,
-            trust_env=False,
+            timeout=urllib3.Timeout(connect=min(timeout, 3.0), read=timeout),
+            retries=urllib3.Retry(connect=0, read=0, status=0, other=0, redirect=5),
         )
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -206,27 +206,41 @@ class DashboardClient:
         decode: Callable[[bytes | bytearray], Any] | None = None,
     ) -> Any:
         """GET one endpoint and decode it. Raises ClusterUnreachable or AuthenticationFailed."""
-        import httpx
+        from urllib3.exceptions import HTTPError, MaxRetryError
 
         where = f"{self.url}{path}"
         try:
-            with self._client.stream("GET", path, params=params) as reply:
-                self._check_status(reply.status_code, path)
-                body = _read_body(reply) if decode is not None else reply.read()
-        except httpx.TimeoutException:
-            raise ClusterUnreachable(
-                f"cannot reach the Ray dashboard at {self.url}: no answer within {self.timeout:g} s"
-            ) from None
-        except (httpx.HTTPError, OSError) as exc:
-            raise ClusterUnreachable(
-                f"cannot reach the Ray dashboard at {self.url}: {describe(exc, 'line')}"
-            ) from None
+            reply = self._http.request("GET", where, fields=params, preload_content=False)
+            try:
+                self._check_status(reply.status, path)
+                body = _read_body(reply)
+            finally:
+                reply.release_conn()
+        except MaxRetryError as exc:  # what failed, when no retry was left (none are made)
+            raise self._unreachable(exc.reason or exc) from None
+        except (HTTPError, OSError) as exc:
+            raise self._unreachable(exc) from None
         try:
             return (decode or _loads)(body)
         except ValueError:
             raise ClusterUnreachable(
                 f"{where} did not answer JSON: is this a Ray dashboard?"
             ) from None
+
+    def _unreachable(self, exc: BaseException) -> ClusterUnreachable:
+        from urllib3.exceptions import NewConnectionError
+        from urllib3.exceptions import TimeoutError as HTTPTimeout
+
+        # NewConnectionError is a subclass of urllib3's TimeoutError, but not a timeout.
+        if isinstance(exc, HTTPTimeout) and not isinstance(exc, NewConnectionError):
+            why = f"no answer within {self.timeout:g} s"
+        else:
+            cause = exc.__cause__ if isinstance(exc, NewConnectionError) else None
+            if isinstance(cause, ConnectionRefusedError):
+                why = "connection refused"
+            else:  # urllib3's own text starts with the connection object's repr
+                why = describe(cause or exc, "line")
+        return ClusterUnreachable(f"cannot reach the Ray dashboard at {self.url}: {why}")
 
     def _check_status(self, status: int, path: str) -> None:
         if status in (401, 403):
@@ -244,7 +258,7 @@ class DashboardClient:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-        self._client.close()
+        self._http.clear()
 
     def __enter__(self) -> DashboardClient:
         return self
@@ -280,15 +294,15 @@ def _outcome(future: Future[Any]) -> tuple[Any, RaytuiError | None]:
         return None, exc
 
 
-def _read_body(reply: httpx.Response) -> bytes | bytearray:
+def _read_body(reply: urllib3.BaseHTTPResponse) -> bytearray:
     """The whole body, appended chunk by chunk.
 
-    `Response.read()` joins the chunks in one call: for an 80 MB summary that is one 40-90 ms
-    copy (and page faults) with the GIL held. Appending to a bytearray grows it in place
+    Reading it in one call joins the chunks in one call: for an 80 MB summary that is one
+    40-90 ms copy (and page faults) with the GIL held. Appending to a bytearray grows it in place
     (realloc), so no single step copies more than a chunk.
     """
     body = bytearray()
-    for chunk in reply.iter_bytes():
+    for chunk in reply.stream(256 * 1024):
         body += chunk
     return body
 
