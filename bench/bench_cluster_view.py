@@ -63,7 +63,7 @@ from raytui.tui.messages import SnapshotReady  # noqa: E402
 
 SIZE = (200, 60)
 TICK = 0.005
-BASELINE_COMMIT = "416550c6be2d970ac3a6875b643bf9cf52d13a0d"
+BASELINE_COMMIT = "4154bed8cddced67f9c47e28cbafbf969d14646d"
 """main before this change: one json.loads of the summary was its previous baseline too."""
 
 PATHS = ("new", "baseline")
@@ -246,7 +246,7 @@ async def run_app(url: str, seconds: float, path: str) -> dict[str, Window]:
         await asyncio.sleep(1.5)  # past the switch and one poll: measure the steady state
         out["gpus"] = await _window(app, seconds)
         if path == "new":
-            app.poller.refresh = 1e9  # no more polls once the one in flight is done
+            app.poller.interval = 1e9  # no more polls once the one in flight is done
             while app.poller.busy:  # noqa: ASYNC110 (polling the app, not an event)
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.5)
