@@ -1,10 +1,14 @@
-"""Until the first snapshot arrives the header says "connecting", also once the connector has
-returned and the first fetch is still under way (4,096 nodes: ~0.5 s); then "connected"."""
+"""The first frames: the header says "connecting" until the first snapshot arrives (also once
+the connector returned and the first fetch is under way: ~0.5 s at 4,096 nodes), then
+"connected"; and snapshots frozen out of the cycle collector are still freed when replaced."""
 
 from __future__ import annotations
 
+import gc
 import threading
+from dataclasses import replace
 
+from raytui.model.cluster import ClusterSnapshot
 from raytui.tui.messages import ConnState
 from tests.support.tui_fakes import FakeConnection, healthy, screen_text, until
 from tests.test_tui_app import make_app, started
@@ -30,3 +34,33 @@ async def test_header_says_connecting_until_the_first_snapshot_with_fake_connect
             assert "gpu-head" in screen_text(app)
     finally:
         conn.fetch_gate.set()
+
+
+class FreshSnapshots(FakeConnection):
+    """A FAKE connection whose every fetch returns a new snapshot object (as the real one does)."""
+
+    def fetch_snapshot(self) -> ClusterSnapshot:
+        return replace(super().fetch_snapshot(), taken_at=float(self.fetches))
+
+
+async def test_replaced_snapshots_are_freed_though_frozen_with_fake_connection() -> None:
+    """The poller freezes each snapshot out of the cycle collector; nothing frozen with it (the
+    finished thread worker, in a cycle with its task) may keep it alive once it is replaced."""
+    conn = FreshSnapshots([healthy()])
+    app = make_app(conn)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await started(pilot, app)
+            for n in range(2, 10):
+                await pilot.press("r")
+                await started(pilot, app, generation=n)
+            gc.unfreeze()  # frozen objects are invisible to gc.get_objects()
+            fetched = [
+                o.taken_at
+                for o in gc.get_objects()
+                if isinstance(o, ClusterSnapshot) and o.taken_at < 100  # not the script's own
+            ]
+            # The one shown (maybe the one before, still referenced by a finished message).
+            assert len(fetched) <= 2 and 9.0 in fetched, fetched
+    finally:
+        gc.collect()

@@ -88,7 +88,7 @@ class ClusterPoller(Poller):
         conn = self.connector(progress)
         return _Handle(conn, conn.description, conn.dashboard_url)
 
-    def _fetch(self, conn: ClusterConnection) -> ClusterSnapshot:
+    def _fetch(self, conn: ClusterConnection) -> _Delivery:
         # Cyclic garbage made since the last snapshot. Earlier snapshots are frozen (below), so
         # this walks only what was made since, not ~100k snapshot objects (4,096 nodes).
         gc.collect()
@@ -99,7 +99,7 @@ class ClusterPoller(Poller):
         # when an allocation there triggers it, or here, which stalls the UI as much). Frozen,
         # no collection sees them; refcounting still frees them when they are replaced.
         gc.freeze()
-        return snapshot
+        return _Delivery(snapshot)
 
     # -- what came back (on the event loop) ---------------------------------------------------
 
@@ -119,7 +119,8 @@ class ClusterPoller(Poller):
             if recovered:
                 self.notify(f"Connected {connected_to(result.description)}")
             return 0.0  # fetch at once
-        self.post_message(SnapshotReady(result))
+        assert isinstance(result, _Delivery)
+        self.post_message(SnapshotReady(result.take()))
         if self.stopped:
             self._close()
             return None
@@ -198,6 +199,22 @@ class ClusterPoller(Poller):
                 conn.close()
             finally:
                 self.closed = True
+
+
+class _Delivery:
+    """The worker's result: emptied on delivery, so the finished thread worker (frozen with
+    everything else by `gc.freeze`, and in a reference cycle with its task) does not keep the
+    snapshot alive after the next one replaced it."""
+
+    __slots__ = ("snapshot",)
+
+    def __init__(self, snapshot: ClusterSnapshot) -> None:
+        self.snapshot: ClusterSnapshot | None = snapshot
+
+    def take(self) -> ClusterSnapshot:
+        snapshot, self.snapshot = self.snapshot, None
+        assert snapshot is not None
+        return snapshot
 
 
 class _Handle:
