@@ -144,6 +144,7 @@ class Window:
     rss: int = 0
     snapshots: int = 0
     cyclic_garbage: int = 0
+    full_collection: float = 0.0
 
     def summary(self) -> dict[str, Any]:
         s = sorted(self.stalls) or [0.0]
@@ -155,6 +156,7 @@ class Window:
             "rss": self.rss,
             "snapshots": self.snapshots,
             "cyclic_garbage": self.cyclic_garbage,
+            "full_collection": self.full_collection,
         }
 
 
@@ -251,10 +253,12 @@ async def run_app(url: str, seconds: float, path: str) -> dict[str, Window]:
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.5)
             out["idle"] = await _window(app, min(seconds, 3.0))
-        # What the run left for the cycle collector, frozen ones included: objects that only a
-        # collection frees, which per-snapshot freezing would keep (a leak) if there were many.
+        # What the run left for the cycle collector, frozen ones included, and what the poller's
+        # periodic full collection (every `full_collection_every` fetches) costs at this size.
         gc.unfreeze()
+        t0 = time.perf_counter()
         out["gpus"].cyclic_garbage = gc.collect()
+        out["gpus"].full_collection = time.perf_counter() - t0
         await pilot.press("q")
     return out
 
@@ -390,7 +394,10 @@ def one_size(
     for path in PATHS:
         garbage.append(
             f"{label}, {path}: "
-            + ", ".join(str(r["gpus"]["cyclic_garbage"]) for r in results[path])
+            + ", ".join(
+                f"{r['gpus']['cyclic_garbage']} objects, {_ms(r['gpus']['full_collection'])} ms"
+                for r in results[path]
+            )
         )
 
 
@@ -424,8 +431,8 @@ def main() -> None:
     for n in sizes:
         one_size(n, args.runs, args.seconds, emit, garbage)
     emit("")
-    emit("Objects found by one full collection at the end of each run (cyclic garbage, frozen")
-    emit("or not; it grows with run length if snapshots' freezing keeps garbage alive):")
+    emit("One full collection at the end of each run (what the poller runs every 300 fetches):")
+    emit("objects it freed (cyclic garbage, frozen or not) and how long it held the GIL:")
     for line in garbage:
         emit(f"- {line}")
     with dashboard_process(8) as (url, _mb):

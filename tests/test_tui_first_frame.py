@@ -64,3 +64,29 @@ async def test_replaced_snapshots_are_freed_though_frozen_with_fake_connection()
             assert len(fetched) <= 2 and 9.0 in fetched, fetched
     finally:
         gc.collect()
+
+
+async def test_periodic_full_collection_frees_what_freezing_kept_with_fake_connection() -> None:
+    """Each poll freezes ~400 objects that later die in cycles (its own thread worker among
+    them); every `full_collection_every` fetches a full collection frees them."""
+
+    async def trapped_workers(every: int) -> int:
+        app = make_app(FreshSnapshots([healthy()]))
+        app.poller.full_collection_every = every
+        async with app.run_test(size=(100, 30)) as pilot:
+            await started(pilot, app)
+            for n in range(2, 10):
+                await pilot.press("r")
+                await started(pilot, app, generation=n)
+            gc.unfreeze()
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            try:
+                gc.collect()
+                return sum(type(o).__name__ == "Worker" for o in gc.garbage)
+            finally:
+                gc.set_debug(0)
+                gc.garbage.clear()
+                gc.collect()
+
+    assert await trapped_workers(every=1000) >= 7  # nine fetches, no full collection
+    assert await trapped_workers(every=4) <= 2  # the last one at the eighth fetch
