@@ -1,29 +1,34 @@
-"""Benchmark: the real app, headless, attached to synthetic clusters of 8 to 1,024 nodes x 8 GPUs.
+"""Benchmark: the real app, headless, on synthetic clusters of 1,024 and 4,096 nodes x 8 GPUs.
 
 For each size a stand-in dashboard (bench/synthetic_dashboard.py, real HTTP, pre-rendered frames)
-runs in its own process, so serving 20 MB a second does not count against the app. The app is
+runs in its own process, so serving 20-83 MB a second does not count against the app. The app is
 `RaytuiApp` at 200x60, connected through the real connector (`attach.connect(url)`), polling
-every second (`--refresh 1`). Measured per size and view (Nodes, then GPUs, in one app run):
+every second (`--refresh 1`). Each run is a fresh process measuring the Nodes view, then the GPUs
+view, then (new path only) the GPUs view with polling stopped; each size runs several times and
+the report gives the worst and the median run. Per view and run:
 
-- fetch: `fetch_snapshot()` in the poll worker (HTTP + JSON decode + building the snapshot);
+- fetch: `fetch_snapshot()` in the poll worker (HTTP + decode + building the snapshot);
 - apply: the `SnapshotReady` handler on the event loop (state, history, the visible view);
 - stall: how late an asyncio task sleeping 5 ms in the app's loop wakes up (max and p99) —
   everything that blocks the loop counts: apply, Textual's layout/compositing/repaint, and the
   GIL held by the worker thread;
 - RSS of the process (app only; the server is elsewhere), the highest sample seen.
 
-Baselines in the same run: the same app with no polling (idle: Textual's own floor at that
-size), and at 1,024 nodes the summary decoded in one `json.loads` call (what the incremental
-decode replaced). Then launch-to-first-populated-frame: the installed `raytui --address URL` in
-tmux against the 8-node dashboard, polling the screen until a node hostname appears (median of 5).
+Baseline, same run: the dashboard client as of BASELINE_COMMIT (read with `git show`), with the
+summary decoded in one `json.loads` call — the path before the schema-driven decoder. Both paths
+must give the same snapshot (checked first, at each size). Then launch-to-first-populated-frame:
+`raytui --address URL` in tmux against an 8-node dashboard, polling the screen until a node
+hostname appears, for this tree and for BASELINE_COMMIT's tree (`git archive`), alternating.
 
-    .venv/bin/python bench/bench_cluster_view.py [--seconds 6] [--sizes 8,64,256,1024] [--out F]
+    .venv/bin/python bench/bench_cluster_view.py [--runs 3] [--seconds 6] [--sizes 1024,4096]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import importlib.util
 import json
 import os
 import platform
@@ -31,11 +36,14 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +51,22 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import raytui.tui.app as app_module  # noqa: E402
 from raytui.model.cluster import ClusterSnapshot  # noqa: E402
-from raytui.sources import attach, dashboard  # noqa: E402
+from raytui.sources import attach  # noqa: E402
 from raytui.sources.connection import ClusterConnection, ProgressFn  # noqa: E402
+from raytui.sources.dashboard_client import DashboardClient  # noqa: E402
 from raytui.tui.app import RaytuiApp  # noqa: E402
 from raytui.tui.messages import SnapshotReady  # noqa: E402
 
 SIZE = (200, 60)
 TICK = 0.005
+BASELINE_COMMIT = "4154bed8cddced67f9c47e28cbafbf969d14646d"
+"""main before this change: one json.loads of the summary was its previous baseline too."""
+
+PATHS = ("new", "baseline")
 
 
 # -- the dashboard, in its own process -----------------------------------------------------------
@@ -74,6 +88,49 @@ def dashboard_process(nodes: int) -> Iterator[tuple[str, float]]:
         proc.wait(10)
 
 
+# -- today's path, from git ----------------------------------------------------------------------
+
+
+def _git_show(path: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{BASELINE_COMMIT}:{path}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def baseline_dashboard() -> types.ModuleType:
+    """`raytui.sources.dashboard` as of BASELINE_COMMIT, decoding the summary with json.loads."""
+    spec = importlib.util.spec_from_loader("raytui_baseline_dashboard", loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    exec(
+        compile(_git_show("src/raytui/sources/dashboard.py"), "baseline_dashboard", "exec"),
+        module.__dict__,
+    )
+    module._loads_summary = json.loads
+    return module
+
+
+def baseline_client(url: str) -> Any:
+    return baseline_dashboard().DashboardClient(url)
+
+
+def check_same_snapshot(url: str) -> None:
+    """The new decoder and today's path give the same snapshot of this dashboard."""
+    from synthetic_dashboard import FRAMES
+
+    with DashboardClient(url) as new, baseline_client(url) as old:
+        a = new.fetch_snapshot()
+        for _ in range(FRAMES - 1):  # the summary's frames rotate per request: back to a's
+            new.get_json("/nodes", {"view": "summary"}, decode=len)
+        b = old.fetch_snapshot()
+    if replace(a, taken_at=0.0) != replace(b, taken_at=0.0):
+        raise AssertionError(f"the new decoder and the baseline disagree on {url}")
+
+
 # -- the app, instrumented -----------------------------------------------------------------------
 
 
@@ -86,6 +143,21 @@ class Window:
     stalls: list[float] = field(default_factory=list)
     rss: int = 0
     snapshots: int = 0
+    cyclic_garbage: int = 0
+    full_collection: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        s = sorted(self.stalls) or [0.0]
+        return {
+            "fetch": self.fetch,
+            "apply": self.apply,
+            "max_stall": s[-1],
+            "p99_stall": s[min(len(s) - 1, int(0.99 * len(s)))],
+            "rss": self.rss,
+            "snapshots": self.snapshots,
+            "cyclic_garbage": self.cyclic_garbage,
+            "full_collection": self.full_collection,
+        }
 
 
 class TimedConnection:
@@ -145,8 +217,8 @@ async def _window(app: BenchApp, seconds: float) -> Window:
     return app.window
 
 
-async def run_size(url: str, seconds: float, *, idle: bool = True) -> dict[str, Window]:
-    """Nodes view, GPUs view, and (idle) the GPUs view with polling stopped."""
+async def run_app(url: str, seconds: float, path: str) -> dict[str, Window]:
+    """Nodes view, GPUs view, and (new path) the GPUs view with polling stopped."""
     fetches: list[float] = []
     holder: list[BenchApp] = []
 
@@ -157,96 +229,133 @@ async def run_size(url: str, seconds: float, *, idle: bool = True) -> dict[str, 
 
     def connector(progress: ProgressFn) -> ClusterConnection:
         conn = attach.connect(url, None, progress)
+        if path == "baseline":
+            conn._client.close()  # the bench swaps in today's client
+            conn._client = baseline_client(url)
         return TimedConnection(conn, record)  # type: ignore[return-value]
 
     app = BenchApp(connector, refresh=1.0, nvml_sampler=None, local_hostname="bench")
     holder.append(app)
     out: dict[str, Window] = {}
     async with app.run_test(size=SIZE) as pilot:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while app.state.generation < 2:  # settled past the first frame and first history point
             if time.monotonic() > deadline:
-                raise TimeoutError("no snapshot within 60 s")
+                raise TimeoutError("no snapshot within 120 s")
             await asyncio.sleep(0.05)
         out["nodes"] = await _window(app, seconds)
         await pilot.press("2")
         await asyncio.sleep(1.5)  # past the switch and one poll: measure the steady state
         out["gpus"] = await _window(app, seconds)
-        if idle:
-            app.poller.refresh = 1e9  # no more polls once the one in flight is done
+        if path == "new":
+            app.poller.interval = 1e9  # no more polls once the one in flight is done
             while app.poller.busy:  # noqa: ASYNC110 (polling the app, not an event)
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.5)
             out["idle"] = await _window(app, min(seconds, 3.0))
+        # What the run left for the cycle collector, frozen ones included, and what the poller's
+        # periodic full collection (every `full_collection_every` fetches) costs at this size.
+        gc.unfreeze()
+        t0 = time.perf_counter()
+        out["gpus"].cyclic_garbage = gc.collect()
+        out["gpus"].full_collection = time.perf_counter() - t0
         await pilot.press("q")
     return out
 
 
-@contextmanager
-def whole_json_summary() -> Iterator[None]:
-    """Baseline: decode the node summary in one `json.loads` call, as before."""
-    saved = dashboard._loads_summary  # type: ignore[attr-defined]
-    dashboard._loads_summary = json.loads  # type: ignore[attr-defined]
-    try:
-        yield
-    finally:
-        dashboard._loads_summary = saved  # type: ignore[attr-defined]
+def _in_child(url: str, seconds: float, path: str) -> dict[str, dict[str, Any]]:
+    """One run in a fresh process (its own RSS and GC state)."""
+    cmd = [sys.executable, __file__, "--one", url, "--path", path, "--seconds", str(seconds)]
+    done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
+    result: dict[str, dict[str, Any]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 # -- launch to first frame -----------------------------------------------------------------------
 
 
-def first_frame(url: str, needle: str, reps: int) -> list[float]:
-    """Seconds from starting the installed `raytui --address URL` in tmux to `needle` on screen."""
+def _baseline_tree(into: Path) -> Path:
+    """BASELINE_COMMIT's `src/` unpacked under `into`."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", BASELINE_COMMIT, "src"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into / "src"
+
+
+_LAUNCH = "import sys; from raytui.cli import main; sys.argv[0] = 'raytui'; sys.exit(main())"
+
+
+def first_frame(url: str, needle: str, reps: int) -> dict[str, list[float]]:
+    """Seconds from starting `raytui --address URL` in tmux to `needle` on screen, per tree."""
     from tests.support.tmux import TmuxSession
 
-    exe = ROOT / ".venv" / "bin" / "raytui"
-    times: list[float] = []
+    times: dict[str, list[float]] = {p: [] for p in PATHS}
     with tempfile.TemporaryDirectory() as home:
-        env = {
-            k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "PYTHONPATH") if k in os.environ
-        }
+        trees = {"new": ROOT / "src", "baseline": _baseline_tree(Path(home) / "baseline")}
+        env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL") if k in os.environ}
         env.update(HOME=home, TERM="xterm-256color", RAYTUI_HOME=str(Path(home) / "raytui"))
+        for path, tree in trees.items():  # the tree each run imports is the one named
+            found = subprocess.run(
+                [sys.executable, "-c", "import raytui; print(raytui.__file__)"],
+                env={**env, "PYTHONPATH": str(tree)},
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            assert found.startswith(str(tree)), (path, found)
         for _ in range(reps):
-            t0 = time.perf_counter()
-            term = TmuxSession([str(exe), "--address", url, "--refresh", "1"], env, *SIZE)
-            try:
-                while needle not in term.screen():
-                    if time.perf_counter() - t0 > 30:
-                        raise TimeoutError(f"no {needle!r} on screen after 30 s")
-                    time.sleep(0.01)
-                times.append(time.perf_counter() - t0)
-                term.send("q")
-                term.wait_exit(15)
-            finally:
-                term.kill()
+            for path in PATHS:
+                argv = [sys.executable, "-c", _LAUNCH, "--address", url, "--refresh", "1"]
+                t0 = time.perf_counter()
+                term = TmuxSession(argv, {**env, "PYTHONPATH": str(trees[path])}, *SIZE)
+                try:
+                    while needle not in term.screen():
+                        if time.perf_counter() - t0 > 30:
+                            raise TimeoutError(f"no {needle!r} on screen after 30 s")
+                        time.sleep(0.01)
+                    times[path].append(time.perf_counter() - t0)
+                    term.send("q")
+                    term.wait_exit(15)
+                finally:
+                    term.kill()
     return times
 
 
 # -- report --------------------------------------------------------------------------------------
 
 
-def _ms(values: list[float], q: float | None = None) -> str:
-    if not values:
-        return "-"
-    if q is None:
-        return f"{1000 * statistics.median(values):.1f}"
-    s = sorted(values)
-    return f"{1000 * s[min(len(s) - 1, int(q * len(s)))]:.1f}"
+def _ms(value: float) -> str:
+    return f"{1000 * value:.1f}"
 
 
-def _row(label: str, view: str, w: Window) -> str:
+def _med(values: list[float]) -> str:
+    return _ms(statistics.median(values)) if values else "-"
+
+
+def _row(label: str, view: str, runs: list[dict[str, Any]]) -> str:
+    fetch = [f for r in runs for f in r["fetch"]]
+    apply = [a for r in runs for a in r["apply"]]
+    stalls = [r["max_stall"] for r in runs]
+    p99 = [r["p99_stall"] for r in runs]
+    snaps = [r["snapshots"] for r in runs]
+    rss = max(r["rss"] for r in runs) / 2**20
     return (
-        f"| {label} | {view} | {w.snapshots} | {_ms(w.fetch)} / {_ms(w.fetch, 1.0)} | "
-        f"{_ms(w.apply)} / {_ms(w.apply, 1.0)} | {_ms(w.stalls, 1.0)} | {_ms(w.stalls, 0.99)} | "
-        f"{w.rss / 2**20:.0f} |"
+        f"| {label} | {view} | {len(runs)} | {statistics.median(snaps):.0f} | "
+        f"{_med(fetch)} / {_ms(max(fetch)) if fetch else '-'} | "
+        f"{_med(apply)} / {_ms(max(apply)) if apply else '-'} | "
+        f"**{_ms(max(stalls))}** / {_med(stalls)} | {_ms(max(p99))} / {_med(p99)} | {rss:.0f} |"
     )
 
 
 HEADER = (
-    "| nodes x GPUs (summary) | view | snapshots | fetch ms median / max | apply ms median / max "
-    "| max stall ms | p99 stall ms | RSS MB |\n"
-    "|---|---|---:|---:|---:|---:|---:|---:|"
+    "| nodes x GPUs (summary) | view | runs | snapshots per run | fetch ms median / max "
+    "| apply ms median / max | max stall ms: worst run / median run "
+    "| p99 stall ms: worst / median run | RSS MB, worst run |\n"
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 )
 
 
@@ -260,48 +369,57 @@ def machine() -> str:
     )
 
 
-def one_size(n: int, seconds: float, baseline_json: bool) -> list[str]:
-    """The table rows of one size (run in a fresh process: RSS and GC state are its own)."""
-    rows = []
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
+def one_size(
+    n: int, runs: int, seconds: float, emit: Callable[[str], None], garbage: list[str]
+) -> None:
     with dashboard_process(n) as (url, mb):
-        label = f"{n} x 8 ({mb:.1f} MB)"
-        res = asyncio.run(run_size(url, seconds))
-        rows.append(_row(label, "Nodes", res["nodes"]))
-        rows.append(_row(label, "GPUs", res["gpus"]))
-        rows.append(_row(label + ", baseline: no polling", "GPUs", res["idle"]))
-    if baseline_json:
-        with dashboard_process(n) as (url, mb), whole_json_summary():
-            base = asyncio.run(run_size(url, seconds, idle=False))
-        label = f"{n} x 8 ({mb:.1f} MB), baseline: one json.loads"
-        rows.append(_row(label, "Nodes", base["nodes"]))
-        rows.append(_row(label, "GPUs", base["gpus"]))
-    return rows
-
-
-def _in_child(n: int, seconds: float, baseline_json: bool) -> list[str]:
-    cmd = [sys.executable, __file__, "--one", str(n), "--seconds", str(seconds)]
-    if baseline_json:
-        cmd.append("--baseline-json")
-    done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
-    rows: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
-    return rows
+        check_same_snapshot(url)
+        results: dict[str, list[dict[str, dict[str, Any]]]] = {p: [] for p in PATHS}
+        for _ in range(runs):  # alternate, so a noisy minute hits both paths
+            for path in PATHS:
+                results[path].append(_in_child(url, seconds, path))
+    label = f"{n} x 8 ({mb:.1f} MB)"
+    for path in PATHS:
+        name = label if path == "new" else f"{label}, baseline: one json.loads"
+        for key, view in (("nodes", "Nodes"), ("gpus", "GPUs")):
+            emit(_row(name, view, [r[key] for r in results[path]]))
+        if path == "new":
+            idle = [r["idle"] for r in results[path]]
+            emit(_row(f"{label}, baseline: no polling", "GPUs", idle))
+    for path in PATHS:
+        garbage.append(
+            f"{label}, {path}: "
+            + ", ".join(
+                f"{r['gpus']['cyclic_garbage']} objects, {_ms(r['gpus']['full_collection'])} ms"
+                for r in results[path]
+            )
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=6.0, help="per view and size")
-    parser.add_argument("--sizes", default="8,64,256,1024")
-    parser.add_argument("--reps", type=int, default=5, help="launch-to-first-frame runs")
+    parser.add_argument("--seconds", type=float, default=6.0, help="per view and run")
+    parser.add_argument("--sizes", default="1024,4096")
+    parser.add_argument("--runs", type=int, default=3, help="runs per size and path")
+    parser.add_argument("--reps", type=int, default=5, help="launch-to-first-frame runs per tree")
     parser.add_argument("--out", type=Path, default=None, help="also write the report here")
     parser.add_argument("--label", default="", help="a heading for the report")
-    parser.add_argument("--one", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--baseline-json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--one", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--path", choices=PATHS, default="new", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one_size(args.one, args.seconds, args.baseline_json)))
+        res = asyncio.run(run_app(args.one, args.seconds, args.path))
+        print(json.dumps({k: w.summary() for k, w in res.items()}))
         return
     sizes = [int(s) for s in args.sizes.split(",")]
-    lines = [f"### {args.label}" if args.label else "", f"Machine: {machine()}.", "", HEADER]
+    lines = [f"### {args.label}" if args.label else "", f"Machine: {machine()}.", ""]
+    lines.append(f"At the start: {load()}.")
+    lines += ["", HEADER]
     print("\n".join(lines[1:]), flush=True)
 
     def emit(line: str) -> None:
@@ -309,18 +427,29 @@ def main() -> None:
         print(line, flush=True)
 
     started = time.monotonic()
+    garbage: list[str] = []
     for n in sizes:
-        for row in _in_child(n, args.seconds, n == max(sizes)):
-            emit(row)
+        one_size(n, args.runs, args.seconds, emit, garbage)
+    emit("")
+    emit("One full collection at the end of each run (what the poller runs every 300 fetches):")
+    emit("objects it freed (cyclic garbage, frozen or not) and how long it held the GIL:")
+    for line in garbage:
+        emit(f"- {line}")
     with dashboard_process(8) as (url, _mb):
         times = first_frame(url, "gpu-node-0000", args.reps)
     emit("")
     emit(
-        f"Launch to first populated frame (installed `raytui --address URL`, tmux {SIZE[0]}x"
-        f"{SIZE[1]}, 8 x 8 dashboard, {len(times)} runs): median "
-        f"{statistics.median(times):.2f} s, min {min(times):.2f} s, max {max(times):.2f} s."
+        f"Launch to first populated frame (`raytui --address URL`, tmux {SIZE[0]}x{SIZE[1]}, "
+        f"8 x 8 dashboard, {args.reps} runs each, alternating):"
     )
-    emit(f"Bench wall time: {time.monotonic() - started:.0f} s.")
+    for path, label in (("new", "this tree"), ("baseline", f"baseline {BASELINE_COMMIT[:7]}")):
+        t = times[path]
+        emit(
+            f"- {label}: median {statistics.median(t):.2f} s, min {min(t):.2f} s, "
+            f"max {max(t):.2f} s."
+        )
+    emit("")
+    emit(f"At the end: {load()}. Bench wall time: {time.monotonic() - started:.0f} s.")
     if args.out:
         args.out.write_text("\n".join(lines).strip() + "\n")
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from raytui.model.cluster import ClusterSnapshot, Job
-from raytui.sources.dashboard import DashboardClient, DashboardResponses, build_snapshot
+from raytui.sources.dashboard_client import DashboardClient
+from raytui.sources.dashboard_parse import DashboardResponses, build_snapshot
 from raytui.tui.widgets.jobs import CONSOLE_LABEL, JobTable
 from tests.conftest import RayTestCluster
 from tests.support.tui_fakes import NOW, FakeConnection, screen_text, snapshot, until

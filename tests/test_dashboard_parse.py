@@ -11,7 +11,7 @@ import pytest
 
 from raytui.model.cluster import NodeState
 from raytui.model.serialize import snapshot_to_dict
-from raytui.sources.dashboard import DashboardResponses, build_snapshot
+from raytui.sources.dashboard_parse import DashboardResponses, build_snapshot
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ray-dashboard"
 HEAD = "9cd19fc41d37eb7bbddc2d53a0828b76e03a2ed72a7f7ba92382815e"
@@ -335,9 +335,9 @@ def test_snapshot_to_dict_is_json() -> None:
 
 
 def test_big_summary_decoded_node_by_node_gives_the_same_snapshot() -> None:
-    # Over 1 MB the summary is decoded node by node, keeping only what build_snapshot reads;
+    # A big summary is decoded node by node, keeping only what build_snapshot reads;
     # the snapshot must be the one a plain json.loads of the whole answer gives.
-    from raytui.sources.dashboard import _loads_summary
+    from raytui.sources.dashboard_decode import decode_summary
 
     summary = load("nodes_view_summary.json")
     entries = summary["data"]["summary"]
@@ -352,6 +352,6 @@ def test_big_summary_decoded_node_by_node_gives_the_same_snapshot() -> None:
     assert len(body) > 1_000_000
     nodes = load("api_v0_nodes.json")
     whole = build_snapshot("u", DashboardResponses(summary=json.loads(body), nodes=nodes), 1.0)
-    slim = build_snapshot("u", DashboardResponses(summary=_loads_summary(body), nodes=nodes), 1.0)
+    slim = build_snapshot("u", DashboardResponses(summary=decode_summary(body), nodes=nodes), 1.0)
     assert slim == whole
     assert len(slim.nodes) >= len(big)

@@ -97,7 +97,7 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class TaskCounts:
-    """Counts gathered with server-side filtered queries only (see sources/dashboard.py)."""
+    """Counts gathered with server-side filtered queries only (see sources/dashboard_client.py)."""
 
     by_state: tuple[tuple[str, int], ...] = ()
     actors_alive: int | None = None

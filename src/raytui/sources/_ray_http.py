@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from raytui.errors import AuthenticationFailed, ClusterUnreachable, RaytuiError
 from raytui.sources.attach import call_within
-from raytui.sources.dashboard import token_hint
+from raytui.sources.dashboard_client import token_hint
 
 T = TypeVar("T")
 

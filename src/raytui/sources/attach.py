@@ -58,7 +58,7 @@ from raytui.ray_local import find_local_cluster
 from raytui.ray_local import port_open as _port_open
 from raytui.ray_local import split_hostport as _split_hostport
 from raytui.sources.connection import ProgressFn
-from raytui.sources.dashboard import DashboardClient, token_hint
+from raytui.sources.dashboard_client import DashboardClient, token_hint
 from raytui.sources.machine import is_loopback, is_this_machine
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ import httpx
 
 from raytui.errors import AuthenticationFailed, ClusterUnreachable, RaytuiError
 from raytui.model.workbench import LogKind, LogSource, NodeLogs
-from raytui.sources.dashboard import DashboardClient, token_hint
+from raytui.sources.dashboard_client import DashboardClient, token_hint
 
 __all__ = ["LogsClient"]
 

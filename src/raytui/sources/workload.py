@@ -40,7 +40,7 @@ from raytui.model.workbench import (
     WorkerRow,
     pairs,
 )
-from raytui.sources.dashboard import DashboardClient
+from raytui.sources.dashboard_client import DashboardClient
 
 __all__ = ["READONLY_REFUSAL", "WorkloadClient", "refuse_if_readonly"]
 

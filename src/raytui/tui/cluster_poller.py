@@ -49,7 +49,7 @@ def gc_paused() -> Iterator[None]:
 
     Decoding a 1,024-node summary allocates about a million containers, which triggers full
     collections of 50-120 ms; no other thread runs meanwhile, so the UI would freeze. The garbage
-    made there is acyclic and freed by refcounting; `gc.collect()` runs right after instead.
+    made there is acyclic and freed by refcounting; the snapshot is frozen right after.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -63,6 +63,9 @@ def gc_paused() -> Iterator[None]:
 class ClusterPoller(Poller):
     """Owns the connection: connects while it has none, else fetches a snapshot."""
 
+    full_collection_every = 300
+    """Fetches between full garbage collections (see `_fetch`): ~5 minutes at 1 s."""
+
     def __init__(self, connector: Connector, refresh: float) -> None:
         super().__init__(name="raytui-poll", id="cluster-poller")
         self.connector = connector
@@ -70,6 +73,7 @@ class ClusterPoller(Poller):
         self.connection: ClusterConnection | None = None
         self.closed = False
         self._lock = threading.Lock()  # fetch and close never run at once on the connection
+        self._fetches = 0
 
     @property
     def stopping(self) -> bool:
@@ -88,14 +92,26 @@ class ClusterPoller(Poller):
         conn = self.connector(progress)
         return _Handle(conn, conn.description, conn.dashboard_url)
 
-    def _fetch(self, conn: ClusterConnection) -> ClusterSnapshot:
+    def _fetch(self, conn: ClusterConnection) -> _Delivery:
+        # Cyclic garbage made since the last snapshot. Earlier snapshots are frozen (below), so
+        # this walks only what was made since, not ~100k snapshot objects (4,096 nodes).
+        gc.collect()
         with self._lock, gc_paused():
             snapshot = conn.fetch_snapshot()
-        # A big snapshot leaves ~100k new long-lived objects behind (the decoded summary and
-        # the model): collecting them here, while the UI waits for this snapshot, keeps
-        # Python's full collection from landing in the middle of applying and painting it.
-        gc.collect()
-        return snapshot
+        # A snapshot is ~26 objects per node that live until the next one replaces it. Every
+        # collection would walk them, holding the GIL ~30 ms per 1,000 nodes (on the UI thread
+        # when an allocation there triggers it, or here, which stalls the UI as much). Frozen,
+        # no collection sees them; refcounting still frees them when they are replaced.
+        gc.freeze()
+        # What was alive at the freeze and later dies in a reference cycle (Textual's render
+        # caches of replaced rows, this thread worker: ~400 objects a poll) is only freed by a
+        # collection of everything, which costs what the freezing saves: once in a while.
+        self._fetches += 1
+        if self._fetches % self.full_collection_every == 0:
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
+        return _Delivery(snapshot)
 
     # -- what came back (on the event loop) ---------------------------------------------------
 
@@ -105,22 +121,29 @@ class ClusterPoller(Poller):
             if self.stopped:
                 self._close()
                 return None
-            self._answers(f"Connected {connected_to(result.description)}", result.description)
+            # The header says "connecting" until the first snapshot arrives (the app then
+            # switches to CONNECTED); the notice comes now.
+            recovered = self.failures > 0
+            self.failures = 0
+            self.post_message(
+                ConnectionStateChanged(ConnState.CONNECTING, description=result.description)
+            )
+            if recovered:
+                self.notify(f"Connected {connected_to(result.description)}")
             return 0.0  # fetch at once
-        self.post_message(SnapshotReady(result))
+        assert isinstance(result, _Delivery)
+        self.post_message(SnapshotReady(result.take()))
         if self.stopped:
             self._close()
             return None
         self._answers("The Ray cluster answers again")
         return self.interval
 
-    def _answers(self, notice: str, description: str | None = None) -> None:
-        """The cluster answered: CONNECTED (always after a connect, else only after failures)."""
-        recovered = self.failures > 0
-        self.failures = 0
-        if recovered or description is not None:
-            self.post_message(ConnectionStateChanged(ConnState.CONNECTED, description=description))
-        if recovered:
+    def _answers(self, notice: str) -> None:
+        """A snapshot came: CONNECTED again after failures (the first one: the app switches)."""
+        if self.failures > 0:
+            self.failures = 0
+            self.post_message(ConnectionStateChanged(ConnState.CONNECTED))
             self.notify(notice)
 
     def poll_failed(self, error: BaseException) -> float | None:
@@ -188,6 +211,22 @@ class ClusterPoller(Poller):
                 conn.close()
             finally:
                 self.closed = True
+
+
+class _Delivery:
+    """The worker's result: emptied on delivery, so the finished thread worker (frozen with
+    everything else by `gc.freeze`, and in a reference cycle with its task) does not keep the
+    snapshot alive after the next one replaced it."""
+
+    __slots__ = ("snapshot",)
+
+    def __init__(self, snapshot: ClusterSnapshot) -> None:
+        self.snapshot: ClusterSnapshot | None = snapshot
+
+    def take(self) -> ClusterSnapshot:
+        snapshot, self.snapshot = self.snapshot, None
+        assert snapshot is not None
+        return snapshot
 
 
 class _Handle:
