@@ -32,6 +32,7 @@ from raytui.model.prompts import (
     Started,
     Timings,
 )
+from raytui.model.runs import tokens_per_s, ttft
 
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 300.0  # a big model can take minutes to load before its first token
@@ -56,14 +57,6 @@ def _client(endpoint: str, read_timeout: float) -> Any:
 
 def _ns(value: int | None) -> float | None:
     return value / 1e9 if value is not None else None
-
-
-def messages_for(request: PromptRequest) -> list[dict[str, str]]:
-    messages = []
-    if request.system:
-        messages.append({"role": "system", "content": request.system})
-    messages.append({"role": "user", "content": request.prompt})
-    return messages
 
 
 def options_for(request: PromptRequest) -> dict[str, Any]:
@@ -96,7 +89,7 @@ def chat_task(
     try:
         stream = client.chat(
             model=request.model,
-            messages=messages_for(request),
+            messages=request.chat_messages(),
             options=options_for(request) or None,
             stream=True,
         )
@@ -110,15 +103,13 @@ def chat_task(
             if part.done:
                 end = time.monotonic()
                 eval_s = _ns(part.eval_duration)
-                if part.eval_count and eval_s:
-                    rate: float | None = part.eval_count / eval_s
-                elif first is not None and end > first:
-                    rate = pieces / (end - first)
+                if part.eval_count and eval_s:  # the server's own rate
+                    rate = part.eval_count / eval_s
                 else:
-                    rate = None
+                    rate = tokens_per_s(pieces, first, end)
                 yield Done(
                     Timings(
-                        ttft_s=(first - sent) if first is not None else None,
+                        ttft_s=ttft(sent, first),
                         tokens_per_s=rate,
                         prompt_eval_count=part.prompt_eval_count,
                         eval_count=part.eval_count,

@@ -25,19 +25,16 @@ from raytui.model.prompts import (
     PromptRequest,
     Timings,
 )
+from raytui.model.runs import tokens_per_s, ttft
 
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 300.0
 
 
 def body_for(request: PromptRequest) -> dict[str, Any]:
-    messages = []
-    if request.system:
-        messages.append({"role": "system", "content": request.system})
-    messages.append({"role": "user", "content": request.prompt})
     body: dict[str, Any] = {
         "model": request.model,
-        "messages": messages,
+        "messages": request.chat_messages(),
         "stream": True,
         "stream_options": {"include_usage": True},
     }
@@ -98,14 +95,10 @@ def chat_task(
                 if data == "[DONE]":
                     end = time.monotonic()
                     completion = usage.get("completion_tokens")
-                    span = (end - first) if first is not None else 0.0
-                    rate = None
-                    if span > 0:
-                        rate = (completion or pieces) / span
                     yield Done(
                         Timings(
-                            ttft_s=(first - sent) if first is not None else None,
-                            tokens_per_s=rate,
+                            ttft_s=ttft(sent, first),
+                            tokens_per_s=tokens_per_s(completion or pieces, first, end),
                             prompt_eval_count=usage.get("prompt_tokens"),
                             eval_count=completion,
                             total_duration_s=end - sent,

@@ -55,6 +55,7 @@ from raytui.model.prompts import (
     PromptRequest,
     Timings,
 )
+from raytui.model.runs import tokens_per_s, ttft
 
 NAMESPACE = "raytui"
 LOADING_EVERY_S = 1.0  # how often a waiting prompt hears that the model still loads
@@ -213,10 +214,7 @@ class VllmEngine:
         ray.actor.exit_actor()  # type: ignore[no-untyped-call]
 
     def _render(self, request: PromptRequest) -> str:
-        messages = []
-        if request.system:
-            messages.append({"role": "system", "content": request.system})
-        messages.append({"role": "user", "content": request.prompt})
+        messages = request.chat_messages()
         tokenizer = self.engine.get_tokenizer()  # sync in vLLM 0.33
         if not getattr(tokenizer, "chat_template", None):
             raise NoChatTemplate(
@@ -281,11 +279,10 @@ class VllmEngine:
                     finished = True
                     end = time.monotonic()
                     reason = out.outputs[0].finish_reason if out.outputs else None
-                    span = end - first if first is not None else 0.0
                     yield Done(
                         Timings(
-                            ttft_s=first - sent if first is not None else None,
-                            tokens_per_s=tokens / span if span > 0 and tokens else None,
+                            ttft_s=ttft(sent, first),
+                            tokens_per_s=tokens_per_s(tokens, first, end),
                             prompt_eval_count=len(getattr(out, "prompt_token_ids", ()) or ()),
                             eval_count=tokens or None,
                             total_duration_s=end - sent,

@@ -30,7 +30,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -44,16 +44,35 @@ from textual.widgets import Checkbox, Footer, Input, Label, Select, Static, Text
 from raytui import debuglog
 from raytui.backends.service import NodeChoice, PromptRun, PromptService
 from raytui.errors import UsageError, describe
-from raytui.model.prompts import BACKENDS, Done, Failed, FailureKind, PromptRequest, RunState
+from raytui.model.prompts import (
+    BACKENDS,
+    Done,
+    Failed,
+    FailureKind,
+    PromptRequest,
+    RunState,
+    prompt_requests,
+    split_prompts,
+)
 from raytui.tui import keys
 from raytui.tui.widgets.answer_pane import AnswerPane, PullState
 
 ANY_NODE = "any"
 FLUSH_S = 0.05
 MAX_PANES = 16
-MAX_GPUS = 4096  # per run, as `raytui submit --gpus` allows
-MAX_TOKENS = 10_000_000
+_N = TypeVar("_N", int, float)
 READONLY = "read-only console: prompts and model pulls are off (started with --readonly)"
+
+
+def _form_number(name: str, text: str, kind: Callable[[str], _N]) -> _N | None:
+    """A number typed in the form; None when blank."""
+    if not text:
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise UsageError(f"{name} {text!r} is not {what}") from None
 
 
 def _cancel_late_run(starting: asyncio.Future[PromptRun]) -> None:
@@ -243,55 +262,23 @@ class ComposerScreen(Screen[None]):
         """The requests the form describes: every prompt x every model. Raises UsageError."""
         text = self.prompt_text
         if self.query_one("#per-line", Checkbox).value:
-            prompts = [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+            prompts = split_prompts(text)
         else:
             prompts = [text] if text.strip() else []
-        if not prompts:
-            raise UsageError("the prompt is empty")
-        models = [m.strip() for m in self._value("#model").split(",") if m.strip()]
-        if not models:
-            raise UsageError("no model: type one (several, comma-separated, run side by side)")
-        gpus_text = self._value("#gpus")
-        try:
-            gpus = float(gpus_text) if gpus_text else 1.0
-        except ValueError:
-            raise UsageError(f"GPUs per run {gpus_text!r} is not a number") from None
-        if not math.isfinite(gpus) or not 0 <= gpus <= MAX_GPUS:
-            raise UsageError(f"GPUs per run must be from 0 to {MAX_GPUS}")
-        temp_text = self._value("#temperature")
-        try:
-            temperature = float(temp_text) if temp_text else None
-        except ValueError:
-            raise UsageError(f"temperature {temp_text!r} is not a number") from None
-        if temperature is not None and not 0 <= temperature <= 2:
-            raise UsageError("temperature must be between 0 and 2")
-        max_text = self._value("#max-tokens")
-        try:
-            max_tokens = int(max_text) if max_text else None
-        except ValueError:
-            raise UsageError(f"max tokens {max_text!r} is not a whole number") from None
-        if max_tokens is not None and not 1 <= max_tokens <= MAX_TOKENS:
-            raise UsageError(f"max tokens must be from 1 to {MAX_TOKENS}")
-        count = len(prompts) * len(models)
-        if count > MAX_PANES:
-            raise UsageError(f"{count} runs at once is too many (at most {MAX_PANES})")
-        system = self._value("#system") or None
-        endpoint = self._value("#endpoint") or None
-        return [
-            PromptRequest(
-                prompt=prompt,
-                backend=self._backend(),
-                model=model,
-                system=system,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                num_gpus=gpus,
-                node=self._node(),
-                endpoint=endpoint,
-            )
-            for prompt in prompts
-            for model in models
-        ]
+        gpus = _form_number("GPUs per run", self._value("#gpus"), float)
+        template = PromptRequest(
+            prompt="",
+            backend=self._backend(),
+            model="",
+            system=self._value("#system") or None,
+            temperature=_form_number("temperature", self._value("#temperature"), float),
+            max_tokens=_form_number("max tokens", self._value("#max-tokens"), int),
+            num_gpus=1.0 if gpus is None else gpus,
+            node=self._node(),
+            endpoint=self._value("#endpoint") or None,
+        )
+        models = self._value("#model").split(",")
+        return prompt_requests(prompts, models, template, max_runs=MAX_PANES)
 
     def prefill(self, request: PromptRequest) -> bool:
         """Fill the form from a past run (history's re-send). False while runs still stream."""
