@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from raytui.errors import UsageError
-from raytui.sources.attach import AddressKind, parse_address
+from raytui.sources.address import AddressKind, parse_address
 from tests.support.raytui_cli import run_raytui
 
 

@@ -74,7 +74,7 @@ def _not_empty(text: str) -> str:
 def _address(text: str) -> str:
     """Checked here, at parse time, so every command gets one of the accepted forms."""
     _not_empty(text)
-    from raytui.sources.attach import parse_address
+    from raytui.sources.address import parse_address
 
     try:
         parse_address(text, "")
