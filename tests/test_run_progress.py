@@ -48,7 +48,7 @@ def test_a_whole_run_streams_then_ends_done_with_the_servers_figures() -> None:
             (4.1, Done(timings, "stop")),
         ]
     )
-    assert run.state is RunState.DONE and run.over
+    assert run.state is RunState.DONE and run.final is not None
     assert (run.text, run.chunks, run.waiting, run.started, run.started_at) == (
         "abc",
         3,
@@ -63,7 +63,7 @@ def test_a_whole_run_streams_then_ends_done_with_the_servers_figures() -> None:
 
 def test_each_event_kind_moves_the_state_as_documented() -> None:
     run = RunProgress(0.0)
-    assert run.state is RunState.WAITING and not run.over
+    assert run.state is RunState.WAITING and run.final is None
     run = advance(run, WAITING, 1.0)
     assert (run.state, run.waiting) == (RunState.WAITING, WAITING)
     run = advance(run, STARTED, 2.0)
@@ -197,3 +197,21 @@ def test_the_run_cap_and_the_callers_names_for_fields() -> None:
 
 def test_one_prompt_per_non_blank_line_kept_as_typed() -> None:
     assert split_prompts("first \r\n\n  \n second line\n") == ["first ", " second line"]
+
+
+def test_the_node_side_stream_meter_uses_the_same_formulas() -> None:
+    """`backends/stream_task.StreamMeter`, which the Ollama, OpenAI and vLLM tasks time with."""
+    from raytui.backends.stream_task import StreamMeter
+
+    meter = StreamMeter()
+    silent = meter.timings(eval_count=0)
+    assert (silent.ttft_s, silent.tokens_per_s, silent.eval_count) == (None, None, 0)
+    meter.text()
+    meter.text()
+    assert meter.first is not None and meter.first >= meter.sent and meter.pieces == 2
+    timings = meter.timings(rate=12.5, measure_total=True, prompt_eval_count=3)
+    assert timings.ttft_s == meter.first - meter.sent
+    assert (timings.tokens_per_s, timings.prompt_eval_count) == (12.5, 3)  # the server's rate
+    assert timings.total_duration_s is not None and timings.total_duration_s >= timings.ttft_s
+    assert meter.timings().total_duration_s is None  # only measured when asked
+    assert meter.timings(count=0).tokens_per_s is None  # vLLM with no tokens

@@ -33,12 +33,11 @@ from raytui.model.prompts import (
     PromptRequest,
     PullEvent,
     PullProgress,
-    RunState,
     Started,
     Timings,
     Waiting,
 )
-from raytui.model.runs import RunProgress, advance
+from raytui.model.runs import ProgressFields, RunProgress, advance
 from raytui.tui.app import RaytuiApp
 from tests.support.tui_fakes import FakeConnection, connector_for, frozen_clock, healthy
 
@@ -71,7 +70,7 @@ class StandInNode:
     alive: bool = True
 
 
-class StandInRun:
+class StandInRun(ProgressFields):
     def __init__(self, service: StandInService, request: PromptRequest, script: Script) -> None:
         self.service = service
         self.request = request
@@ -97,13 +96,6 @@ class StandInRun:
             self.progress = advance(self.progress, event, time.monotonic())
             yield event
 
-    @property
-    def state(self) -> RunState:
-        return self.progress.state
-
-    @property
-    def text(self) -> str:
-        return self.progress.text
 
     async def _pause(self, seconds: float) -> bool:
         """Sleep; True when cancelled meanwhile."""

@@ -70,11 +70,9 @@ from raytui.model.prompts import (
     FailureKind,
     Loading,
     PromptRequest,
-    RunState,
-    Started,
     Waiting,
 )
-from raytui.model.runs import RunProgress, advance
+from raytui.model.runs import ProgressFields, RunProgress, advance
 from raytui.runtime_env import runtime_env
 
 __all__ = [
@@ -202,7 +200,7 @@ _counter = itertools.count()
 
 
 @dataclass
-class Run:
+class Run(ProgressFields):
     """One prompt on the cluster. Iterate `events()` once; `cancel()` from anywhere."""
 
     request: PromptRequest
@@ -217,22 +215,6 @@ class Run:
     _immediate: Failed | None = None
     _cancelled: bool = False
     _consumed: bool = False
-
-    @property
-    def state(self) -> RunState:
-        return self.progress.state
-
-    @property
-    def started(self) -> Started | None:
-        return self.progress.started
-
-    @property
-    def final(self) -> Done | Failed | None:
-        return self.progress.final
-
-    @property
-    def text(self) -> str:
-        return self.progress.text
 
     def cancel(self) -> None:
         """Stop the run: the task is interrupted (HTTP stream closed) and its GPU freed."""

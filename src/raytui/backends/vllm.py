@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from raytui.backends.node import started_here
+from raytui.backends.stream_task import StreamMeter
 from raytui.errors import UsageError
 from raytui.model.prompts import (
     Chunk,
@@ -53,9 +54,7 @@ from raytui.model.prompts import (
     FailureKind,
     Loading,
     PromptRequest,
-    Timings,
 )
-from raytui.model.runs import tokens_per_s, ttft
 
 NAMESPACE = "raytui"
 LOADING_EVERY_S = 1.0  # how often a waiting prompt hears that the model still loads
@@ -250,8 +249,7 @@ class VllmEngine:
             )
             return
         self.in_flight += 1
-        sent = time.monotonic()
-        first: float | None = None
+        meter = StreamMeter()
         tokens = 0
         finished = False
         try:
@@ -272,20 +270,17 @@ class VllmEngine:
                 for completion in out.outputs[:1]:
                     tokens += len(getattr(completion, "token_ids", ()) or ())
                     if completion.text:
-                        if first is None:
-                            first = time.monotonic()
+                        meter.text()
                         yield Chunk(completion.text)
                 if out.finished:
                     finished = True
-                    end = time.monotonic()
                     reason = out.outputs[0].finish_reason if out.outputs else None
                     yield Done(
-                        Timings(
-                            ttft_s=ttft(sent, first),
-                            tokens_per_s=tokens_per_s(tokens, first, end),
+                        meter.timings(
+                            count=tokens,
+                            measure_total=True,
                             prompt_eval_count=len(getattr(out, "prompt_token_ids", ()) or ()),
                             eval_count=tokens or None,
-                            total_duration_s=end - sent,
                         ),
                         done_reason=reason,
                     )

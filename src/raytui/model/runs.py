@@ -13,8 +13,10 @@ The transitions (events in the order `model/prompts.py` describes):
 - `Done` -> DONE; `Failed` -> FAILED, or CANCELLED for `FailureKind.CANCELLED`.
 - After Done or Failed the run is over: later events change nothing.
 
-`ttft()` and `tokens_per_s()` are the formulas every place that measures a stream uses (the
-backends on the node, the pane on the console); the server's own figures win where it gave them.
+`ProgressFields` gives a holder of a `progress` the run's fields to read (`state`, `text`,
+`started`, `final`, `error`). `ttft()` and `tokens_per_s()` are the formulas every place that
+measures a stream uses (the backends on the node, the pane on the console); the server's own
+figures win where it gave them.
 """
 
 from __future__ import annotations
@@ -67,10 +69,6 @@ class RunProgress:
     final: Done | Failed | None = None
 
     @property
-    def over(self) -> bool:
-        return self.final is not None
-
-    @property
     def timings(self) -> Timings | None:
         return self.final.timings if isinstance(self.final, Done) else None
 
@@ -98,6 +96,32 @@ class RunProgress:
         if timings is not None and timings.tokens_per_s is not None:
             return timings.tokens_per_s
         return tokens_per_s(self.chunks - 1, self.first_chunk_at, self.last_chunk_at)
+
+
+class ProgressFields:
+    """The run's fields, read from `self.progress` (which the holder replaces on each event)."""
+
+    progress: RunProgress
+
+    @property
+    def state(self) -> RunState:
+        return self.progress.state
+
+    @property
+    def text(self) -> str:
+        return self.progress.text
+
+    @property
+    def started(self) -> Started | None:
+        return self.progress.started
+
+    @property
+    def final(self) -> Done | Failed | None:
+        return self.progress.final
+
+    @property
+    def error(self) -> str | None:
+        return self.progress.error
 
 
 def advance(progress: RunProgress, event: Event, now: float) -> RunProgress:

@@ -34,7 +34,7 @@ from raytui.model.prompts import (
     RunState,
     Started,
 )
-from raytui.model.runs import RunProgress, advance
+from raytui.model.runs import ProgressFields, RunProgress, advance
 from raytui.tui import format as fmt
 from raytui.tui import keys
 from raytui.tui.widgets.common import palette
@@ -68,7 +68,7 @@ def where_text(started: Started) -> str:
     return f"{host} GPU {gpus} · {started.node_ip} · node {started.node_id[:8]}"
 
 
-class AnswerPane(Vertical):
+class AnswerPane(ProgressFields, Vertical):
     """The answer of one run (one prompt x one model)."""
 
     can_focus = True
@@ -131,22 +131,6 @@ class AnswerPane(Vertical):
     @property
     def running(self) -> bool:
         return not self.state.final
-
-    @property
-    def state(self) -> RunState:
-        return self.progress.state
-
-    @property
-    def text(self) -> str:
-        return self.progress.text
-
-    @property
-    def started(self) -> Started | None:
-        return self.progress.started
-
-    @property
-    def error(self) -> str | None:
-        return self.progress.error
 
     def event(self, event: Event) -> None:
         before = self.progress
