@@ -7,10 +7,8 @@ Client (`ray://`) works for commands that do not stream results.
 
 from __future__ import annotations
 
-import faulthandler
 import logging
 import os
-import sys
 from typing import Any
 
 from raytui.backends import dispatch
@@ -48,10 +46,9 @@ def connect(
                 "no Ray cluster is running on this machine: pass --address host:6379"
             )
         addr = running or "local"
+    ray_driver.prepare_ray_import()
     import ray
 
-    if sys.__stderr__ is not None:
-        faulthandler.enable(file=sys.__stderr__)
     kwargs: dict[str, Any] = {
         "log_to_driver": False,
         "namespace": "raytui",
@@ -94,15 +91,11 @@ def _driver_address(address: str | None, *, command: str, streams: bool) -> str 
     """What `ray.init` gets: a checked GCS address, `ray://host:port`, "local", or None (look
     for a cluster running here). Anything else is a UsageError before Ray sees it (Ray turns
     `foo://` into an import of a module named foo)."""
-    from raytui.sources.address import AddressKind, parse_address
+    from raytui.sources.address import AddressKind, given_address
 
-    source = "--address"
-    text = address
-    if not text and os.environ.get("RAY_ADDRESS", "").strip():
-        text, source = os.environ["RAY_ADDRESS"], "RAY_ADDRESS"
-    if not text:
+    parsed = given_address(address)
+    if parsed is None:
         return None
-    parsed = parse_address(text, source)
     if parsed.kind is AddressKind.DASHBOARD:
         raise UsageError(
             f"{parsed.text} is a dashboard URL: {command} works as a Ray driver, so it needs the"

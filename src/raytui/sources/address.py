@@ -3,11 +3,13 @@
 `parse_address(text, source)` accepts a dashboard URL (`http://host:8265`), a GCS address
 (`host:6379`), a Ray Client address (`ray://host:10001`), `auto` or `local`, and raises a one-line
 `UsageError` (exit 2) for anything else. It only checks the form; nothing is contacted.
+`given_address(address)` is what the user gave: `--address`, else `RAY_ADDRESS`, parsed.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -114,3 +116,12 @@ def parse_address(text: str, source: str = "--address") -> Address:
     if not _valid_host(host):
         raise bad(f"bad host {host!r}")
     return Address(AddressKind.GCS, raw, host, port)
+
+
+def given_address(address: str | None) -> Address | None:
+    """`--address` (when given), else `RAY_ADDRESS` (when set), parsed and named by where it came
+    from in errors; None when neither."""
+    if address:
+        return parse_address(address, "--address")
+    env = os.environ.get("RAY_ADDRESS", "").strip()
+    return parse_address(env, "RAY_ADDRESS") if env else None

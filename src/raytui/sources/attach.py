@@ -30,12 +30,17 @@ This module holds the decision; the parts live beside it: `address.py` (parsing)
 
 from __future__ import annotations
 
-import os
 import time
 
 from raytui.errors import ClusterUnreachable, UsageError
 from raytui.ray_local import find_local_cluster
-from raytui.sources.address import DASHBOARD_PORT, Address, AddressKind, parse_address
+from raytui.sources.address import (
+    DASHBOARD_PORT,
+    Address,
+    AddressKind,
+    given_address,
+    parse_address,
+)
 from raytui.sources.auth_token import export_token, find_token
 from raytui.sources.connection import ProgressFn
 from raytui.sources.embedded import EmbeddedRay
@@ -118,11 +123,8 @@ def connect(
     if via:
         target = _via_target(via, say)
     else:
-        source = "--address"
-        text = address
-        if not text and os.environ.get("RAY_ADDRESS", "").strip():
-            text, source = os.environ["RAY_ADDRESS"].strip(), "RAY_ADDRESS"
-        parsed = parse_address(text, source) if text else None
+        parsed = given_address(address)
+        source = "RAY_ADDRESS" if parsed is not None and not address else "--address"
         if parsed is None:
             running = find_local_cluster()
             parsed = parse_address(running, "the running cluster's address") if running else None
