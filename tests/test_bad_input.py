@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from raytui.errors import UsageError
-from raytui.sources.attach import AddressKind, parse_address
+from raytui.sources.address import AddressKind, parse_address
 from tests.support.raytui_cli import run_raytui
 
 
@@ -109,3 +109,22 @@ def test_rejected_address_forms(text: str) -> None:
         parse_address(text)
     assert "ray://host:10001" in str(info.value)
     assert info.value.exit_code == 2
+
+
+def test_the_address_given_is_the_flag_else_ray_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One reading of `--address` / `RAY_ADDRESS` for the TUI's attach and the commands' driver;
+    an error names where the bad address came from."""
+    from raytui.sources.address import given_address
+
+    monkeypatch.setenv("RAY_ADDRESS", "  10.0.0.1:6379 ")
+    flag = given_address("http://10.0.0.2:8265")
+    assert flag is not None and (flag.kind, flag.host) == (AddressKind.DASHBOARD, "10.0.0.2")
+    env = given_address(None)
+    assert env is not None and (env.kind, env.hostport) == (AddressKind.GCS, "10.0.0.1:6379")
+    monkeypatch.setenv("RAY_ADDRESS", "   ")
+    assert given_address("") is None
+    monkeypatch.setenv("RAY_ADDRESS", "nonsense")
+    with pytest.raises(UsageError, match=r"^RAY_ADDRESS 'nonsense': "):
+        given_address(None)
+    with pytest.raises(UsageError, match=r"^--address 'junk': "):
+        given_address("junk")

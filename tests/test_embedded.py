@@ -52,7 +52,7 @@ def _still_running(pid: int, created: float) -> bool:
 
 
 # The TUI's pattern: connect in a short-lived worker thread, poll, close from another thread.
-# (Ray ties the embedded cluster's processes to the thread that started them: see attach.py.)
+# (Ray ties the embedded cluster's processes to the thread that started them: see embedded.py.)
 _THREADED = """
 import json, sys, threading
 from raytui.model.serialize import snapshot_to_dict

@@ -35,14 +35,16 @@ def _unreachable(*_args: object, **_kwargs: object) -> None:
 @pytest.fixture
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every way a command reaches a cluster ends in ClusterUnreachable at once."""
+    from raytui import ray_local
     from raytui.commands import driver
     from raytui.sources import attach
 
     monkeypatch.setattr(driver, "_check_tcp", _unreachable)
     monkeypatch.setattr(driver, "_start_local", _unreachable)
     monkeypatch.setattr(attach, "find_local_cluster", lambda: None)
+    monkeypatch.setattr(ray_local, "find_local_cluster", lambda: None)  # commands' driver
     monkeypatch.setattr(attach, "dashboard_url_from_gcs", _unreachable)
-    monkeypatch.setattr(attach, "_Embedded", _unreachable)
+    monkeypatch.setattr(attach, "EmbeddedRay", _unreachable)
     monkeypatch.setattr(attach.RayConnection, "check", _unreachable)
 
 

@@ -13,7 +13,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from raytui import __version__, debuglog
 from raytui.errors import RaytuiError, UsageError
@@ -74,7 +74,7 @@ def _not_empty(text: str) -> str:
 def _address(text: str) -> str:
     """Checked here, at parse time, so every command gets one of the accepted forms."""
     _not_empty(text)
-    from raytui.sources.attach import parse_address
+    from raytui.sources.address import parse_address
 
     try:
         parse_address(text, "")
@@ -85,6 +85,11 @@ def _address(text: str) -> str:
 
 def _float(text: str) -> float:
     return _number(text)
+
+
+def _actions(parser: argparse.ArgumentParser, dest: str) -> Any:
+    """The required ACTION of a command with several (`proxy`, `peers`, `engines`)."""
+    return parser.add_subparsers(dest=dest, metavar="ACTION", required=True, help="one of:")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -188,9 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--search", metavar="TEXT", help="only runs whose prompt or answer match")
 
     proxy = sub.add_parser("proxy", help="the libp2p peer daemon")
-    psub = proxy.add_subparsers(
-        dest="proxy_command", metavar="ACTION", required=True, help="one of:"
-    )
+    psub = _actions(proxy, "proxy_command")
     for name, help_text in (("run", "run in the foreground"), ("start", "start detached")):
         p = psub.add_parser(name, help=help_text)
         p.add_argument(
@@ -256,9 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     engines = sub.add_parser("engines", help="the vLLM engines (loaded models) on the cluster")
     _add_address(engines)
-    esub = engines.add_subparsers(
-        dest="engines_command", metavar="ACTION", required=True, help="one of:"
-    )
+    esub = _actions(engines, "engines_command")
     elist = esub.add_parser("list", help="every raytui vLLM engine, its model, node and GPUs")
     elist.add_argument("--json", action="store_true", help="print one JSON document")
     estop = esub.add_parser("stop", help="stop engines and free their GPUs")
@@ -295,9 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     invite.add_argument("--json", action="store_true", help="the line and its expiry as JSON")
 
     peers = sub.add_parser("peers", help="the peer allow-list")
-    pesub = peers.add_subparsers(
-        dest="peers_command", metavar="ACTION", required=True, help="one of:"
-    )
+    pesub = _actions(peers, "peers_command")
     plist = pesub.add_parser("list", help="list peers and their health")
     plist.add_argument("--json", action="store_true", help="print one JSON document")
     padd = pesub.add_parser("add", help="allow-list and dial a peer")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -32,11 +33,11 @@ from raytui.model.prompts import (
     PromptRequest,
     PullEvent,
     PullProgress,
-    RunState,
     Started,
     Timings,
     Waiting,
 )
+from raytui.model.runs import ProgressFields, RunProgress, advance
 from raytui.tui.app import RaytuiApp
 from tests.support.tui_fakes import FakeConnection, connector_for, frozen_clock, healthy
 
@@ -69,14 +70,13 @@ class StandInNode:
     alive: bool = True
 
 
-class StandInRun:
+class StandInRun(ProgressFields):
     def __init__(self, service: StandInService, request: PromptRequest, script: Script) -> None:
         self.service = service
         self.request = request
         self.script = script
         self.run_id = uuid.uuid4().hex
-        self.state = RunState.WAITING
-        self.text = ""
+        self.progress = RunProgress()
         self.cancelled = False
         self._cancel = asyncio.Event()
 
@@ -93,17 +93,7 @@ class StandInRun:
     async def events(self) -> AsyncIterator[Event]:
         async for event in self._script():
             await self._record(event)
-            if isinstance(event, Chunk):
-                self.text += event.text
-                self.state = RunState.STREAMING
-            elif isinstance(event, Started):
-                self.state = RunState.LOADING
-            elif isinstance(event, Done):
-                self.state = RunState.DONE
-            elif isinstance(event, Failed):
-                self.state = (
-                    RunState.CANCELLED if event.kind is FailureKind.CANCELLED else RunState.FAILED
-                )
+            self.progress = advance(self.progress, event, time.monotonic())
             yield event
 
     async def _pause(self, seconds: float) -> bool:

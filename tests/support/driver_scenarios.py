@@ -53,9 +53,9 @@ class SilentServer:
 
 
 def _connection(port: int) -> object:
-    from raytui.sources.attach import RayConnection, _Target
+    from raytui.sources.ray_connection import RayConnection, Target
 
-    target = _Target(
+    target = Target(
         dashboard_url="http://127.0.0.1:9",  # never asked: the driver address is given
         description=f"silent GCS 127.0.0.1:{port}",
         ray_address=f"127.0.0.1:{port}",
@@ -143,7 +143,7 @@ async def pool(server: SilentServer) -> None:
 async def close(server: SilentServer) -> None:
     from raytui.backends.service import RayPromptService
     from raytui.errors import ClusterUnreachable
-    from raytui.sources.attach import RayConnection, _Target
+    from raytui.sources.ray_connection import RayConnection, Target
     from tests.servers.base import Recorded, WireHandler
     from tests.servers.ollama_wire import OllamaWireServer, Script
 
@@ -160,7 +160,7 @@ async def close(server: SilentServer) -> None:
 
     tags = HeldTags({"llama3.2": Script(["hi"])})
     tags.start()
-    target = _Target(
+    target = Target(
         dashboard_url=os.environ["SCENARIO_DASHBOARD"],
         description="the session cluster",
         ray_address=os.environ["SCENARIO_GCS"],

@@ -12,7 +12,7 @@ The caller has connected to Ray (`ray.init`). The API, for the TUI's composer an
   (or unique id prefix), IP or hostname (`resolve_node`). A node name that matches no alive node,
   or several, raises `UsageError`. A request no node could ever satisfy (not enough GPUs in the
   cluster or on the pinned node) does not wait forever: its stream is a single
-  `Failed(kind=NO_GPU)`. `await asubmit(...)` does the same off the event loop.
+  `Failed(kind=NO_GPU)`.
 - `Run.events()` is an async iterator (consume on any asyncio loop; refs are awaited, never
   `ray.get` on the loop). Until the task reports `Started` it yields `Waiting(free, total)` every
   `WAITING_POLL_S` when the eligible GPUs are all taken (counts from Ray's available/total
@@ -34,12 +34,13 @@ The caller has connected to Ray (`ray.init`). The API, for the TUI's composer an
 - Every run's stream ends with exactly one Done or Failed, whatever breaks on the way: an
   unexpected error becomes `Failed(INTERNAL)` with a one-line reason (the traceback goes to the
   debug log) and the text so far is kept.
-- Blocking Ray calls made for runs (`asubmit`, the GPU counts behind Waiting, the composer's
-  service) run on `ray_calls()`, a bounded pool of their own: asyncio's default pool (6 threads
+- Blocking Ray calls made for runs (the GPU counts behind Waiting, the composer's service's
+  `submit`) run on `ray_calls()`, a bounded pool of their own: asyncio's default pool (6 threads
   on 2 cores) is where Textual's thread workers poll the cluster and the peers, and runs waiting
   on a slow driver connect must not starve them.
 
-`Run.state`, `Run.started`, `Run.text` and `Run.final` are kept current as events are yielded.
+`Run.progress` (`model/runs.RunProgress`: state, node, text, first-chunk time, final event) is
+kept current as events are yielded; `Run.state`, `Run.started`, `Run.text` and `Run.final` read it.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ import threading
 import time
 import typing
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -63,22 +64,19 @@ from raytui import debuglog
 from raytui.backends.history import HistoryStore
 from raytui.errors import ClusterUnreachable, UsageError, describe
 from raytui.model.prompts import (
-    Chunk,
     Done,
     Event,
     Failed,
     FailureKind,
     Loading,
     PromptRequest,
-    RunState,
-    Started,
     Waiting,
 )
+from raytui.model.runs import ProgressFields, RunProgress, advance
 from raytui.runtime_env import runtime_env
 
 __all__ = [
     "Run",
-    "asubmit",
     "gpu_counts",
     "merge",
     "ray_calls",
@@ -202,18 +200,13 @@ _counter = itertools.count()
 
 
 @dataclass
-class Run:
+class Run(ProgressFields):
     """One prompt on the cluster. Iterate `events()` once; `cancel()` from anywhere."""
 
     request: PromptRequest
     index: int = 0
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    state: RunState = RunState.WAITING
-    started: Started | None = None
-    final: Done | Failed | None = None
-    text: str = ""
-    submitted_at: float = field(default_factory=time.monotonic)
-    first_chunk_at: float | None = None
+    progress: RunProgress = field(default_factory=lambda: RunProgress(time.monotonic()))
     node_id: str | None = None  # pinned node, when the request named one
     history: HistoryStore | None = None
     history_error: str | None = None  # why this run is not (fully) in history, once it failed
@@ -222,10 +215,6 @@ class Run:
     _immediate: Failed | None = None
     _cancelled: bool = False
     _consumed: bool = False
-
-    @property
-    def text_so_far(self) -> str:
-        return self.text
 
     def cancel(self) -> None:
         """Stop the run: the task is interrupted (HTTP stream closed) and its GPU freed."""
@@ -375,22 +364,7 @@ class Run:
 
     async def _note(self, event: Event) -> None:
         """Update the run from an event and commit it to history before anyone sees it."""
-        if isinstance(event, Started):
-            self.started = event
-            self.state = RunState.LOADING
-        elif isinstance(event, Chunk):
-            if self.first_chunk_at is None:
-                self.first_chunk_at = time.monotonic()
-            self.state = RunState.STREAMING
-            self.text += event.text
-        elif isinstance(event, Done):
-            self.final = event
-            self.state = RunState.DONE
-        elif isinstance(event, Failed):
-            self.final = event
-            self.state = (
-                RunState.CANCELLED if event.kind == FailureKind.CANCELLED else RunState.FAILED
-            )
+        self.progress = advance(self.progress, event, time.monotonic())
         if self.history is not None and not isinstance(event, Waiting | Loading):
             await self._record(self.history, event)
 
@@ -470,11 +444,6 @@ def submit(
     else:
         raise UsageError(f"unknown backend {request.backend!r}")
     return run
-
-
-async def asubmit(request: PromptRequest, **kwargs: Any) -> Run:
-    """`submit` run on `ray_calls()`, for an asyncio loop that must not wait on GCS calls."""
-    return await in_ray_thread(functools.partial(submit, request, **kwargs))
 
 
 async def merge(runs: Iterable[Run]) -> AsyncIterator[tuple[Run, Event]]:
@@ -571,16 +540,4 @@ def stream_sync(runs: Iterable[Run]) -> Iterator[tuple[Run, Event]]:
         thread.join(timeout=CANCEL_GRACE_S + 2)
 
 
-def requests_for(
-    prompts: Iterable[str], template: PromptRequest
-) -> list[PromptRequest]:  # pragma: no cover - trivial
-    from dataclasses import replace
-
-    return [replace(template, prompt=p) for p in prompts]
-
-
 _EVENTS = typing.get_args(Event)  # every kind of run event, as the model defines them
-
-
-def per_node_endpoints(cfg: config_mod.Config, backend: str) -> Mapping[str, str]:
-    return cfg.ollama_endpoints if backend == "ollama" else cfg.openai_endpoints

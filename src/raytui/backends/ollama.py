@@ -15,12 +15,17 @@ model picker and the "model missing: pull it?" offer.
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from raytui.backends.node import endpoint_here, start_here, started_here
 from raytui.backends.node import where as node_where
+from raytui.backends.stream_task import (
+    CONNECT_TIMEOUT_S,
+    READ_TIMEOUT_S,
+    StreamMeter,
+    gpu_stream_task,
+)
 from raytui.model.prompts import (
     Chunk,
     Done,
@@ -30,12 +35,7 @@ from raytui.model.prompts import (
     PromptRequest,
     PullProgress,
     Started,
-    Timings,
 )
-
-CONNECT_TIMEOUT_S = 5.0
-READ_TIMEOUT_S = 300.0  # a big model can take minutes to load before its first token
-
 
 _clients: dict[tuple[str, float], Any] = {}
 
@@ -56,14 +56,6 @@ def _client(endpoint: str, read_timeout: float) -> Any:
 
 def _ns(value: int | None) -> float | None:
     return value / 1e9 if value is not None else None
-
-
-def messages_for(request: PromptRequest) -> list[dict[str, str]]:
-    messages = []
-    if request.system:
-        messages.append({"role": "system", "content": request.system})
-    messages.append({"role": "user", "content": request.prompt})
-    return messages
 
 
 def options_for(request: PromptRequest) -> dict[str, Any]:
@@ -90,36 +82,24 @@ def chat_task(
     where = node_where(started)
     client = _client(endpoint, read_timeout)
     stream: Any = None
-    sent = time.monotonic()
-    first: float | None = None
-    pieces = 0
+    meter = StreamMeter()
     try:
         stream = client.chat(
             model=request.model,
-            messages=messages_for(request),
+            messages=request.chat_messages(),
             options=options_for(request) or None,
             stream=True,
         )
         for part in stream:
             text = part.message.content or ""
             if text:
-                if first is None:
-                    first = time.monotonic()
-                pieces += 1
+                meter.text()
                 yield Chunk(text)
             if part.done:
-                end = time.monotonic()
                 eval_s = _ns(part.eval_duration)
-                if part.eval_count and eval_s:
-                    rate: float | None = part.eval_count / eval_s
-                elif first is not None and end > first:
-                    rate = pieces / (end - first)
-                else:
-                    rate = None
                 yield Done(
-                    Timings(
-                        ttft_s=(first - sent) if first is not None else None,
-                        tokens_per_s=rate,
+                    meter.timings(
+                        rate=part.eval_count / eval_s if part.eval_count and eval_s else None,
                         prompt_eval_count=part.prompt_eval_count,
                         eval_count=part.eval_count,
                         eval_duration_s=eval_s,
@@ -162,13 +142,7 @@ def _response_failure(exc: Any, model: str, started: Started, endpoint: str) -> 
 @functools.cache
 def remote_chat() -> Any:
     """`chat_task` as a Ray streaming generator task needing 1 GPU and no CPU by default."""
-    import ray
-
-    # max_calls=0: Ray would otherwise retire a GPU task's worker after one call (a new process
-    # per prompt, ~0.4 s); the task holds no GPU memory itself, Ollama does.
-    return ray.remote(num_gpus=1, num_cpus=0, num_returns="streaming", max_retries=0, max_calls=0)(
-        chat_task
-    )
+    return gpu_stream_task(chat_task)
 
 
 # -- model list and pull -------------------------------------------------------------------

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from raytui.backends.node import start_here
 from raytui.backends.node import where as node_where
+from raytui.backends.stream_task import (
+    CONNECT_TIMEOUT_S,
+    READ_TIMEOUT_S,
+    StreamMeter,
+    gpu_stream_task,
+)
 from raytui.model.prompts import (
     Chunk,
     Done,
@@ -23,21 +28,13 @@ from raytui.model.prompts import (
     Failed,
     FailureKind,
     PromptRequest,
-    Timings,
 )
-
-CONNECT_TIMEOUT_S = 5.0
-READ_TIMEOUT_S = 300.0
 
 
 def body_for(request: PromptRequest) -> dict[str, Any]:
-    messages = []
-    if request.system:
-        messages.append({"role": "system", "content": request.system})
-    messages.append({"role": "user", "content": request.prompt})
     body: dict[str, Any] = {
         "model": request.model,
-        "messages": messages,
+        "messages": request.chat_messages(),
         "stream": True,
         "stream_options": {"include_usage": True},
     }
@@ -71,9 +68,7 @@ def chat_task(
     url = f"{started.endpoint}/chat/completions"
     where = node_where(started)
     timeout = httpx.Timeout(read_timeout, connect=CONNECT_TIMEOUT_S)
-    sent = time.monotonic()
-    first: float | None = None
-    pieces = 0
+    meter = StreamMeter()
     finish: str | None = None
     usage: dict[str, Any] = {}
     try:
@@ -96,19 +91,13 @@ def chat_task(
                     continue  # blank separators, comments (": ping"), event:/id: fields
                 data = line[5:].strip()
                 if data == "[DONE]":
-                    end = time.monotonic()
                     completion = usage.get("completion_tokens")
-                    span = (end - first) if first is not None else 0.0
-                    rate = None
-                    if span > 0:
-                        rate = (completion or pieces) / span
                     yield Done(
-                        Timings(
-                            ttft_s=(first - sent) if first is not None else None,
-                            tokens_per_s=rate,
+                        meter.timings(
+                            count=completion or None,  # none or 0: the pieces of text
+                            measure_total=True,
                             prompt_eval_count=usage.get("prompt_tokens"),
                             eval_count=completion,
-                            total_duration_s=end - sent,
                         ),
                         done_reason=finish,
                     )
@@ -125,9 +114,7 @@ def chat_task(
                 for choice in payload.get("choices") or []:
                     text = (choice.get("delta") or {}).get("content") or ""
                     if text:
-                        if first is None:
-                            first = time.monotonic()
-                        pieces += 1
+                        meter.text()
                         yield Chunk(text)
                     if choice.get("finish_reason"):
                         finish = choice["finish_reason"]
@@ -146,9 +133,4 @@ def chat_task(
 @functools.cache
 def remote_chat() -> Any:
     """`chat_task` as a Ray streaming generator task needing 1 GPU and no CPU by default."""
-    import ray
-
-    # max_calls=0: keep the worker for the next prompt (Ray retires GPU workers after one call).
-    return ray.remote(num_gpus=1, num_cpus=0, num_returns="streaming", max_retries=0, max_calls=0)(
-        chat_task
-    )
+    return gpu_stream_task(chat_task)

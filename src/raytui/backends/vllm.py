@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from raytui.backends.node import started_here
+from raytui.backends.stream_task import StreamMeter
 from raytui.errors import UsageError
 from raytui.model.prompts import (
     Chunk,
@@ -53,7 +54,6 @@ from raytui.model.prompts import (
     FailureKind,
     Loading,
     PromptRequest,
-    Timings,
 )
 
 NAMESPACE = "raytui"
@@ -213,10 +213,7 @@ class VllmEngine:
         ray.actor.exit_actor()  # type: ignore[no-untyped-call]
 
     def _render(self, request: PromptRequest) -> str:
-        messages = []
-        if request.system:
-            messages.append({"role": "system", "content": request.system})
-        messages.append({"role": "user", "content": request.prompt})
+        messages = request.chat_messages()
         tokenizer = self.engine.get_tokenizer()  # sync in vLLM 0.33
         if not getattr(tokenizer, "chat_template", None):
             raise NoChatTemplate(
@@ -252,8 +249,7 @@ class VllmEngine:
             )
             return
         self.in_flight += 1
-        sent = time.monotonic()
-        first: float | None = None
+        meter = StreamMeter()
         tokens = 0
         finished = False
         try:
@@ -274,21 +270,17 @@ class VllmEngine:
                 for completion in out.outputs[:1]:
                     tokens += len(getattr(completion, "token_ids", ()) or ())
                     if completion.text:
-                        if first is None:
-                            first = time.monotonic()
+                        meter.text()
                         yield Chunk(completion.text)
                 if out.finished:
                     finished = True
-                    end = time.monotonic()
                     reason = out.outputs[0].finish_reason if out.outputs else None
-                    span = end - first if first is not None else 0.0
                     yield Done(
-                        Timings(
-                            ttft_s=first - sent if first is not None else None,
-                            tokens_per_s=tokens / span if span > 0 and tokens else None,
+                        meter.timings(
+                            count=tokens,
+                            measure_total=True,
                             prompt_eval_count=len(getattr(out, "prompt_token_ids", ()) or ()),
                             eval_count=tokens or None,
-                            total_duration_s=end - sent,
                         ),
                         done_reason=reason,
                     )

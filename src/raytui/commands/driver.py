@@ -7,15 +7,13 @@ Client (`ray://`) works for commands that do not stream results.
 
 from __future__ import annotations
 
-import faulthandler
 import logging
 import os
-import sys
 from typing import Any
 
 from raytui.backends import dispatch
 from raytui.errors import ClusterUnreachable, UsageError
-from raytui.sources import attach
+from raytui.sources import ray_driver
 
 
 def connect(
@@ -31,8 +29,8 @@ def connect(
     `via`: the cluster of that peer, through the overlay (this machine joins it as a node).
 
     Every wait is bounded and a timeout says what was waited for: the GCS port must accept a
-    TCP connection within attach.TCP_TIMEOUT, and ray.init must attach within
-    attach.DRIVER_TIMEOUT or RAYTUI_DRIVER_TIMEOUT (the same waits as the TUI's; Ray
+    TCP connection within ray_driver.TCP_TIMEOUT, and ray.init must attach within
+    ray_driver.DRIVER_TIMEOUT or RAYTUI_DRIVER_TIMEOUT (the same waits as the TUI's; Ray
     itself retries an address it cannot use for minutes, e.g. after rewriting 127.0.0.1 to the
     machine's own IP)."""
     node_ip = None
@@ -40,7 +38,7 @@ def connect(
         address, node_ip = _via_overlay(via, command)
     addr = _driver_address(address, command=command, streams=streams)
     if addr in (None, "auto"):
-        from raytui.sources.attach import find_local_cluster
+        from raytui.ray_local import find_local_cluster
 
         running = find_local_cluster()
         if running is None and (addr == "auto" or not start_local):
@@ -48,10 +46,9 @@ def connect(
                 "no Ray cluster is running on this machine: pass --address host:6379"
             )
         addr = running or "local"
+    ray_driver.prepare_ray_import()
     import ray
 
-    if sys.__stderr__ is not None:
-        faulthandler.enable(file=sys.__stderr__)
     kwargs: dict[str, Any] = {
         "log_to_driver": False,
         "namespace": "raytui",
@@ -65,8 +62,8 @@ def connect(
         return
     _check_tcp(addr)
     require_token_if_token_mode(f"Ray at {addr}")
-    attach.init_driver_within(
-        lambda: ray.init(address=addr, **kwargs), addr, attach.driver_timeout()
+    ray_driver.init_driver_within(
+        lambda: ray.init(address=addr, **kwargs), addr, ray_driver.driver_timeout()
     )
 
 
@@ -81,28 +78,24 @@ def _start_local(kwargs: dict[str, Any]) -> None:
 
 
 def require_token_if_token_mode(where: str) -> None:
-    from raytui.sources.attach import require_token_if_token_mode as check
+    from raytui.sources.auth_token import require_token_if_token_mode as check
 
     check(where)
 
 
 def _check_tcp(addr: str) -> None:
-    attach.check_tcp(addr)
+    ray_driver.check_tcp(addr)
 
 
 def _driver_address(address: str | None, *, command: str, streams: bool) -> str | None:
     """What `ray.init` gets: a checked GCS address, `ray://host:port`, "local", or None (look
     for a cluster running here). Anything else is a UsageError before Ray sees it (Ray turns
     `foo://` into an import of a module named foo)."""
-    from raytui.sources.attach import AddressKind, parse_address
+    from raytui.sources.address import AddressKind, given_address
 
-    source = "--address"
-    text = address
-    if not text and os.environ.get("RAY_ADDRESS", "").strip():
-        text, source = os.environ["RAY_ADDRESS"], "RAY_ADDRESS"
-    if not text:
+    parsed = given_address(address)
+    if parsed is None:
         return None
-    parsed = parse_address(text, source)
     if parsed.kind is AddressKind.DASHBOARD:
         raise UsageError(
             f"{parsed.text} is a dashboard URL: {command} works as a Ray driver, so it needs the"

@@ -172,7 +172,8 @@ def ray_head_targets(
 
 def _remote_head_targets(host: str, port: int) -> tuple[dict[str, str], list[str]]:
     """A head on another machine: its GCS as given, its dashboard as the GCS records it."""
-    from raytui.sources.attach import Address, AddressKind, dashboard_url_from_gcs
+    from raytui.sources.address import Address, AddressKind
+    from raytui.sources.gcs import dashboard_url_from_gcs
 
     gcs = join_hostport(host, port)
     url = dashboard_url_from_gcs(Address(AddressKind.GCS, gcs, host, port))

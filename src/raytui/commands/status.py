@@ -57,6 +57,7 @@ import time
 from typing import Any, TextIO
 
 from raytui.commands import reserved_stdout
+from raytui.durations import ago, span
 from raytui.model.cluster import ClusterSnapshot, Node
 from raytui.model.serialize import snapshot_to_dict
 from raytui.sources.attach import connect
@@ -104,32 +105,10 @@ def _gib(value: int | float | None) -> str:
     return "-" if value is None else f"{value / GIB:.1f}"
 
 
-def _ago(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 120:
-        return f"{seconds:.0f}s ago"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m ago"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f}h ago"
-    return f"{seconds / 86400:.0f}d ago"
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    if seconds < 3600:
-        return f"{seconds // 60:.0f}m{seconds % 60:02.0f}s"
-    return f"{seconds // 3600:.0f}h{(seconds % 3600) // 60:02.0f}m"
-
-
 def _node_line(node: Node, now: float) -> str:
     name = node.short_id + ("*" if node.is_head else " ")
     if not node.alive:
-        when = f" {_ago(now - node.death_time)}" if node.death_time else ""
+        when = f" {ago(node.death_time, now)}" if node.death_time else ""
         why = f": {node.state_message}" if node.state_message else ""
         return f"{name}  {node.hostname[:16]:<16} {node.ip:<15} DEAD{when}{why}"
     mem = f"{_gib(node.memory_used_bytes)}/{_gib(node.memory_total_bytes)} GiB"
@@ -179,7 +158,7 @@ def render_text(snapshot: ClusterSnapshot, connection: str) -> str:
         lines.append(f"{'JOB':<12} {'STATUS':<10} {'DURATION':>9}  ENTRYPOINT")
         for job in snapshot.jobs[:20]:
             lines.append(
-                f"{job.job_id[:12]:<12} {job.status[:10]:<10} {_duration(job.duration(now)):>9}  "
+                f"{job.job_id[:12]:<12} {job.status[:10]:<10} {span(job.duration(now)):>9}  "
                 f"{job.entrypoint[:60]}"
             )
         if len(snapshot.jobs) > 20:

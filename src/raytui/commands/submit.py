@@ -46,7 +46,10 @@ from raytui.model.prompts import (
     Started,
     Waiting,
     event_to_json,
+    prompt_requests,
 )
+
+FLAGS = {"num_gpus": "--gpus", "temperature": "--temperature", "max_tokens": "--max-tokens"}
 
 
 def read_prompts(args_prompts: list[str], stdin: TextIO) -> list[str]:
@@ -57,8 +60,6 @@ def read_prompts(args_prompts: list[str], stdin: TextIO) -> list[str]:
         prompts = [p for p in prompts if p.strip()]
     else:
         prompts = list(args_prompts)
-    if not prompts or any(not p.strip() for p in prompts):
-        raise UsageError("empty prompt")
     return prompts
 
 
@@ -146,9 +147,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
-    prompts = read_prompts(args.prompts, sys.stdin)
-    if args.temperature is not None and not 0 <= args.temperature <= 2:
-        raise UsageError("--temperature must be between 0 and 2")
     gpus = args.gpus if args.gpus is not None else 1
     template = PromptRequest(
         prompt="",
@@ -161,6 +159,9 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         node=args.node,
         endpoint=args.endpoint,
     )
+    requests = prompt_requests(
+        read_prompts(args.prompts, sys.stdin), [args.model], template, names=FLAGS
+    )
     cfg = config_mod.load()
     connect(getattr(args, "address", None), command="submit", via=getattr(args, "via", None))
     history = HistoryStore()
@@ -170,10 +171,8 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         if args.node:
             dispatch.resolve_node(args.node, nodes)  # bad node names are usage errors (exit 2)
         runs = [
-            dispatch.submit(
-                _with_prompt(template, p), index=i, history=history, config=cfg, nodes=nodes
-            )
-            for i, p in enumerate(prompts, start=1)
+            dispatch.submit(r, index=i, history=history, config=cfg, nodes=nodes)
+            for i, r in enumerate(requests, start=1)
         ]
         printer = TextPrinter(len(runs), out, sys.stderr)
         unsaved: set[int] = set()
@@ -196,9 +195,3 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         history.close()
         disconnect()
     return 1 if failed else 0
-
-
-def _with_prompt(template: PromptRequest, prompt: str) -> PromptRequest:
-    from dataclasses import replace
-
-    return replace(template, prompt=prompt)

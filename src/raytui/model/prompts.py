@@ -5,15 +5,25 @@ A run streams, in order: zero or more `Waiting` (added by dispatch while no GPU 
 loading its model, with the time spent so far), zero or more `Chunk`, then exactly one of
 `Done` or `Failed` (`Failed(kind="cancelled")` for a cancelled run). All are plain frozen values so
 they pickle across Ray and can be handed to a UI thread without locks.
+
+`prompt_requests(...)` is the one check of what a user asks for (the composer's form and
+`raytui submit`): non-blank prompts, at least one model, GPUs, temperature and max tokens in range.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from raytui.errors import UsageError
+
 BACKENDS = ("ollama", "openai", "vllm")
+MAX_GPUS = 4096  # per run
+MAX_TOKENS = 10_000_000
+MAX_TEMPERATURE = 2.0
 
 DEFAULT_ENDPOINTS = {
     "ollama": "http://127.0.0.1:11434",
@@ -35,6 +45,14 @@ class PromptRequest:
     node: str | None = None  # node id (prefix), IP or hostname; None = any node
     endpoint: str | None = None  # None: config file's per-node value, else the backend default
 
+    def chat_messages(self) -> list[dict[str, str]]:
+        """The chat as every backend sends it: the system prompt (if any), then the prompt."""
+        messages = []
+        if self.system:
+            messages.append({"role": "system", "content": self.system})
+        messages.append({"role": "user", "content": self.prompt})
+        return messages
+
     def params(self) -> dict[str, Any]:
         """The generation parameters as stored in history (JSON-serialisable)."""
         return {
@@ -45,6 +63,45 @@ class PromptRequest:
             "node": self.node,
             "endpoint": self.endpoint,
         }
+
+
+FIELD_NAMES = {"num_gpus": "GPUs per run", "temperature": "temperature", "max_tokens": "max tokens"}
+"""How `prompt_requests` names the fields in its messages (the CLI passes its flags instead)."""
+
+
+def split_prompts(text: str) -> list[str]:
+    """One prompt per non-blank line (the line ends dropped, the rest kept as typed)."""
+    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+
+
+def prompt_requests(
+    prompts: Sequence[str],
+    models: Sequence[str],
+    template: PromptRequest,
+    *,
+    max_runs: int | None = None,
+    names: Mapping[str, str] = FIELD_NAMES,
+) -> list[PromptRequest]:
+    """Every prompt x every model as requests shaped like `template`; `UsageError` (one line)
+    for a blank prompt, no model, a value out of range or more than `max_runs` runs."""
+    if not prompts or any(not p.strip() for p in prompts):
+        raise UsageError("the prompt is empty")
+    models = [m.strip() for m in models if m.strip()]
+    if not models:
+        raise UsageError("no model given")
+    gpus = template.num_gpus
+    if not math.isfinite(gpus) or not 0 <= gpus <= MAX_GPUS:
+        raise UsageError(f"{names['num_gpus']} must be from 0 to {MAX_GPUS}")
+    temperature = template.temperature
+    if temperature is not None and not 0 <= temperature <= MAX_TEMPERATURE:
+        raise UsageError(f"{names['temperature']} must be between 0 and {MAX_TEMPERATURE:g}")
+    max_tokens = template.max_tokens
+    if max_tokens is not None and not 1 <= max_tokens <= MAX_TOKENS:
+        raise UsageError(f"{names['max_tokens']} must be from 1 to {MAX_TOKENS}")
+    count = len(prompts) * len(models)
+    if max_runs is not None and count > max_runs:
+        raise UsageError(f"{count} runs at once is too many (at most {max_runs})")
+    return [replace(template, prompt=prompt, model=model) for prompt in prompts for model in models]
 
 
 class RunState(StrEnum):

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from raytui.errors import AuthenticationFailed, ClusterUnreachable, RaytuiError
-from raytui.sources.attach import call_within
 from raytui.sources.dashboard_client import token_hint
+from raytui.sources.ray_driver import call_within
 
 T = TypeVar("T")
 

@@ -13,6 +13,8 @@ from typing import NamedTuple
 from rich.style import Style
 from rich.text import Text
 
+from raytui.durations import ago as ago  # re-exported: durations read the same in the CLI
+from raytui.durations import span as span
 from raytui.text import one_line
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -133,24 +135,6 @@ def _f1(v: float | None, div: float) -> str:
 def num(v: float) -> str:
     """Logical resources: '3' for whole numbers, '0.5' otherwise."""
     return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
-
-
-def span(seconds: float | None) -> str:
-    """Compact duration: '42s', '3m', '2h05m', '3d04h'."""
-    if seconds is None:
-        return NA
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
-
-
-def ago(then: float | None, now: float) -> str:
-    return "a while ago" if then is None else f"{span(now - then)} ago"
 
 
 def died(node_death_time: float | None, now: float) -> str:

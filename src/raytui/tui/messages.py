@@ -8,6 +8,7 @@ The bench and the tests feed `SnapshotReady` to the app exactly as the cluster p
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
@@ -16,6 +17,9 @@ from raytui.model.node_path import OverlayPaths
 from raytui.model.nvml import NvmlReport
 from raytui.model.overlay import JoinStatus
 from raytui.model.peers import DaemonStatus, PeerHealth
+
+if TYPE_CHECKING:
+    from raytui.backends.service import NodeChoice
 
 
 class ConnState(StrEnum):
@@ -197,4 +201,29 @@ class DaemonStartDone(Message):
     def __init__(self, text: str | None, error: str | None) -> None:
         super().__init__()
         self.text = text
+        self.error = error
+
+
+# -- the composer's thread workers (tui/screens/model_choices.py) ------------------------------
+
+ModelsKey = tuple[str, str, str]
+"""(backend, node id or "", endpoint or ""): the form fields a model list depends on."""
+
+
+class ModelsLoaded(Message):
+    """The models a backend offers for `key`, or why they could not be listed."""
+
+    def __init__(self, key: ModelsKey, names: list[str], error: str | None) -> None:
+        super().__init__()
+        self.key = key
+        self.names = names
+        self.error = error
+
+
+class NodesLoaded(Message):
+    """The cluster's nodes for the composer's node picker, or why they could not be listed."""
+
+    def __init__(self, nodes: list[NodeChoice] | None, error: str | None) -> None:
+        super().__init__()
+        self.nodes = nodes
         self.error = error

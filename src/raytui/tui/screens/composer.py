@@ -20,17 +20,21 @@ on node Y — ctrl+s to run again". `esc` stops a pull; a new submit waits until
 Streams are consumed with `async for` in async workers on the app's loop (never a blocking call);
 panes collect events as plain data and a 50 ms timer flushes them into the widgets. The screen is
 installed once by the app, so runs keep streaming while the user looks at other screens.
+
+This module is the screen: the form, submit, cancel, the title and the wiring. Beside it:
+`composer_runs.py` (each pane's run: start, stream, cancel), `model_pulls.py` (pulling a missing
+model into the panes that need it) and `model_choices.py` (model and node suggestions, fetched in
+thread workers). What a form asks for is checked by `model/prompts.prompt_requests`, as for
+`raytui submit`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -41,27 +45,38 @@ from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widgets import Checkbox, Footer, Input, Label, Select, Static, TextArea
 
-from raytui import debuglog
-from raytui.backends.service import NodeChoice, PromptRun, PromptService
-from raytui.errors import UsageError, describe
-from raytui.model.prompts import BACKENDS, Done, Failed, FailureKind, PromptRequest, RunState
+from raytui.backends.service import PromptService
+from raytui.errors import UsageError
+from raytui.model.prompts import BACKENDS, PromptRequest, RunState, prompt_requests, split_prompts
 from raytui.tui import keys
+from raytui.tui.messages import ModelsKey, ModelsLoaded, NodesLoaded
+from raytui.tui.screens.composer_runs import PaneRuns
+from raytui.tui.screens.model_choices import (
+    ANY_NODE,
+    load_models,
+    load_nodes,
+    looking_up,
+    models_hint,
+    node_options,
+)
+from raytui.tui.screens.model_pulls import PullKey, panes_to_pull, pull_into
 from raytui.tui.widgets.answer_pane import AnswerPane, PullState
 
-ANY_NODE = "any"
 FLUSH_S = 0.05
 MAX_PANES = 16
-MAX_GPUS = 4096  # per run, as `raytui submit --gpus` allows
-MAX_TOKENS = 10_000_000
+_N = TypeVar("_N", int, float)
 READONLY = "read-only console: prompts and model pulls are off (started with --readonly)"
 
 
-def _cancel_late_run(starting: asyncio.Future[PromptRun]) -> None:
-    """A run whose start finished after the user cancelled it: stop it at once."""
-    if starting.cancelled() or starting.exception() is not None:
-        return  # the failure was the user's to see only if they had waited
-    with contextlib.suppress(Exception):
-        starting.result().cancel()
+def _form_number(name: str, text: str, kind: Callable[[str], _N]) -> _N | None:
+    """A number typed in the form; None when blank."""
+    if not text:
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise UsageError(f"{name} {text!r} is not {what}") from None
 
 
 def grid_columns(count: int, width: int) -> int:
@@ -71,21 +86,6 @@ def grid_columns(count: int, width: int) -> int:
     if count in (2, 4) or width < 100:
         return 2
     return min(count, 4 if width >= 160 else 3)
-
-
-class ModelsLoaded(Message):
-    def __init__(self, key: tuple[str, str, str], names: list[str], error: str | None) -> None:
-        super().__init__()
-        self.key = key
-        self.names = names
-        self.error = error
-
-
-class NodesLoaded(Message):
-    def __init__(self, nodes: list[NodeChoice] | None, error: str | None) -> None:
-        super().__init__()
-        self.nodes = nodes
-        self.error = error
 
 
 class ComposerScreen(Screen[None]):
@@ -145,16 +145,15 @@ class ComposerScreen(Screen[None]):
         self.readonly = readonly  # --readonly: prompts and pulls use the cluster, so they are off
         self.clock = clock
         self.panes: list[AnswerPane] = []
-        self.runs: dict[int, PromptRun] = {}  # pane number -> run, once started
+        self.pane_runs = PaneRuns(service) if service is not None else None
         self.models: list[str] = []
         self.submits = 0
-        self._models_key: tuple[str, str, str] | None = None
+        self._models_key: ModelsKey | None = None
         self._nodes_ok = False
         self._nodes_error: str | None = None  # the node list's last error, as shown
         self._node_choices: list[tuple[str, str]] = [("any node", ANY_NODE)]
         self._title_shown = ""
         self._pulls_running = 0
-        self._start_cancels: dict[int, asyncio.Event] = {}  # panes whose run is being started
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -243,55 +242,23 @@ class ComposerScreen(Screen[None]):
         """The requests the form describes: every prompt x every model. Raises UsageError."""
         text = self.prompt_text
         if self.query_one("#per-line", Checkbox).value:
-            prompts = [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+            prompts = split_prompts(text)
         else:
             prompts = [text] if text.strip() else []
-        if not prompts:
-            raise UsageError("the prompt is empty")
-        models = [m.strip() for m in self._value("#model").split(",") if m.strip()]
-        if not models:
-            raise UsageError("no model: type one (several, comma-separated, run side by side)")
-        gpus_text = self._value("#gpus")
-        try:
-            gpus = float(gpus_text) if gpus_text else 1.0
-        except ValueError:
-            raise UsageError(f"GPUs per run {gpus_text!r} is not a number") from None
-        if not math.isfinite(gpus) or not 0 <= gpus <= MAX_GPUS:
-            raise UsageError(f"GPUs per run must be from 0 to {MAX_GPUS}")
-        temp_text = self._value("#temperature")
-        try:
-            temperature = float(temp_text) if temp_text else None
-        except ValueError:
-            raise UsageError(f"temperature {temp_text!r} is not a number") from None
-        if temperature is not None and not 0 <= temperature <= 2:
-            raise UsageError("temperature must be between 0 and 2")
-        max_text = self._value("#max-tokens")
-        try:
-            max_tokens = int(max_text) if max_text else None
-        except ValueError:
-            raise UsageError(f"max tokens {max_text!r} is not a whole number") from None
-        if max_tokens is not None and not 1 <= max_tokens <= MAX_TOKENS:
-            raise UsageError(f"max tokens must be from 1 to {MAX_TOKENS}")
-        count = len(prompts) * len(models)
-        if count > MAX_PANES:
-            raise UsageError(f"{count} runs at once is too many (at most {MAX_PANES})")
-        system = self._value("#system") or None
-        endpoint = self._value("#endpoint") or None
-        return [
-            PromptRequest(
-                prompt=prompt,
-                backend=self._backend(),
-                model=model,
-                system=system,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                num_gpus=gpus,
-                node=self._node(),
-                endpoint=endpoint,
-            )
-            for prompt in prompts
-            for model in models
-        ]
+        gpus = _form_number("GPUs per run", self._value("#gpus"), float)
+        template = PromptRequest(
+            prompt="",
+            backend=self._backend(),
+            model="",
+            system=self._value("#system") or None,
+            temperature=_form_number("temperature", self._value("#temperature"), float),
+            max_tokens=_form_number("max tokens", self._value("#max-tokens"), int),
+            num_gpus=1.0 if gpus is None else gpus,
+            node=self._node(),
+            endpoint=self._value("#endpoint") or None,
+        )
+        models = self._value("#model").split(",")
+        return prompt_requests(prompts, models, template, max_runs=MAX_PANES)
 
     def prefill(self, request: PromptRequest) -> bool:
         """Fill the form from a past run (history's re-send). False while runs still stream."""
@@ -360,7 +327,8 @@ class ComposerScreen(Screen[None]):
         self.submits += 1
         grid = self.query_one("#answers", Grid)
         grid.remove_children()
-        self.runs.clear()
+        if self.pane_runs is not None:
+            self.pane_runs.clear()
         self.panes = [
             AnswerPane(
                 i,
@@ -388,43 +356,8 @@ class ComposerScreen(Screen[None]):
         self._show_title()
 
     async def _consume(self, pane: AnswerPane) -> None:
-        assert self.service is not None
-        starting = asyncio.ensure_future(self.service.start(pane.request))
-        cancel = self._start_cancels[pane.number] = asyncio.Event()
-        cancelled = asyncio.ensure_future(cancel.wait())
-        try:
-            await asyncio.wait({starting, cancelled}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            cancelled.cancel()
-            self._start_cancels.pop(pane.number, None)
-        if not starting.done():  # esc while connecting: the pane ends now, the run when it can
-            starting.add_done_callback(_cancel_late_run)
-            pane.event(Failed("cancelled before the run started", FailureKind.CANCELLED))
-            self._run_ended()
-            return
-        try:
-            run = starting.result()
-        except Exception as exc:  # not connected, unknown node, ...: shown in the pane
-            debuglog.report("composer._consume", exc)
-            pane.fail(describe(exc))
-            self._run_ended()
-            return
-        self.runs[pane.number] = run
-        if pane.cancelling:
-            run.cancel()
-        try:
-            async for event in run.events():
-                pane.event(event)
-                if pane.history_error is None and getattr(run, "history_error", None):
-                    pane.history_failed(str(getattr(run, "history_error", "")))
-        except Exception as exc:
-            debuglog.report("composer._consume", exc)
-            if pane.running:
-                pane.event(Failed(f"the stream broke: {describe(exc)}", FailureKind.INTERNAL))
-        if pane.running:  # the iterator ended without a final event
-            pane.event(Failed("the stream ended without a result", FailureKind.INTERNAL))
-        if pane.history_error is None and getattr(run, "history_error", None):
-            pane.history_failed(str(getattr(run, "history_error", "")))
+        assert self.pane_runs is not None
+        await self.pane_runs.feed(pane)
         self._run_ended()
 
     def _run_ended(self) -> None:
@@ -460,13 +393,10 @@ class ComposerScreen(Screen[None]):
                 self.app.pop_screen()
             return
         for pane in running:
-            pane.mark_cancelling()
-            run = self.runs.get(pane.number)
-            if run is not None:
-                run.cancel()
-            starting = self._start_cancels.get(pane.number)
-            if starting is not None:
-                starting.set()
+            if self.pane_runs is not None:
+                self.pane_runs.cancel(pane)
+            else:
+                pane.mark_cancelling()
         self.notify(f"cancelling {len(running)} run(s)…")
 
     # -- pulling a missing model ------------------------------------------------------------------
@@ -488,15 +418,12 @@ class ComposerScreen(Screen[None]):
         return True
 
     def action_pull_model(self) -> None:
-        offered = [p for p in self.panes if p.pull_offered]
-        if not offered or self.service is None:
+        if self.service is None:
             return
-        focused = self.focused
-        pane = focused if isinstance(focused, AnswerPane) and focused.pull_offered else offered[0]
-        key = pane.pull_key_tuple()
-        if key is None:
+        chosen = panes_to_pull(self.panes, self.focused)
+        if chosen is None:
             return
-        sharing = [p for p in offered if p.pull_key_tuple() == key]
+        key, sharing = chosen
         for p in sharing:
             p.pull_started()
         self._pulls_running += 1
@@ -508,33 +435,13 @@ class ComposerScreen(Screen[None]):
             exit_on_error=False,
         )
 
-    async def _pull(self, key: tuple[str, str, str | None], panes: list[AnswerPane]) -> None:
+    async def _pull(self, key: PullKey, panes: list[AnswerPane]) -> None:
         assert self.service is not None
-        model, node_id, endpoint = key
+        model, node_id, _endpoint = key
         where = f"node {node_id[:8]}"
-        pulls = self.service.pull(model, node_id, endpoint)
         try:
-            async for event in pulls:
-                for pane in panes:
-                    pane.pull_event(event)
-                if isinstance(event, Done | Failed):
-                    break
-            else:
-                for pane in panes:
-                    pane.pull_event(Failed("the pull ended without a result"))
-        except asyncio.CancelledError:
-            for pane in panes:
-                pane.pull_event(Failed("stopped", FailureKind.CANCELLED))
-            raise
-        except Exception as exc:
-            debuglog.report("composer._pull", exc)
-            for pane in panes:
-                pane.pull_event(Failed(f"the pull broke: {describe(exc)}"))
+            await pull_into(self.service, key, panes)
         finally:
-            aclose = getattr(pulls, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(Exception):
-                    await aclose()  # stops the pull on the node if we left early
             self._pulls_running -= 1
             if self.is_mounted:
                 self.flush()
@@ -599,14 +506,12 @@ class ComposerScreen(Screen[None]):
         if key == self._models_key:
             return
         self._models_key = key
-        if backend not in ("ollama", "vllm"):
+        hint = looking_up(backend)
+        if hint is None:
             self._set_models([])
             self._hint(f"{backend}: type the model name the server serves")
             return
-        if backend == "vllm":
-            self._hint("looking up the models loaded in vLLM engines…")
-        else:
-            self._hint("looking up the node's Ollama models…")
+        self._hint(hint)
         self.run_worker(
             partial(self._work_models, key),
             thread=True,
@@ -615,26 +520,13 @@ class ComposerScreen(Screen[None]):
             exit_on_error=False,
         )
 
-    def _work_models(self, key: tuple[str, str, str]) -> None:
+    def _work_models(self, key: ModelsKey) -> None:
         assert self.service is not None
-        backend, node, endpoint = key
-        try:
-            names = self.service.models(backend, node or None, endpoint or None)
-        except Exception as exc:
-            debuglog.report("composer._work_models", exc)
-            self.post_message(ModelsLoaded(key, [], describe(exc)))
-        else:
-            self.post_message(ModelsLoaded(key, names, None))
+        self.post_message(load_models(self.service, key))
 
     def _work_nodes(self) -> None:
         assert self.service is not None
-        try:
-            nodes = self.service.nodes()
-        except Exception as exc:
-            debuglog.report("composer._work_nodes", exc)
-            self.post_message(NodesLoaded(None, describe(exc)))
-        else:
-            self.post_message(NodesLoaded(nodes, None))
+        self.post_message(load_nodes(self.service))
 
     def on_models_loaded(self, message: ModelsLoaded) -> None:
         if message.key != self._models_key:
@@ -644,19 +536,7 @@ class ComposerScreen(Screen[None]):
             self._hint(f"model list: {message.error}")
             return
         self._set_models(message.names)
-        if message.key[0] == "vllm":
-            if message.names:
-                self._hint(
-                    "loaded in vLLM engines: "
-                    + ", ".join(message.names)
-                    + " (another model starts an engine: minutes)"
-                )
-            else:
-                self._hint("no vLLM engine running: the first prompt loads the model (minutes)")
-        elif message.names:
-            self._hint("models: " + ", ".join(message.names))
-        else:
-            self._hint("no models reported: type the model name")
+        self._hint(models_hint(message.key[0], message.names))
 
     def on_nodes_loaded(self, message: NodesLoaded) -> None:
         if message.nodes is None:
@@ -673,11 +553,7 @@ class ComposerScreen(Screen[None]):
         self._nodes_error = None
         select = self.query_one("#node", Select)
         current = select.value
-        options = [("any node", ANY_NODE)]
-        for n in message.nodes:
-            if n.alive:
-                label = f"{n.hostname or n.ip} {n.node_id[:8]} ({n.gpus_total:g} GPU)"
-                options.append((label, n.node_id))
+        options = node_options(message.nodes)
         self._node_choices = options
         select.set_options(options)
         if current in {v for _, v in options}:

@@ -1,8 +1,9 @@
 """One streaming answer: where it runs, its state, time to first token, tokens/s, the text.
 
-The composer hands each run event to `AnswerPane.event()`, which only updates plain fields (no
-widget work per token); `flush()`, called by the composer's timer every ~50 ms, pushes whatever
-changed into the widgets in place. Errors are shown in the pane under the text that arrived.
+The composer hands each run event to `AnswerPane.event()`, which only advances the pane's
+`RunProgress` (the reducer of model/runs.py, which dispatch uses too; no widget work per token);
+`flush()`, called by the composer's timer every ~50 ms, pushes whatever changed into the widgets
+in place. Errors are shown in the pane under the text that arrived.
 
 A run that failed because its model is missing on its node offers a pull (a line under the status:
 "model X is not on node Y — press ctrl+o to pull it"); the composer runs it and feeds the pane
@@ -23,20 +24,17 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from raytui.model.prompts import (
-    Chunk,
     Done,
     Event,
     Failed,
     FailureKind,
-    Loading,
     PromptRequest,
     PullEvent,
     PullProgress,
     RunState,
     Started,
-    Timings,
-    Waiting,
 )
+from raytui.model.runs import ProgressFields, RunProgress, advance
 from raytui.tui import format as fmt
 from raytui.tui import keys
 from raytui.tui.widgets.common import palette
@@ -70,7 +68,7 @@ def where_text(started: Started) -> str:
     return f"{host} GPU {gpus} · {started.node_ip} · node {started.node_id[:8]}"
 
 
-class AnswerPane(Vertical):
+class AnswerPane(ProgressFields, Vertical):
     """The answer of one run (one prompt x one model)."""
 
     can_focus = True
@@ -113,21 +111,9 @@ class AnswerPane(Vertical):
         self.number = number
         self.request = request
         self.clock = clock
-        self.state = RunState.WAITING
-        self.text = ""
-        self.started: Started | None = None
-        self.waiting: Waiting | None = None
-        self.engine_loading: Loading | None = None  # a vLLM engine still loading the model
-        self.timings: Timings | None = None
-        self.done_reason: str | None = None
-        self.error: str | None = None
+        self.progress = RunProgress(clock())  # the run as its events describe it (model/runs)
         self.history_error: str | None = None  # the run's text could not be saved in history
         self.note = "submitting…"
-        self.submitted_at = clock()
-        self.started_at: float | None = None
-        self.first_chunk_at: float | None = None
-        self.last_chunk_at: float | None = None
-        self.chunks = 0
         self.cancelling = False
         # The pull offer for a missing model: on which node, and how the pull goes.
         self.pull_state: PullState | None = None
@@ -147,39 +133,17 @@ class AnswerPane(Vertical):
         return not self.state.final
 
     def event(self, event: Event) -> None:
-        now = self.clock()
-        if isinstance(event, Waiting):
-            self.waiting = event
-        elif isinstance(event, Started):
-            self.started = event
-            self.started_at = now
-            self.state = RunState.LOADING
-        elif isinstance(event, Loading):
-            self.engine_loading = event
-        elif isinstance(event, Chunk):
-            self.engine_loading = None
-            if self.first_chunk_at is None:
-                self.first_chunk_at = now
-            self.last_chunk_at = now
-            self.chunks += 1
-            self.text += event.text
-            self.state = RunState.STREAMING
-        elif isinstance(event, Done):
-            self.timings = event.timings
-            self.done_reason = event.done_reason
-            self.state = RunState.DONE
-        elif isinstance(event, Failed):
-            self.error = event.error
-            self.state = (
-                RunState.CANCELLED if event.kind is FailureKind.CANCELLED else RunState.FAILED
-            )
-            if (
-                event.kind is FailureKind.MODEL_MISSING
-                and self.started is not None
-                and self.request.backend == "ollama"
-            ):
-                self.pull_node = self.started
-                self.pull_state = PullState.OFFERED
+        before = self.progress
+        self.progress = advance(before, event, self.clock())
+        if (
+            isinstance(event, Failed)
+            and before.final is None
+            and event.kind is FailureKind.MODEL_MISSING
+            and self.started is not None
+            and self.request.backend == "ollama"
+        ):
+            self.pull_node = self.started
+            self.pull_state = PullState.OFFERED
         self.dirty = True
 
     # -- the pull offer -------------------------------------------------------------------------
@@ -267,28 +231,14 @@ class AnswerPane(Vertical):
             self.cancelling = True
             self.dirty = True
 
-    def ttft_s(self) -> float | None:
-        if self.timings is not None and self.timings.ttft_s is not None:
-            return self.timings.ttft_s
-        if self.first_chunk_at is None:
-            return None
-        return self.first_chunk_at - (self.started_at or self.submitted_at)
-
-    def tokens_per_s(self) -> float | None:
-        if self.timings is not None and self.timings.tokens_per_s is not None:
-            return self.timings.tokens_per_s
-        first, last = self.first_chunk_at, self.last_chunk_at
-        if first is None or last is None or self.chunks < 2 or last <= first:
-            return None
-        return (self.chunks - 1) / (last - first)
-
     def status_line(self) -> str:
         """The state as words (also what tests read)."""
-        state = self.state
+        run = self.progress
+        state = run.state
         if state is RunState.WAITING:
             if self.cancelling:
                 return "cancelling…"
-            w = self.waiting
+            w = run.waiting
             if w is None:
                 return self.note
             return (
@@ -296,28 +246,29 @@ class AnswerPane(Vertical):
                 f" ({w.where}, needs {w.gpus_needed:g})"
             )
         where = where_text(self.started) if self.started else ""
-        if state is RunState.LOADING and self.engine_loading is not None and not self.cancelling:
-            return self.engine_loading.describe()
+        if state is RunState.LOADING and run.loading is not None and not self.cancelling:
+            return run.loading.describe()
         if state is RunState.LOADING:
             word = "cancelling…" if self.cancelling else "loading"
         elif state is RunState.STREAMING:
             word = "cancelling…" if self.cancelling else "streaming"
         elif state is RunState.DONE:
-            word = f"done ({self.done_reason})" if self.done_reason else "done"
+            word = f"done ({run.done_reason})" if run.done_reason else "done"
         else:
             word = str(state)
         return f"{word} · {where}" if where else word
 
     def metrics_line(self) -> str:
+        run = self.progress
         parts = []
-        ttft = self.ttft_s()
+        ttft = run.ttft_s()
         if ttft is not None:
             parts.append(f"ttft {ttft:.2f}s")
-        rate = self.tokens_per_s()
+        rate = run.tokens_per_s()
         if rate is not None:
             parts.append(f"{rate:.1f} tok/s")
-        if self.timings is not None and self.timings.eval_count is not None:
-            parts.append(f"{self.timings.eval_count} tok")
+        if run.timings is not None and run.timings.eval_count is not None:
+            parts.append(f"{run.timings.eval_count} tok")
         return " · ".join(parts)
 
     # -- widgets ------------------------------------------------------------------------------
