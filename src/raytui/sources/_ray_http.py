@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from raytui.errors import AuthenticationFailed, ClusterUnreachable, RaytuiError
+from raytui.errors import AuthenticationFailed, ClusterUnreachable, RaytuiError, describe
 from raytui.sources.dashboard_client import token_hint
 from raytui.sources.ray_driver import call_within
 
@@ -26,14 +26,6 @@ def auth_headers(token: str | None) -> dict[str, str]:
     if token:
         headers["Authorization"] = f"Bearer {token}"
     return headers
-
-
-def first_line(exc: BaseException | str) -> str:
-    text = str(exc).strip()
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()
-    return type(exc).__name__ if isinstance(exc, BaseException) else ""
 
 
 def bounded(url: str, what: str, fn: Callable[[], T], timeout: float) -> T:
@@ -67,7 +59,7 @@ def translate(url: str, what: str, exc: BaseException) -> RaytuiError:
     """One Ray/HTTP exception as one line the user can act on."""
     name = type(exc).__name__
     module = type(exc).__module__
-    text = first_line(exc)
+    text = describe(exc, "line")
     if name == "AuthenticationError" or " 401" in text or " 403" in text:
         return AuthenticationFailed(
             f"cannot {what}: the Ray dashboard at {url} refused the auth token: {token_hint()}"
