@@ -26,6 +26,7 @@ from raytui.model.workbench import (
 )
 from raytui.sources.jobs import JobsClient
 from raytui.sources.logs import LogsClient
+from raytui.sources.ray_connection import RayConnection, Target
 from raytui.sources.workload import WorkloadClient
 from tests.conftest import RayTestCluster
 from tests.support.waiting import wait_for
@@ -107,6 +108,19 @@ def test_unreachable_dashboard_fails_in_one_line_within_a_bound(silent_server: s
                 call()
             assert time.monotonic() - started < 6
             assert url in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_connection_makes_one_workbench_and_closes_it_when_it_closes(silent_server: str) -> None:
+    """Screens ask the connection for its workbench on every call: it must not build (and leak)
+    new HTTP clients each time, and its clients must not outlive it."""
+    conn = RayConnection(Target(silent_server, "test", None, None, None))
+    wb = conn.workbench()
+    assert conn.workbench() is wb
+    logs_http = wb.logs._http
+    conn.close()
+    assert logs_http.is_closed
+    with pytest.raises(ClusterUnreachable, match="closed"):
+        conn.workbench()
 
 
 # -- jobs -------------------------------------------------------------------------------------

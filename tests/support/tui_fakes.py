@@ -242,6 +242,8 @@ class FakeConnection:
         self.fetch_gate: threading.Event | None = None  # when set, fetch waits for it
         self.workbench_url: str | None = None  # a real dashboard for the workbench views
         self.workbench_token: str | None = None
+        self._workbench: Workbench | None = None  # made on first use, closed by close()
+        self._workbench_lock = threading.Lock()
 
     @property
     def description(self) -> str:
@@ -272,10 +274,17 @@ class FakeConnection:
         """The real workbench clients of `workbench_url` (a real cluster's dashboard)."""
         if self.workbench_url is None:
             raise RaytuiError("this fake connection has no dashboard for jobs, tasks or logs")
-        return Workbench.for_dashboard(self.workbench_url, self.workbench_token)
+        with self._workbench_lock:
+            if self._workbench is None:
+                self._workbench = Workbench.for_dashboard(self.workbench_url, self.workbench_token)
+            return self._workbench
 
     def close(self) -> None:
         self.threads.add(threading.current_thread().name)
+        with self._workbench_lock:
+            wb, self._workbench = self._workbench, None
+        if wb is not None:
+            wb.close()
         self.closed.set()
 
 

@@ -42,6 +42,9 @@ TASK_STATES = (
 )
 """Ray's task states (`ray.util.state.common.TypeTaskStatus`), in lifecycle order."""
 
+TASK_PENDING_STATES = frozenset(TASK_STATES[: TASK_STATES.index("RUNNING")])
+"""The states before a task runs (waiting for arguments, a node, memory or a worker)."""
+
 ACTOR_STATES = ("DEPENDENCIES_UNREADY", "PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD")
 
 

@@ -78,24 +78,21 @@ def resolve_node(snapshot: ClusterSnapshot | None, text: str) -> str:
     raise UsageError(f"filter: no node {text!r} (a node ID, its first characters, host or IP)")
 
 
+def _common(q: Query, snapshot: ClusterSnapshot | None) -> dict[str, str | None]:
+    """The keys tasks and actors share: state, job, node (resolved against the snapshot)."""
+    node = q.get("node")
+    return {
+        "state": q.get("state"),
+        "job_id": q.get("job"),
+        "node_id": resolve_node(snapshot, node) if node else None,
+    }
+
+
 def task_filter(line: str, snapshot: ClusterSnapshot | None = None) -> tuple[Query, TaskFilter]:
     q = parse(line, TASK_KEYS, TASK_STATES)
-    node = q.get("node")
-    return q, TaskFilter(
-        state=q.get("state"),
-        job_id=q.get("job"),
-        node_id=resolve_node(snapshot, node) if node else None,
-        func_or_class_name=q.get("name"),
-    )
+    return q, TaskFilter(**_common(q, snapshot), func_or_class_name=q.get("name"))
 
 
 def actor_filter(line: str, snapshot: ClusterSnapshot | None = None) -> tuple[Query, ActorFilter]:
     q = parse(line, ACTOR_KEYS, ACTOR_STATES)
-    node = q.get("node")
-    return q, ActorFilter(
-        state=q.get("state"),
-        job_id=q.get("job"),
-        node_id=resolve_node(snapshot, node) if node else None,
-        class_name=q.get("class"),
-        name=q.get("name"),
-    )
+    return q, ActorFilter(**_common(q, snapshot), class_name=q.get("class"), name=q.get("name"))

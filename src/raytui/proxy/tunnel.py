@@ -71,6 +71,18 @@ def _eof_is_clean(stream: INetStream) -> bool:
     return not (shutting is not None and shutting.is_set())
 
 
+async def _read_chunk(stream: INetStream) -> bytes | None:
+    """The stream's next data; b"" at a clean end (the peer's FIN); None when the link was lost
+    (py-libp2p reads a dead link as a FIN first: see `_eof_is_clean_after_settling`)."""
+    try:
+        data = await stream.read(CHUNK)
+    except StreamEOF:
+        data = b""
+    if data or await _eof_is_clean_after_settling(stream):
+        return data
+    return None
+
+
 async def _eof_is_clean_after_settling(stream: INetStream) -> bool:
     """The same check after a short wait: a link cut mid-frame is seen as a shutdown within
     microseconds (the next frame header cannot be read); a real FIN stays clean."""
@@ -160,15 +172,12 @@ async def splice(
                 await sock.send_all(pending)
                 counters.bytes_in += len(pending)
             while True:
-                try:
-                    data = await stream.read(CHUNK)
-                except StreamEOF:
-                    data = b""
+                data = await _read_chunk(stream)
+                if data is None:
+                    failure.append("link to the peer lost")
+                    cancel.cancel()
+                    return
                 if not data:
-                    if not await _eof_is_clean_after_settling(stream):
-                        failure.append("link to the peer lost")
-                        cancel.cancel()
-                        return
                     await sock.send_eof()
                     return
                 await sock.send_all(data)
@@ -281,15 +290,12 @@ async def relay_streams(
     async def pump(src: INetStream, dst: INetStream, cancel: trio.CancelScope) -> None:
         try:
             while True:
-                try:
-                    data = await src.read(CHUNK)
-                except StreamEOF:
-                    data = b""
+                data = await _read_chunk(src)
+                if data is None:
+                    failure.append("link lost")
+                    cancel.cancel()
+                    return
                 if not data:
-                    if not await _eof_is_clean_after_settling(src):
-                        failure.append("link lost")
-                        cancel.cancel()
-                        return
                     await _close_write(dst)
                     return
                 await dst.write(data)

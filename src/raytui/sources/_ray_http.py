@@ -8,8 +8,10 @@ raytui's one-line errors.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from raytui.errors import AuthenticationFailed, ClusterUnreachable, RaytuiError, describe
 from raytui.sources.dashboard_client import token_hint
@@ -69,3 +71,20 @@ def translate(url: str, what: str, exc: BaseException) -> RaytuiError:
     if module.startswith(("requests", "urllib3", "aiohttp")) or isinstance(exc, OSError):
         return ClusterUnreachable(f"cannot {what}: the Ray dashboard at {url}: {text}")
     return RaytuiError(f"cannot {what}: {text}")
+
+
+def drain(
+    chunks: queue.Queue[tuple[str, Any]], cancel: threading.Event | None, poll: float
+) -> Iterator[Any]:
+    """What a reader thread hands over: `("data", x)` yields x, `("error", exc)` raises exc,
+    `("end", None)` ends. Ends too, within `poll` s, when `cancel` is set."""
+    while cancel is None or not cancel.is_set():
+        try:
+            kind, value = chunks.get(timeout=poll)
+        except queue.Empty:
+            continue
+        if kind == "end":
+            return
+        if kind == "error":
+            raise value
+        yield value

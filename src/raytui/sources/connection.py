@@ -40,7 +40,8 @@ class ClusterConnection(Protocol):
     def workbench(self) -> Workbench:
         """The jobs, tasks, actors and logs clients for this cluster (over its dashboard).
 
-        Cheap (no I/O); the clients' calls block. Raises RaytuiError when there is none."""
+        One set per connection, made on the first call (no I/O) and closed by `close()`; the
+        clients' calls block. Raises RaytuiError when there is none."""
         ...
 
     def close(self) -> None:

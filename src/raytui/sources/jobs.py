@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from raytui.errors import RaytuiError, UsageError
 from raytui.model.workbench import JobInfo, JobSubmission
-from raytui.sources._ray_http import auth_headers, bounded, translate
+from raytui.sources._ray_http import auth_headers, bounded, drain, translate
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
@@ -154,7 +154,7 @@ class JobsClient:
             except asyncio.CancelledError:
                 chunks.put(("end", None))
             except Exception as exc:
-                chunks.put(("error", exc))
+                chunks.put(("error", translate(self.url, f"follow the log of job {key}", exc)))
 
         task = loop.create_task(tail())
 
@@ -167,15 +167,7 @@ class JobsClient:
         reader = threading.Thread(target=run, name="raytui-job-tail", daemon=True)
         reader.start()
         try:
-            while cancel is None or not cancel.is_set():
-                try:
-                    kind, value = chunks.get(timeout=poll)
-                except queue.Empty:
-                    continue
-                if kind == "end":
-                    return
-                if kind == "error":
-                    raise translate(self.url, f"follow the log of job {key}", value)
+            for value in drain(chunks, cancel, poll):
                 if value:
                     yield str(value)
         finally:

@@ -22,6 +22,7 @@ import httpx
 
 from raytui.errors import AuthenticationFailed, ClusterUnreachable, RaytuiError
 from raytui.model.workbench import LogKind, LogSource, NodeLogs
+from raytui.sources._ray_http import drain
 from raytui.sources.dashboard_client import DashboardClient, token_hint
 
 __all__ = ["LogsClient"]
@@ -137,21 +138,14 @@ class LogsClient:
         thread.start()
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         try:
-            while cancel is None or not cancel.is_set():
-                try:
-                    kind, value = chunks.get(timeout=poll)
-                except queue.Empty:
-                    continue
-                if kind == "end":
-                    rest = decoder.decode(b"", final=True)
-                    if rest:
-                        yield rest
-                    return
-                if kind == "error":
-                    raise value
-                text = decoder.decode(value)
+            for raw in drain(chunks, cancel, poll):
+                text = decoder.decode(raw)
                 if text:
                     yield text
+            if cancel is None or not cancel.is_set():  # the end: what the decoder still holds
+                rest = decoder.decode(b"", final=True)
+                if rest:
+                    yield rest
         finally:
             stop.set()
             for reply in holder:

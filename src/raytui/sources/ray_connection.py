@@ -78,6 +78,7 @@ class RayConnection:
         self._attempt: Future[None] | None = None  # the driver connect under way, or the last
         self._driver_address: str | None = None  # what that attempt passes to ray.init
         self._calls = 0  # Ray calls in flight (`driver_calls`): close() waits for them
+        self._workbench: Workbench | None = None  # made on first use, closed by close()
 
     @property
     def description(self) -> str:
@@ -90,7 +91,14 @@ class RayConnection:
     def workbench(self) -> Workbench:
         from raytui.sources.workbench import Workbench
 
-        return Workbench.for_dashboard(self._target.dashboard_url, self._target.token)
+        with self._ray_lock:
+            if self._closed:
+                raise ClusterUnreachable(CLOSED)
+            if self._workbench is None:
+                self._workbench = Workbench.for_dashboard(
+                    self._target.dashboard_url, self._target.token
+                )
+            return self._workbench
 
     @property
     def embedded(self) -> bool:
@@ -148,6 +156,8 @@ class RayConnection:
                     f" {CLOSE_WAIT_S:g} s; closing anyway"
                 )
         self._client.close()
+        if self._workbench is not None:
+            self._workbench.close()
         if self._ray_connected:
             with contextlib.suppress(Exception):
                 from raytui.sources import probe

@@ -3,10 +3,12 @@
 Jobs, tasks, actors and logs all go over the dashboard's HTTP address with the console's own
 token, so they work the same for an embedded cluster, a head on this machine, and a console
 attached through `--via` (dashboard only). Every call is blocking: screens run them in workers.
+A connection makes one `Workbench` and closes it when it closes (`ClusterConnection.workbench`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from raytui.sources.jobs import JobsClient
@@ -31,3 +33,9 @@ class Workbench:
             workload=WorkloadClient(url, token, timeout),
             logs=LogsClient(url, token, timeout),
         )
+
+    def close(self) -> None:
+        """Close the three clients' HTTP connections (each closes even when another fails)."""
+        for client in (self.jobs, self.workload, self.logs):
+            with contextlib.suppress(Exception):
+                client.close()

@@ -14,9 +14,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
@@ -39,8 +37,8 @@ from raytui.tui import format as fmt
 from raytui.tui import keys
 from raytui.tui.messages import NvmlReady, ProbeReady
 from raytui.tui.screens.live import LiveScreen
-from raytui.tui.screens.log_screen import LogScreen
 from raytui.tui.screens.node_logs import NodeLogsPicker
+from raytui.tui.screens.workload import WorkbenchHandle, open_log
 from raytui.tui.state import UiState
 from raytui.tui.widgets.common import palette
 from raytui.tui.widgets.gpus import GpuPanel
@@ -86,9 +84,7 @@ class NodeDetailScreen(LiveScreen):
         self.node_id = node_id
         self._sample_local = sample_local
         self._probe = probe
-        self._workbench_fn = workbench
-        self._workbench: Workbench | None = None
-        self._workbench_lock = threading.Lock()
+        self.workbench = WorkbenchHandle(workbench)
         self.workload: NodeWorkload | None = None
         self.workload_error: str | None = None
         self._workload_timer: Timer | None = None
@@ -127,10 +123,6 @@ class NodeDetailScreen(LiveScreen):
     def on_unmount(self) -> None:
         if self._workload_timer is not None:
             self._workload_timer.stop()
-        with self._workbench_lock:
-            wb, self._workbench = self._workbench, None
-        if wb is not None:
-            close_workbench(wb)
 
     @property
     def node(self) -> Node | None:
@@ -327,19 +319,10 @@ class NodeDetailScreen(LiveScreen):
 
     # -- what runs ----------------------------------------------------------------------------
 
-    def _bench(self) -> Workbench:
-        """The cluster's clients, made once per screen (called in worker threads)."""
-        with self._workbench_lock:
-            if self._workbench is None:
-                if self._workbench_fn is None:
-                    raise RuntimeError("not connected: no jobs, tasks or logs")
-                self._workbench = self._workbench_fn()
-            return self._workbench
-
     def _fetch_workload(self) -> None:
         self._workload_timer = None
         node = self.node
-        if self._workload_busy or node is None or not node.alive or self._workbench_fn is None:
+        if self._workload_busy or node is None or not node.alive or not self.workbench.available:
             self._show_runs()
             return
         self._workload_busy = True
@@ -347,7 +330,9 @@ class NodeDetailScreen(LiveScreen):
 
         def work() -> None:
             try:
-                self.post_message(WorkloadReady(self._bench().workload.node_workload(node_id)))
+                self.post_message(
+                    WorkloadReady(self.workbench.get().workload.node_workload(node_id))
+                )
             except Exception as exc:  # one line on the pane; the next fetch tries again
                 debuglog.report("node_detail.workload", exc)
                 self.post_message(WorkloadReady(None, one_line(describe(exc))))
@@ -389,7 +374,7 @@ class NodeDetailScreen(LiveScreen):
         t = Text()
         if node is None or not node.alive:
             t.append("the node is not alive: nothing runs there", style=p.dim)
-        elif self._workbench_fn is None:
+        elif not self.workbench.available:
             t.append("not connected: only GPU processes are known", style=p.dim)
         elif wl is None and self.workload_error is None:
             t.append("reading what runs on this node…", style=p.dim)
@@ -429,14 +414,14 @@ class NodeDetailScreen(LiveScreen):
 
     def action_node_logs(self) -> None:
         node = self.node
-        if self._workbench_fn is None:
+        if not self.workbench.available:
             self.notify("not connected: cannot list the node's logs", severity="warning")
             return
         label = node.hostname if node is not None else self.node_id[:8]
         node_id = self.node_id
 
         def load() -> NodeLogs:
-            return self._bench().logs.node_logs(node_id)
+            return self.workbench.get().logs.node_logs(node_id)
 
         def chosen(filename: str | None) -> None:
             if filename:
@@ -446,21 +431,9 @@ class NodeDetailScreen(LiveScreen):
 
     def open_log(self, source: LogSource) -> None:
         """The log viewer on `source`, following; the stream stops when the viewer closes."""
-        bench = self._bench
-
-        def feed(stop: threading.Event) -> Iterator[str]:
-            yield from bench().logs.follow(source, stop)
-
-        max_lines = getattr(self.app, "log_max_lines", 50_000)
-        self.app.push_screen(LogScreen(source.title, feed, max_lines=max_lines))
+        open_log(self, self.workbench, source)
 
 
 def _count(n: int, more: int, noun: str) -> str:
     extra = f" (+{more} more)" if more else ""
     return f"{n} {noun}{'' if n == 1 else 's'}{extra}"
-
-
-def close_workbench(wb: Workbench) -> None:
-    for client in (wb.jobs, wb.workload, wb.logs):
-        with contextlib.suppress(Exception):
-            client.close()

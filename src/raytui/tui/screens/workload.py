@@ -29,6 +29,7 @@ from textual.dom import DOMNode
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import Footer, Input, Static
 
 from raytui.errors import UsageError, describe
@@ -55,6 +56,7 @@ from raytui.tui.state import UiState
 from raytui.tui.widgets.common import palette
 from raytui.tui.widgets.workload import (
     ActorTable,
+    GpuLookup,
     TaskGroupTable,
     TaskTable,
     gpus_text,
@@ -75,29 +77,26 @@ SUMMARY_LIMIT = 10_000
 
 
 class WorkbenchHandle:
-    """The connected cluster's workbench clients, made once on first use (in a worker thread).
+    """How a screen reaches the connected cluster's workbench clients (in worker threads).
 
-    `factory` is the poller's `workbench` (raises ClusterUnreachable when not connected).
-    `kill_python`: the interpreter with Ray on the head, which runs the short kill job."""
+    `factory` is the poller's `workbench`: the current connection's one set of clients, which
+    that connection closes when it closes (so a screen never builds or closes clients itself,
+    and a reconnect is followed on the next call). It raises ClusterUnreachable when not
+    connected. `kill_python`: the interpreter with Ray on the head, which runs the kill job."""
 
     def __init__(self, factory: Callable[[], Workbench] | None) -> None:
         self._factory = factory
-        self._wb: Workbench | None = None
-        self._lock = threading.Lock()
         self.kill_python = "python"
 
-    def get(self) -> Workbench:
-        with self._lock:
-            if self._wb is None:
-                if self._factory is None:
-                    raise UsageError("no cluster connection for tasks, actors or logs")
-                self._wb = self._factory()
-            return self._wb
+    @property
+    def available(self) -> bool:
+        """False when the screen was opened without a cluster connection at all."""
+        return self._factory is not None
 
-    def reset(self) -> None:
-        """Forget the clients after a failure: the connection may have changed."""
-        with self._lock:
-            self._wb = None
+    def get(self) -> Workbench:
+        if self._factory is None:
+            raise UsageError("no cluster connection for tasks, actors or logs")
+        return self._factory()
 
 
 class Fetched(Message, Generic[R]):
@@ -119,8 +118,6 @@ def fetch(
         try:
             result = call(handle.get())
         except Exception as exc:  # every failure becomes one line on the pane
-            if not isinstance(exc, UsageError):
-                handle.reset()
             node.post_message(Fetched(what, None, one_line(describe(exc))))
             return
         node.post_message(Fetched(what, result, None))
@@ -178,57 +175,45 @@ def kill_actor(node: DOMNode, handle: WorkbenchHandle, row: ActorRow, readonly: 
     )
 
 
-# -- the views inside the cluster screen ---------------------------------------------------------
+def gpus_in(state: UiState) -> GpuLookup:
+    """A table's GPU lookup: the latest snapshot's GPU processes, matched by PID."""
+
+    def lookup(node_id: str | None, pid: int | None, known: tuple[int, ...]) -> tuple[int, ...]:
+        return gpu_ids_for(state.snapshot, node_id, pid, known)
+
+    return lookup
 
 
-class WorkloadView(Vertical):
-    """A live list inside the cluster screen: a filter line, a status line, a table."""
+def resources_text(pairs: tuple[tuple[str, float], ...]) -> str:
+    return ", ".join(f"{k}={fmt.num(v)}" for k, v in pairs)
 
-    DEFAULT_CSS = """
-    WorkloadView { height: 1fr; }
-    WorkloadView > Input { height: 1; border: none; padding: 0 1; background: $boost; }
-    WorkloadView > .wb-status { height: 1; padding: 0 1; color: $text-muted; }
-    """
-    HINT = ""
-    TITLE = ""
 
-    def __init__(self, state: UiState, handle: WorkbenchHandle, *, id: str | None = None) -> None:
-        super().__init__(id=id, classes="box")
-        self.state = state
-        self.handle = handle
-        self.filter_text = ""
-        self.busy = False
-        self.fetches = 0  # completed fetches (tests wait on it)
-        self.error: str | None = None
-        self._timer: Timer | None = None
+class _Refreshing(Widget):
+    """What the views and the pushed screens share: one fetch at a time, every REFRESH_S while
+    shown; a kill's answer refetches; a failure shows on the `.wb-status` line."""
 
-    def compose(self) -> ComposeResult:
-        yield Input(placeholder=f"/ filter: {self.HINT}", id=f"{self.id}-filter")
-        yield Static("", classes="wb-status", markup=False)
+    busy = False
+    fetches = 0  # completed fetches (tests wait on it)
+    error: str | None = None
+    _timer: Timer | None = None
 
-    @property
-    def filter_box(self) -> Input:
-        return self.query_one(Input)
-
-    def on_mount(self) -> None:
-        self.border_title = self.TITLE
-
-    def activate(self) -> None:
-        """Shown: fetch now and every REFRESH_S while shown."""
+    def _start_refresh(self) -> None:
+        """Fetch now and every REFRESH_S while shown."""
         if self._timer is None:
             self._timer = self.set_interval(REFRESH_S, self._tick)
             self._tick()
 
-    def deactivate(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
+    def _shown(self) -> bool:
+        raise NotImplementedError
 
     def _tick(self) -> None:
-        if self.busy or not self.display or not self.screen.is_current:
-            return
-        self.busy = True
-        self._fetch()
+        if self._shown():
+            self.refetch()
+
+    def refetch(self) -> None:
+        if not self.busy:
+            self.busy = True
+            self._fetch()
 
     def _fetch(self) -> None:
         raise NotImplementedError
@@ -251,15 +236,59 @@ class WorkloadView(Vertical):
         self.error = message.error
         if message.error:
             self._status(Text(message.error, style=palette(self.app).bad))
-            self.border_subtitle = "stale" if self.fetches > 1 else ""
             return False
-        self.border_subtitle = ""
         return True
 
-    def refetch(self) -> None:
-        if not self.busy:
-            self.busy = True
-            self._fetch()
+
+# -- the views inside the cluster screen ---------------------------------------------------------
+
+
+class WorkloadView(_Refreshing, Vertical):
+    """A live list inside the cluster screen: a filter line, a status line, a table."""
+
+    DEFAULT_CSS = """
+    WorkloadView { height: 1fr; }
+    WorkloadView > Input { height: 1; border: none; padding: 0 1; background: $boost; }
+    WorkloadView > .wb-status { height: 1; padding: 0 1; color: $text-muted; }
+    """
+    HINT = ""
+    TITLE = ""
+    TABLE: ClassVar[type[Widget]] = Widget
+
+    def __init__(self, state: UiState, handle: WorkbenchHandle, *, id: str | None = None) -> None:
+        super().__init__(id=id, classes="box")
+        self.state = state
+        self.handle = handle
+        self.filter_text = ""
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder=f"/ filter: {self.HINT}", id=f"{self.id}-filter")
+        yield Static("", classes="wb-status", markup=False)
+
+    @property
+    def filter_box(self) -> Input:
+        return self.query_one(Input)
+
+    def on_mount(self) -> None:
+        self.border_title = self.TITLE
+
+    def activate(self) -> None:
+        """Shown: fetch now and every REFRESH_S while shown."""
+        self._start_refresh()
+
+    def deactivate(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+
+    def _shown(self) -> bool:
+        return self.display and self.screen.is_current
+
+    def _fetched(self, message: Fetched[object]) -> bool:
+        fresh = super()._fetched(message)
+        if message.what != "kill":
+            self.border_subtitle = "stale" if message.error and self.fetches > 1 else ""
+        return fresh
 
     # -- the filter line ----------------------------------------------------------------------
 
@@ -275,13 +304,10 @@ class WorkloadView(Vertical):
             return  # the text stays in the box to be corrected
         self.filter_text = event.value.strip()
         self._set_title()
-        self.query_one(self.table_type()).focus()
+        self.query_one(self.TABLE).focus()
         self.refetch()
 
     def _apply_filter(self, line: str) -> None:
-        raise NotImplementedError
-
-    def table_type(self) -> type:
         raise NotImplementedError
 
     def _set_title(self, counts: str = "") -> None:
@@ -294,6 +320,7 @@ class WorkloadView(Vertical):
 class TasksView(WorkloadView):
     HINT = TASK_HINT
     TITLE = "Tasks"
+    TABLE = TaskGroupTable
     BINDINGS: ClassVar[list[BindingType]] = []
 
     def __init__(self, state: UiState, handle: WorkbenchHandle, *, id: str | None = None) -> None:
@@ -304,9 +331,6 @@ class TasksView(WorkloadView):
     def compose(self) -> ComposeResult:
         yield from super().compose()
         yield TaskGroupTable(id="task-groups")
-
-    def table_type(self) -> type:
-        return TaskGroupTable
 
     @property
     def table(self) -> TaskGroupTable:
@@ -352,6 +376,7 @@ class TasksView(WorkloadView):
 class ActorsView(WorkloadView):
     HINT = ACTOR_HINT
     TITLE = "Actors"
+    TABLE = ActorTable
     BINDINGS: ClassVar[list[BindingType]] = keys.bindings("workbench_logs", "actor_kill")
 
     def __init__(self, state: UiState, handle: WorkbenchHandle, *, id: str | None = None) -> None:
@@ -361,15 +386,7 @@ class ActorsView(WorkloadView):
 
     def compose(self) -> ComposeResult:
         yield from super().compose()
-        yield ActorTable(self._gpus, id="actor-table")
-
-    def _gpus(
-        self, node_id: str | None, pid: int | None, known: tuple[int, ...]
-    ) -> tuple[int, ...]:
-        return gpu_ids_for(self.state.snapshot, node_id, pid, known)
-
-    def table_type(self) -> type:
-        return ActorTable
+        yield ActorTable(gpus_in(self.state), id="actor-table")
 
     @property
     def table(self) -> ActorTable:
@@ -420,7 +437,7 @@ class ActorsView(WorkloadView):
 # -- pushed screens -------------------------------------------------------------------------------
 
 
-class _WorkbenchScreen(Screen[None]):
+class _WorkbenchScreen(_Refreshing, Screen[None]):
     DEFAULT_CSS = """
     _WorkbenchScreen > #wb-head { height: auto; padding: 0 1; background: $panel; }
     _WorkbenchScreen > .wb-status { height: 1; padding: 0 1; color: $text-muted; }
@@ -432,47 +449,15 @@ class _WorkbenchScreen(Screen[None]):
         super().__init__(id=id)
         self.state = state
         self.handle = handle
-        self.busy = False
-        self.fetches = 0
-        self.error: str | None = None
-        self._timer: Timer | None = None
 
     def on_mount(self) -> None:
-        self._timer = self.set_interval(REFRESH_S, self._tick)
-        self._tick()
+        self._start_refresh()
 
-    def _tick(self) -> None:
-        if self.busy or not self.is_current:
-            return
-        self.busy = True
-        self._fetch()
-
-    def _fetch(self) -> None:
-        raise NotImplementedError
+    def _shown(self) -> bool:
+        return self.is_current
 
     def action_back(self) -> None:
         self.dismiss()
-
-    def _take(self, message: Fetched[object]) -> bool:
-        message.stop()
-        if message.what == "kill":
-            if message.error:
-                self.app.notify(message.error, severity="error")
-            else:
-                self.app.notify("actor killed", timeout=3)
-                if not self.busy:
-                    self.busy = True
-                    self._fetch()
-            return False
-        self.busy = False
-        self.fetches += 1
-        self.error = message.error
-        if message.error:
-            self.query_one(".wb-status", Static).update(
-                Text(message.error, style=palette(self.app).bad)
-            )
-            return False
-        return True
 
     def _field(self, t: Text, label: str, value: str | Text, width: int = 10) -> None:
         p = palette(self.app)
@@ -497,7 +482,7 @@ class TaskListScreen(_WorkbenchScreen):
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"tasks of {self.name_}", style="bold"), id="wb-head")
-        yield TaskTable(self._gpus, self.state.now, id="task-table")
+        yield TaskTable(gpus_in(self.state), self.state.now, id="task-table")
         yield Static("loading…", classes="wb-status", markup=False)
         yield Footer(show_command_palette=False)
 
@@ -505,17 +490,12 @@ class TaskListScreen(_WorkbenchScreen):
         self.query_one(TaskTable).focus()
         super().on_mount()
 
-    def _gpus(
-        self, node_id: str | None, pid: int | None, known: tuple[int, ...]
-    ) -> tuple[int, ...]:
-        return gpu_ids_for(self.state.snapshot, node_id, pid, known)
-
     def _fetch(self) -> None:
         where = self.where
         fetch(self, self.handle, "tasks", lambda wb: wb.workload.tasks(where, LIST_LIMIT))
 
     def on_fetched(self, message: Fetched[Page[TaskRow]]) -> None:
-        if not self._take(message) or message.result is None:  # type: ignore[arg-type]
+        if not self._fetched(message) or message.result is None:  # type: ignore[arg-type]
             return
         page = message.result
         self.page = page
@@ -526,7 +506,7 @@ class TaskListScreen(_WorkbenchScreen):
         if page.more:
             line.append(f" · {page.more:,} more (narrow the filter)", style=p.mid)
         line.append(" · ⏎ detail · l logs · esc back", style=p.dim)
-        self.query_one(".wb-status", Static).update(line)
+        self._status(line)
 
     def on_virtual_table_selected(self, event: TaskTable.Selected) -> None:
         event.stop()
@@ -561,7 +541,7 @@ class TaskDetailScreen(_WorkbenchScreen):
         fetch(self, self.handle, "task", lambda wb: wb.workload.task(task_id))
 
     def on_fetched(self, message: Fetched[TaskDetail]) -> None:
-        if not self._take(message) or message.result is None:  # type: ignore[arg-type]
+        if not self._fetched(message) or message.result is None:  # type: ignore[arg-type]
             return
         d = message.result
         self.detail = d
@@ -588,9 +568,7 @@ class TaskDetailScreen(_WorkbenchScreen):
                 t, "started", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.start_time))
             )
         if d.required_resources:
-            self._field(
-                t, "resources", ", ".join(f"{k}={fmt.num(v)}" for k, v in d.required_resources)
-            )
+            self._field(t, "resources", resources_text(d.required_resources))
         if r.actor_id:
             self._field(t, "actor", r.actor_id)
         if r.error_type:
@@ -602,7 +580,7 @@ class TaskDetailScreen(_WorkbenchScreen):
         if d.traceback:
             tb.update(Text.assemble(("traceback\n", p.label), Text(d.traceback)))
         tb.display = bool(d.traceback)
-        self.query_one(".wb-status", Static).update(
+        self._status(
             Text(
                 "l logs · esc back" + (" · updated" if r.state.startswith("RUNNING") else ""),
                 style=p.dim,
@@ -635,7 +613,7 @@ class ActorDetailScreen(_WorkbenchScreen):
         fetch(self, self.handle, "actor", lambda wb: wb.workload.actor(actor_id))
 
     def on_fetched(self, message: Fetched[ActorDetail]) -> None:
-        if not self._take(message) or message.result is None:  # type: ignore[arg-type]
+        if not self._fetched(message) or message.result is None:  # type: ignore[arg-type]
             return
         d = message.result
         self.detail = d
@@ -656,15 +634,13 @@ class ActorDetailScreen(_WorkbenchScreen):
         self._field(t, "GPUs", gpus_text(gpus))
         self._field(t, "restarts", str(r.restarts))
         if d.required_resources:
-            self._field(
-                t, "resources", ", ".join(f"{k}={fmt.num(v)}" for k, v in d.required_resources)
-            )
+            self._field(t, "resources", resources_text(d.required_resources))
         if d.detached:
             self._field(t, "lifetime", "detached")
         if d.death_cause:
             self._field(t, "death", Text(d.death_cause, style=p.bad))
         self.query_one("#wb-fields", Static).update(t)
-        self.query_one(".wb-status", Static).update(Text("l logs · K kill · esc back", style=p.dim))
+        self._status(Text("l logs · K kill · esc back", style=p.dim))
 
     def action_open_logs(self) -> None:
         open_log(self, self.handle, LogSource.actor(self.row.actor_id))

@@ -10,24 +10,11 @@ from collections.abc import Callable, Sequence
 from rich.style import Style
 from rich.text import Text
 
-from raytui.model.workbench import ActorRow, TaskGroup, TaskRow
+from raytui.model.workbench import TASK_PENDING_STATES, ActorRow, TaskGroup, TaskRow
 from raytui.tui import format as fmt
 from raytui.tui.format import Palette
 from raytui.tui.widgets.common import palette
 from raytui.tui.widgets.table import Column, VirtualTable
-
-PENDING_STATES = frozenset(
-    {
-        "NIL",
-        "PENDING_ARGS_AVAIL",
-        "PENDING_NODE_ASSIGNMENT",
-        "PENDING_OBJ_STORE_MEM_AVAIL",
-        "PENDING_ARGS_FETCH",
-        "SUBMITTED_TO_WORKER",
-        "PENDING_ACTOR_TASK_ARGS_FETCH",
-        "PENDING_ACTOR_TASK_ORDERING_OR_CONCURRENCY",
-    }
-)
 
 GROUP_COLUMNS = (
     Column("name", "FUNCTION", 0, min_width=12),
@@ -78,7 +65,7 @@ def group_counts(group: TaskGroup) -> tuple[int, int, int, int]:
     running (submitted to a worker included)."""
     pending = running = 0
     for state, n in group.counts:
-        if state in PENDING_STATES:
+        if state in TASK_PENDING_STATES:
             pending += n
         elif state.startswith("RUNNING"):
             running += n
