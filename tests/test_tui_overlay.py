@@ -33,7 +33,7 @@ from raytui.tui.messages import PeerJoinDone
 from raytui.tui.screens.peer_dialogs import AddPeerScreen
 from raytui.tui.widgets.nodes import NodeTable
 from raytui.tui.widgets.peers import overlay_details, short_reason
-from tests.proxy_support.daemons import Daemon
+from tests.proxy_support.daemons import Daemon, running, running_allowed_by
 from tests.support import overlay_fakes as ov
 from tests.support.tui_fakes import (
     FakeConnection,
@@ -259,23 +259,15 @@ class StandInJoin(ProxyControl):
 
 @pytest.fixture(scope="module")
 def peer_daemon() -> Iterator[Daemon]:
-    daemon = Daemon("peer")
-    try:
-        yield daemon.start()
-    finally:
-        daemon.cleanup()
+    with running("peer") as daemon:
+        yield daemon
 
 
 @pytest.fixture(scope="module")
 def own_daemon(peer_daemon: Daemon) -> Iterator[Daemon]:
-    """The TUI's daemon (overlay off); the peer already allow-lists it."""
-    daemon = Daemon("tui")
-    try:
-        daemon.start()
-        peer_daemon.control.add_peer(daemon.addr, name="tui")
+    """The TUI's own daemon; the peer already allow-lists it."""
+    with running_allowed_by(peer_daemon) as daemon:
         yield daemon
-    finally:
-        daemon.cleanup()
 
 
 async def open_dialog(pilot: Pilot[Any], app: Host) -> AddPeerScreen:

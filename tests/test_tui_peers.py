@@ -24,7 +24,7 @@ from raytui.model.peers import DaemonStatus, LinkState, PeerHealth
 from raytui.tui.peer_rates import NO_RATE, Rate, byte_rates, human_rate
 from raytui.tui.peers_poller import Starter, start_daemon
 from raytui.tui.screens.peer_dialogs import AddPeerScreen, ConfirmRemoveScreen
-from tests.proxy_support.daemons import Daemon, free_port
+from tests.proxy_support.daemons import Daemon, free_port, running, running_allowed_by
 from tests.support.overlay_fakes import PeersHost
 from tests.support.tui_fakes import until as tui_until
 
@@ -92,23 +92,15 @@ async def retype(pilot: Pilot[Any], screen: AddPeerScreen, text: str) -> None:
 
 @pytest.fixture(scope="module")
 def peer() -> Iterator[Daemon]:
-    daemon = Daemon("peer")
-    try:
-        yield daemon.start()
-    finally:
-        daemon.cleanup()
+    with running("peer") as daemon:
+        yield daemon
 
 
 @pytest.fixture(scope="module")
 def own(peer: Daemon) -> Iterator[Daemon]:
-    """The TUI's own daemon; `peer` already allow-lists it (as the other machine's user would)."""
-    daemon = Daemon("tui")
-    try:
-        daemon.start()
-        peer.control.add_peer(daemon.addr, name="tui")
+    """The TUI's own daemon; the peer already allow-lists it."""
+    with running_allowed_by(peer) as daemon:
         yield daemon
-    finally:
-        daemon.cleanup()
 
 
 def proxy_stop() -> subprocess.CompletedProcess[str]:

@@ -13,12 +13,33 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from raytui.model.peers import DaemonStatus, LinkState
 from raytui.sources.proxy_control import ProxyControl
 from tests.support.waiting import wait_for
+
+
+def wait_until_answers(
+    proc: subprocess.Popen[bytes],
+    control: ProxyControl,
+    label: str,
+    log_tail: Callable[[], str],
+    timeout: float,
+) -> None:
+    """Until a just-started daemon answers on its control socket; its log if it exits first."""
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"daemon {label} exited:\n{log_tail()}")
+        try:
+            control.ping()
+        except Exception:
+            return False
+        return True
+
+    wait_for(up, timeout, f"daemon {label} to answer on its control socket")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -55,18 +76,7 @@ class Daemon:
             stderr=log,
         )
         log.close()
-
-        def up() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"daemon {self.label} exited:\n{self.log_tail()}")
-            try:
-                self.control.ping()
-            except Exception:
-                return False
-            return True
-
-        wait_for(up, 30, f"daemon {self.label} to answer on its control socket")
+        wait_until_answers(self.proc, self.control, self.label, self.log_tail, 30)
         return self
 
     def status(self) -> DaemonStatus:
@@ -112,6 +122,24 @@ class Daemon:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running(label: str) -> Iterator[Daemon]:
+    """A started daemon, cleaned up after."""
+    daemon = Daemon(label)
+    try:
+        yield daemon.start()
+    finally:
+        daemon.cleanup()
+
+
+@contextlib.contextmanager
+def running_allowed_by(peer: Daemon, label: str = "tui") -> Iterator[Daemon]:
+    """A started daemon that `peer` already allow-lists (as the other machine's user would)."""
+    with running(label) as daemon:
+        peer.control.add_peer(daemon.addr, name=label)
+        yield daemon
 
 
 def pair_up(a: Daemon, b: Daemon) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 from raytui.model.overlay import JoinStatus
 from raytui.model.peers import DaemonStatus, LinkState
 from raytui.sources.proxy_control import ProxyControl
+from tests.proxy_support.daemons import wait_until_answers
 from tests.support.netns import Host
 from tests.support.waiting import wait_for
 
@@ -70,18 +71,7 @@ class NsDaemon:
             argv = ["setpriv", f"--reuid={self.user}", "--regid=nogroup", "--clear-groups", *argv]
         self.proc = self.host.popen(argv, env=self.env, stdout=log, stderr=log)
         log.close()
-
-        def up() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"daemon {self.label} exited:\n{self.log_tail()}")
-            try:
-                self.control.ping()
-            except Exception:
-                return False
-            return True
-
-        wait_for(up, 60, f"daemon {self.label} to answer on its control socket")
+        wait_until_answers(self.proc, self.control, self.label, self.log_tail, 60)
         return self
 
     def status(self) -> DaemonStatus:
