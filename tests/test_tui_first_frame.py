@@ -73,7 +73,7 @@ async def test_dead_poll_workers_are_freed_without_a_full_collection_with_fake_c
     app = make_app(FreshSnapshots([healthy()]))
     async with app.run_test(size=(100, 30)) as pilot:
         await started(pilot, app)
-        for n in range(2, 10):
+        for n in range(2, 17):
             await pilot.press("r")
             await started(pilot, app, generation=n)
         gc.collect()  # what the collector does on its own, frozen objects left alone
@@ -86,6 +86,6 @@ async def test_dead_poll_workers_are_freed_without_a_full_collection_with_fake_c
             gc.set_debug(0)
             gc.garbage.clear()
             gc.collect()
-    # At most what the start-up freezes (on mount, after the first snapshot) caught; not one
-    # per fetch.
-    assert trapped <= 2, trapped
+    # What the start-up freezes (on mount, after the first snapshot) caught, not one per fetch
+    # (16 here, one per fetch, when each poll froze the heap).
+    assert trapped <= 3, trapped

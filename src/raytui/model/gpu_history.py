@@ -165,8 +165,9 @@ class GpuHistory:
 
     Stored by snapshot, not by GPU: each sample is two byte rows (`bytes`, one byte per GPU in
     cluster order) plus a shared index (GPU key -> column) rebuilt only when the set of nodes or
-    their GPU counts change, and the snapshot's time. Recording 32,768 GPUs is two list
-    comprehensions, not 65,536 ring appends.
+    their GPU counts change, and the snapshot's time. The rows are made by `gpu_sample` (two list
+    comprehensions at 32,768 GPUs, not 65,536 ring appends), in the poll worker: recording a
+    sample made there is O(1) on the UI thread.
     A snapshot with the same `taken_at` as the last one is ignored (re-applying never doubles a
     sample); with a refresh faster than `window / MAX_SAMPLES`, snapshots closer than that to the
     last sample are skipped, so memory stays bounded at any refresh. GPUs of dead nodes are not
