@@ -9,6 +9,8 @@ the report gives the worst and the median run. Per view and run:
 
 - fetch: `fetch_snapshot()` in the poll worker (HTTP + decode + building the snapshot);
 - apply: the `SnapshotReady` handler on the event loop (state, history, the visible view);
+- GC pause: each cycle collection, in any thread, from gc.callbacks' start to stop (it holds
+  the GIL throughout), the longest per run, and how many were full (generation 2);
 - stall: how late an asyncio task sleeping 5 ms in the app's loop wakes up (max and p99) —
   everything that blocks the loop counts: apply, Textual's layout/compositing/repaint, and the
   GIL held by the worker thread;
@@ -145,6 +147,7 @@ class Window:
     snapshots: int = 0
     cyclic_garbage: int = 0
     full_collection: float = 0.0
+    gc_pauses: list[tuple[int, float]] = field(default_factory=list)  # (generation, seconds)
 
     def summary(self) -> dict[str, Any]:
         s = sorted(self.stalls) or [0.0]
@@ -157,6 +160,8 @@ class Window:
             "snapshots": self.snapshots,
             "cyclic_garbage": self.cyclic_garbage,
             "full_collection": self.full_collection,
+            "gc_max": max((d for _, d in self.gc_pauses), default=0.0),
+            "gc_full": sum(1 for g, _ in self.gc_pauses if g == 2),
         }
 
 
@@ -236,6 +241,16 @@ async def run_app(url: str, seconds: float, path: str) -> dict[str, Window]:
 
     app = BenchApp(connector, refresh=1.0, nvml_sampler=None, local_hostname="bench")
     holder.append(app)
+    started: list[float] = []
+
+    def gc_timer(phase: str, info: dict[str, int]) -> None:
+        """Every cycle collection, in any thread: it holds the GIL from start to stop."""
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            app.window.gc_pauses.append((info["generation"], time.perf_counter() - started[0]))
+
+    gc.callbacks.append(gc_timer)
     out: dict[str, Window] = {}
     async with app.run_test(size=SIZE) as pilot:
         deadline = time.monotonic() + 120
@@ -255,6 +270,7 @@ async def run_app(url: str, seconds: float, path: str) -> dict[str, Window]:
             out["idle"] = await _window(app, min(seconds, 3.0))
         # What the run left for the cycle collector, frozen ones included, and what the poller's
         # periodic full collection (every `full_collection_every` fetches) costs at this size.
+        gc.callbacks.remove(gc_timer)  # not counted in the last window
         gc.unfreeze()
         t0 = time.perf_counter()
         out["gpus"].cyclic_garbage = gc.collect()
@@ -343,19 +359,23 @@ def _row(label: str, view: str, runs: list[dict[str, Any]]) -> str:
     p99 = [r["p99_stall"] for r in runs]
     snaps = [r["snapshots"] for r in runs]
     rss = max(r["rss"] for r in runs) / 2**20
+    gc_max = [r.get("gc_max", 0.0) for r in runs]
+    gc_full = max(r.get("gc_full", 0) for r in runs)
     return (
         f"| {label} | {view} | {len(runs)} | {statistics.median(snaps):.0f} | "
         f"{_med(fetch)} / {_ms(max(fetch)) if fetch else '-'} | "
         f"{_med(apply)} / {_ms(max(apply)) if apply else '-'} | "
-        f"**{_ms(max(stalls))}** / {_med(stalls)} | {_ms(max(p99))} / {_med(p99)} | {rss:.0f} |"
+        f"**{_ms(max(stalls))}** / {_med(stalls)} | {_ms(max(p99))} / {_med(p99)} | "
+        f"{_ms(max(gc_max))} / {_med(gc_max)} ({gc_full}) | {rss:.0f} |"
     )
 
 
 HEADER = (
     "| nodes x GPUs (summary) | view | runs | snapshots per run | fetch ms median / max "
     "| apply ms median / max | max stall ms: worst run / median run "
-    "| p99 stall ms: worst / median run | RSS MB, worst run |\n"
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    "| p99 stall ms: worst / median run | longest GC pause ms: worst / median run (full ones) "
+    "| RSS MB, worst run |\n"
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 
 
@@ -407,6 +427,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1024,4096")
     parser.add_argument("--runs", type=int, default=3, help="runs per size and path")
     parser.add_argument("--reps", type=int, default=5, help="launch-to-first-frame runs per tree")
+    parser.add_argument("--no-first-frame", action="store_true", help="skip launch timing")
     parser.add_argument("--out", type=Path, default=None, help="also write the report here")
     parser.add_argument("--label", default="", help="a heading for the report")
     parser.add_argument("--one", default="", help=argparse.SUPPRESS)
@@ -431,10 +452,17 @@ def main() -> None:
     for n in sizes:
         one_size(n, args.runs, args.seconds, emit, garbage)
     emit("")
-    emit("One full collection at the end of each run (what the poller runs every 300 fetches):")
-    emit("objects it freed (cyclic garbage, frozen or not) and how long it held the GIL:")
+    emit("One full collection at the end of each run, frozen objects included (what the poller")
+    emit("ran every 300 fetches before issue 12's stall work; nothing runs it now): objects it")
+    emit("freed (cyclic garbage) and how long it held the GIL:")
     for line in garbage:
         emit(f"- {line}")
+    if args.no_first_frame:
+        emit("")
+        emit(f"At the end: {load()}. Bench wall time: {time.monotonic() - started:.0f} s.")
+        if args.out:
+            args.out.write_text("\n".join(lines).strip() + "\n")
+        return
     with dashboard_process(8) as (url, _mb):
         times = first_frame(url, "gpu-node-0000", args.reps)
     emit("")

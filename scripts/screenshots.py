@@ -337,8 +337,9 @@ class _DemoWorkload:
 
 async def node_workbench(out: Path) -> list[Path]:
     """Node detail with 15 minutes of replayed GPU history, and what runs on the node."""
-    from dataclasses import replace
     from types import SimpleNamespace
+
+    from msgspec.structs import replace  # GPUs are msgspec Structs
 
     from raytui.tui.messages import OpenNode
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from msgspec.structs import replace as replace_struct
 from rich.text import Text
 
 from raytui.model.cluster import Job
@@ -29,8 +30,8 @@ EVIL = "host\x1b[2J\x1b[31m\ttab\r\nnext"
 
 def _odd_snapshot() -> object:
     head = head_node(hostname=EVIL)
-    gpu = replace(head.gpus[0], name="Fake\nGPU\x9b2J")
-    snap = snapshot((replace(head, gpus=(gpu,)),))
+    gpu = replace_struct(head.gpus[0], name="Fake\nGPU\x9b2J")
+    snap = snapshot((replace_struct(head, gpus=(gpu,)),))
     jobs = (
         Job("04000000", "raysubmit_multi", "RUNNING", ENTRYPOINT, NOW - 30),
         Job("05000000", "raysubmit_\x1b[5mblink", "PENDING", "echo\x1b]0;title\x07 hi", NOW - 20),

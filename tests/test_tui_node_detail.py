@@ -12,10 +12,10 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace  # GPUs are msgspec Structs
 
 from raytui.model.cluster import GpuProcess
 from raytui.model.gpu_history import MAX_SAMPLES, WINDOW_S, GpuHistory, capacity_for, gpu_key

@@ -11,13 +11,13 @@ over the overlay (needs network namespaces and Ray: tests/test_overlay_join.py).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.peer.id import ID
+from msgspec.structs import replace  # nodes are msgspec Structs
 from textual.pilot import Pilot
 
 from raytui.errors import RaytuiError

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from msgspec.structs import replace as replace_struct
 from textual.app import App, ComposeResult
 from textual.binding import BindingType
 from textual.pilot import Pilot
@@ -158,7 +159,7 @@ def overlay_cluster() -> ClusterSnapshot:
     head = head_node(ip=HEAD_IP)
     box1 = gpu2_node(node_id=BOX1_NODE_ID, hostname="box-1", ip=BOX1_IP)
     box2 = gpu2_node(hostname="box-2", ip=BOX2_IP)
-    home = replace(
+    home = replace_struct(
         head_node(),
         node_id=HOME_NODE_ID,
         hostname="home-4090",

@@ -9,9 +9,9 @@ import html
 import re
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from msgspec.structs import replace  # nodes and GPUs are msgspec Structs
 from rich.cells import cell_len
 
 from raytui.errors import ClusterUnreachable, RaytuiError

@@ -202,7 +202,7 @@ class RaytuiApp(App[int]):
         state = self.state
         state.snapshot = message.snapshot
         state.generation += 1
-        state.history.record(message.snapshot)
+        state.history.record(message.snapshot, message.sample)
         if state.generation == 1:
             self.call_after_refresh(gc.freeze)
         if state.link.state is ConnState.CONNECTING:

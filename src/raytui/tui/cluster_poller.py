@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from raytui.errors import ClusterUnreachable, describe
 from raytui.model.cluster import ClusterSnapshot
+from raytui.model.gpu_history import GpuSample, gpu_sample
 from raytui.model.nvml import NvmlReport
 from raytui.sources.connection import ClusterConnection, Connector
 from raytui.tui.messages import (
@@ -49,7 +50,7 @@ def gc_paused() -> Iterator[None]:
 
     Decoding a 1,024-node summary allocates about a million containers, which triggers full
     collections of 50-120 ms; no other thread runs meanwhile, so the UI would freeze. The garbage
-    made there is acyclic and freed by refcounting; the snapshot is frozen right after.
+    made there is acyclic and freed by refcounting; what the snapshot keeps is untracked.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -63,9 +64,6 @@ def gc_paused() -> Iterator[None]:
 class ClusterPoller(Poller):
     """Owns the connection: connects while it has none, else fetches a snapshot."""
 
-    full_collection_every = 300
-    """Fetches between full garbage collections (see `_fetch`): ~5 minutes at 1 s."""
-
     def __init__(self, connector: Connector, refresh: float) -> None:
         super().__init__(name="raytui-poll", id="cluster-poller")
         self.connector = connector
@@ -73,7 +71,7 @@ class ClusterPoller(Poller):
         self.connection: ClusterConnection | None = None
         self.closed = False
         self._lock = threading.Lock()  # fetch and close never run at once on the connection
-        self._fetches = 0
+        self._sample: GpuSample | None = None  # the last one: its layout is reused
 
     @property
     def stopping(self) -> bool:
@@ -93,25 +91,16 @@ class ClusterPoller(Poller):
         return _Handle(conn, conn.description, conn.dashboard_url)
 
     def _fetch(self, conn: ClusterConnection) -> _Delivery:
-        # Cyclic garbage made since the last snapshot. Earlier snapshots are frozen (below), so
-        # this walks only what was made since, not ~100k snapshot objects (4,096 nodes).
-        gc.collect()
         with self._lock, gc_paused():
             snapshot = conn.fetch_snapshot()
-        # A snapshot is ~26 objects per node that live until the next one replaces it. Every
-        # collection would walk them, holding the GIL ~30 ms per 1,000 nodes (on the UI thread
-        # when an allocation there triggers it, or here, which stalls the UI as much). Frozen,
-        # no collection sees them; refcounting still frees them when they are replaced.
-        gc.freeze()
-        # What was alive at the freeze and later dies in a reference cycle (Textual's render
-        # caches of replaced rows, this thread worker: ~400 objects a poll) is only freed by a
-        # collection of everything, which costs what the freezing saves: once in a while.
-        self._fetches += 1
-        if self._fetches % self.full_collection_every == 0:
-            gc.unfreeze()
-            gc.collect()
-            gc.freeze()
-        return _Delivery(snapshot)
+        # The snapshot's nodes and GPUs are never tracked by the cycle collector (gc=False
+        # Structs, model/cluster.py); its tuples are, until a collection sees that they hold
+        # only untracked objects. Do that here, in a young collection (~40k tuples at 4,096 x
+        # 8, a few ms), so no later collection walks them and none has to be frozen away.
+        gc.collect(0)
+        sample = gpu_sample(snapshot, self._sample)  # O(GPUs): here, not on the UI thread
+        self._sample = sample
+        return _Delivery(snapshot, sample)
 
     # -- what came back (on the event loop) ---------------------------------------------------
 
@@ -132,7 +121,7 @@ class ClusterPoller(Poller):
                 self.notify(f"Connected {connected_to(result.description)}")
             return 0.0  # fetch at once
         assert isinstance(result, _Delivery)
-        self.post_message(SnapshotReady(result.take()))
+        self.post_message(SnapshotReady(*result.take()))
         if self.stopped:
             self._close()
             return None
@@ -214,19 +203,21 @@ class ClusterPoller(Poller):
 
 
 class _Delivery:
-    """The worker's result: emptied on delivery, so the finished thread worker (frozen with
-    everything else by `gc.freeze`, and in a reference cycle with its task) does not keep the
-    snapshot alive after the next one replaced it."""
+    """The worker's result: emptied on delivery, so a finished thread worker that outlives its
+    run (in a reference cycle with its task until a collection) does not keep the snapshot
+    alive after the next one replaced it."""
 
-    __slots__ = ("snapshot",)
+    __slots__ = ("sample", "snapshot")
 
-    def __init__(self, snapshot: ClusterSnapshot) -> None:
+    def __init__(self, snapshot: ClusterSnapshot, sample: GpuSample) -> None:
         self.snapshot: ClusterSnapshot | None = snapshot
+        self.sample: GpuSample | None = sample
 
-    def take(self) -> ClusterSnapshot:
+    def take(self) -> tuple[ClusterSnapshot, GpuSample | None]:
         snapshot, self.snapshot = self.snapshot, None
+        sample, self.sample = self.sample, None
         assert snapshot is not None
-        return snapshot
+        return snapshot, sample
 
 
 class _Handle:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 from raytui.model.cluster import ClusterSnapshot
+from raytui.model.gpu_history import GpuSample
 from raytui.model.node_path import OverlayPaths
 from raytui.model.nvml import NvmlReport
 from raytui.model.overlay import JoinStatus
@@ -30,11 +31,17 @@ class ConnState(StrEnum):
 
 
 class SnapshotReady(Message):
-    """A fresh cluster snapshot. A newer one replaces an unhandled older one (no backlog)."""
+    """A fresh cluster snapshot. A newer one replaces an unhandled older one (no backlog).
 
-    def __init__(self, snapshot: ClusterSnapshot) -> None:
+    `sample`: its GPU history sample (`gpu_sample`), computed in the poll worker so the UI
+    thread does not spend O(GPUs) on it; None (tests, the bench feeding snapshots): the
+    history computes it.
+    """
+
+    def __init__(self, snapshot: ClusterSnapshot, sample: GpuSample | None = None) -> None:
         super().__init__()
         self.snapshot = snapshot
+        self.sample = sample
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, SnapshotReady)

@@ -7,7 +7,11 @@ cost nothing until they scroll into view.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Hashable, Iterable, Sequence
+from contextlib import suppress
+from itertools import accumulate
+from typing import overload
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -332,7 +336,8 @@ class GpuTable(VirtualTable[GpuRow]):
         self._repeated: frozenset[str] = frozenset()
 
     def set_rows(self, keys: Sequence[str], items: Sequence[GpuRow]) -> None:
-        self._repeated = repeated_hostnames(node for node, _ in items)
+        nodes = items.nodes if isinstance(items, GpuRows) else (node for node, _ in items)
+        self._repeated = repeated_hostnames(nodes)
         super().set_rows(keys, items)
 
     def row_version(self, item: GpuRow) -> Hashable:
@@ -383,11 +388,92 @@ def repeated_hostnames(nodes: Iterable[Node]) -> frozenset[str]:
     return frozenset(host for host, ids in seen.items() if len(ids) > 1)
 
 
-def gpu_rows(nodes: Sequence[Node]) -> tuple[list[str], list[GpuRow]]:
-    keys: list[str] = []
-    rows: list[GpuRow] = []
-    for node in nodes:
-        for gpu in node.gpus:
-            keys.append(f"{node.node_id}/{gpu.index}")
-            rows.append((node, gpu))
-    return keys, rows
+class GpuRows(Sequence[GpuRow]):
+    """The (node, GPU) rows of `nodes`, in order, made when read: handing 32,768 GPUs to the
+    table costs O(nodes) (a running count of GPUs per node), not 32,768 tuples and keys on the
+    UI thread; the table reads only the rows on screen."""
+
+    __slots__ = ("_ends", "_positions", "keys", "nodes")
+
+    def __init__(self, nodes: Sequence[Node]) -> None:
+        self.nodes = nodes
+        self._ends = list(accumulate(len(n.gpus) for n in nodes))
+        self._positions: dict[str, int] | None = None
+        self.keys = GpuRowKeys(self)
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    def _locate(self, i: int) -> tuple[Node, Gpu]:
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("GPU row out of range")
+        j = bisect_right(self._ends, i)
+        node = self.nodes[j]
+        return node, node.gpus[i - (self._ends[j - 1] if j else 0)]
+
+    @overload
+    def __getitem__(self, i: int) -> GpuRow: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[GpuRow]: ...
+    def __getitem__(self, i: int | slice) -> GpuRow | list[GpuRow]:
+        if isinstance(i, slice):
+            return [self._locate(k) for k in range(len(self))[i]]
+        return self._locate(i)
+
+    def key_position(self, key: str) -> int:
+        """The row of `key` ("NODE_ID/GPU_INDEX"); ValueError when none (O(GPUs of the node))."""
+        if self._positions is None:
+            self._positions = {n.node_id: j for j, n in enumerate(self.nodes)}
+        node_id, _, index = key.rpartition("/")
+        j = self._positions.get(node_id)
+        if j is not None:
+            start = self._ends[j - 1] if j else 0
+            for k, gpu in enumerate(self.nodes[j].gpus):
+                if str(gpu.index) == index:
+                    return start + k
+        raise ValueError(f"no GPU row {key!r}")
+
+
+class GpuRowKeys(Sequence[str]):
+    """The keys of `GpuRows` ("NODE_ID/GPU_INDEX"), made when read."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: GpuRows) -> None:
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(len(self))[i]]
+        node, gpu = self._rows[i]
+        return f"{node.node_id}/{gpu.index}"
+
+    def index(self, value: object, start: int = 0, stop: int | None = None) -> int:
+        if isinstance(value, str):
+            with suppress(ValueError):
+                i = self._rows.key_position(value)
+                if start <= i and (stop is None or i < stop):
+                    return i
+        raise ValueError(f"{value!r} is not a GPU row key")
+
+    def __contains__(self, value: object) -> bool:
+        try:
+            self.index(value)
+        except ValueError:
+            return False
+        return True
+
+
+def gpu_rows(nodes: Sequence[Node]) -> tuple[GpuRowKeys, GpuRows]:
+    """Keys and rows of every GPU of `nodes`, in order (both made when read)."""
+    rows = GpuRows(nodes)
+    return rows.keys, rows

@@ -12,7 +12,7 @@ snapshot re-draws only the visible rows that changed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, MutableSequence, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Generic, Literal, TypeVar
 
@@ -109,8 +109,8 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
         super().__init__(name=name, id=id, classes=classes)
         self._columns = tuple(columns)
         self._format = formatter
-        self._keys: list[str] = []
-        self._items: list[T] = []
+        self._keys: Sequence[str] = ()
+        self._items: Sequence[T] = ()
         self._cursor = 0
         self._cursor_key: str | None = None
         self._widths: list[int] = []
@@ -124,9 +124,14 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
     # -- data ---------------------------------------------------------------------------------
 
     def set_rows(self, keys: Sequence[str], items: Sequence[T]) -> None:
-        """Replace all rows; the cursor stays on the same key when it is still there."""
-        self._keys = list(keys)
-        self._items = list(items)
+        """Replace all rows; the cursor stays on the same key when it is still there.
+
+        Immutable or lazy sequences (e.g. rows made when read, `widgets/gpus.py`) are kept as
+        they are, not copied: setting rows costs O(1) beyond what the caller built, and finding
+        the cursor's key again is their `index`. Mutable ones are copied.
+        """
+        self._keys = list(keys) if isinstance(keys, MutableSequence) else keys
+        self._items = list(items) if isinstance(items, MutableSequence) else items
         self._generation += 1
         old_key = self._cursor_key
         moved = self._cursor >= len(self._keys) or self._keys[self._cursor] != old_key
