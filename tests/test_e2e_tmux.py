@@ -105,7 +105,7 @@ def test_binary_in_tmux_submits_a_job_from_the_dialog_and_shows_its_output(
         [RAYTUI, "--address", ray_cluster.dashboard_url, "--refresh", "1"], env, 100, 30
     )
     tmux_sessions.append(term)
-    term.wait_for(lambda s: "3:Jobs" in s and "alive" in s, 60, "the cluster view")
+    term.wait_for(lambda s: "1:Nodes" in s and "alive" in s, 60, "the cluster view")
     term.send("3")
     term.wait_for(lambda s: "Jobs [" in s, 20, "the Jobs view")
     term.send("n")
@@ -121,8 +121,10 @@ def test_binary_in_tmux_submits_a_job_from_the_dialog_and_shows_its_output(
         term.paste(text)
         if shown is not None:
             term.wait_for(lambda s, t=shown: t in s, 20, f"{shown!r} in the dialog")
-        for _ in range(tabs):
+        for _ in range(tabs):  # one field at a time: the cursor moves down to the next input
+            row = term.cursor_row()
             term.send("Tab")
+            term.wait_until(lambda r=row: term.cursor_row() > r, 20, "the next field focused")
     term.send("Enter")
     screen = term.wait_for(lambda s: "e2e 9 tmux-ok" in s, 120, "the job's last line")
     assert all(f"e2e {i} tmux-ok" in screen for i in range(10)), screen

@@ -271,8 +271,13 @@ async def test_node_logs_picker_opens_the_raylet_log_following(
         await until(pilot, lambda: picker.logs is not None or picker.error is not None, 30)
         assert picker.error is None
         assert "raylet.out" in picker.logs.files("raylet")  # type: ignore[union-attr]
-        text = screen_text(app)
-        assert "raylet.out" in text and "dashboard_agent" in text
+        # The listing is drawn after the logs arrive: wait for it on screen.
+        await until(
+            pilot,
+            lambda: "raylet.out" in (t := screen_text(app)) and "dashboard_agent" in t,
+            within=10,
+            what="the node's logs listed",
+        )
         listing = picker.query_one("OptionList")
         listing.highlighted = listing.get_option_index("raylet.out")  # type: ignore[attr-defined]
         await pilot.press("enter")

@@ -62,6 +62,10 @@ class TmuxSession:
         self._tmux("set-buffer", "-b", buffer, "--", text)
         self._tmux("paste-buffer", "-p", "-d", "-b", buffer, "-t", self.name)
 
+    def cursor_row(self) -> int:
+        """The terminal cursor's row (Textual puts it in the focused input)."""
+        return int(self._tmux("display-message", "-p", "-t", self.name, "#{cursor_y}").strip())
+
     def pane_pid(self) -> int:
         return int(self._tmux("display-message", "-p", "-t", self.name, "#{pane_pid}").strip())
 
@@ -83,6 +87,14 @@ class TmuxSession:
                 return screen
             time.sleep(0.2)
         raise AssertionError(f"timed out after {timeout}s waiting for {what}; screen:\n{screen}")
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}:\n{self.screen()}")
 
     def wait_exit(self, timeout: float) -> int:
         deadline = time.monotonic() + timeout
