@@ -13,7 +13,10 @@
 
 Baseline in the same run: Textual's own `Log` widget fed the same lines (`write_lines`, with
 `max_lines` = the ring size, through `call_from_thread`), with no sanitizing, colour or search.
-Both apps `gc.freeze()` their start-up heap after the first refresh, as raytui's app does.
+Both apps `gc.freeze()` their start-up heap after the first refresh, as raytui's app does
+(and unfreeze and collect after each run, so one run's leftovers do not stay frozen into the
+next). "gc max" is the longest garbage collection seen during the run, in any thread: it holds
+the GIL, so it stalls the UI wherever it runs.
 To compare with an older LogView, run only `--kinds logview` with `PYTHONPATH=<old checkout>/src`.
 Figures are the worst of `--runs` runs. The machine's load (`os.getloadavg`) is printed beside
 them: on a shared machine, rerun on a quiet one before believing a figure.
@@ -121,6 +124,7 @@ async def open_big(kind: str) -> tuple[float, float]:
         while not (frames and frames[-1][1] >= 100_000) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
         feeder.join()
+        after_run()
         first = next((t for t, n in frames if n > 0), float("nan"))
         full = next((t for t, n in frames if n >= 100_000), float("nan"))
         return first - t0, full - t0
@@ -145,8 +149,10 @@ async def follow(kind: str, seconds: float) -> dict[str, float]:
                 time.sleep(delay)
         done.set()
 
+    gc_timer = GcTimer()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
+        gc_timer.start()
         thread = threading.Thread(target=producer, daemon=True)
         thread.start()
         n = 0
@@ -157,6 +163,7 @@ async def follow(kind: str, seconds: float) -> dict[str, float]:
             n += 1
             if n % 50 == 0:
                 rss = max(rss, me.memory_info().rss)
+        gc_timer.stop()
         lost, last_ok = -1, True  # not checked for the baseline (its count stops at max_lines)
         if kind == "logview":
             deadline = time.monotonic() + 10
@@ -168,6 +175,7 @@ async def follow(kind: str, seconds: float) -> dict[str, float]:
             )
             lost = written - (len(view.ring) + view.ring.dropped)
         stalls.sort()
+        after_run()
         return {
             "max_ms": stalls[-1] * 1000,
             "p99_ms": stalls[int(len(stalls) * 0.99)] * 1000,
@@ -175,7 +183,33 @@ async def follow(kind: str, seconds: float) -> dict[str, float]:
             "rss_mb": rss / 2**20,
             "lost": float(lost),
             "last_ok": float(last_ok),
+            "gc_ms": gc_timer.longest,
         }
+
+
+class GcTimer:
+    """The longest garbage collection (ms) between `start` and `stop`, via `gc.callbacks`."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self._t0 = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            self.longest = max(self.longest, (time.perf_counter() - self._t0) * 1000)
+
+    def start(self) -> None:
+        gc.callbacks.append(self)
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self)
+
+
+def after_run() -> None:
+    gc.unfreeze()
+    gc.collect()
 
 
 def task_summary(tasks: int, runs: int) -> None:
@@ -280,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             f"follow {RATE}/s {args.seconds:g}s {kind:12s} stall max {worst['max_ms']:6.1f} ms  "
             f"p99 {worst['p99_ms']:5.1f}  median {worst['median_ms']:4.1f}  "
             f"RSS {worst['rss_mb']:6.1f} MB  lost {int(worst['lost'])}  "
+            f"gc max {worst['gc_ms']:5.1f} ms  "
+            f"runs' max stall {[round(r['max_ms']) for r in runs]}  "
             f"last line ok {bool(worst['last_ok'])}  load {os.getloadavg()[0]:.2f}",
             flush=True,
         )
