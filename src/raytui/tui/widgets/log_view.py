@@ -5,7 +5,8 @@ is decoded and sanitized in the caller's thread (`model.log_lines`; a big chunk 
 the first lines show while the rest decodes), the lines go to an inbox, and at most one wake-up
 message is in flight, so the UI drains whatever arrived since its last turn in one go however
 fast the producer writes, and at most `DRAINS_PER_S` times a second (one draw per drain, not
-one per chunk). The status line is rebuilt at once on a change of mode, and at most
+one per chunk; `BULK_DRAINS_PER_S` while a bulk load pours in, which leaves the GIL to the
+decoding thread). The status line is rebuilt at once on a change of mode, and at most
 `STATUS_PER_S` times a second for changing counts. The lines live in a `LogRing` whose size comes
 from the config (`[logs] max_lines`); the view renders only the visible rows (Textual's Line
 API: `ScrollView.render_line`, as Textual's own `Log` does), so 100,000 lines cost no more to
@@ -72,6 +73,8 @@ _CURRENT = Style(color="black", bgcolor="bright_green", bold=True)
 _MARKER = Style(dim=True)
 REGEX_PREFIX = "re:"
 DRAINS_PER_S = 30  # inbox drains (ring updates and redraws) per second, at most
+BULK_LINES = 10_000  # a drain this big is a bulk load (a whole log fetched): ...
+BULK_DRAINS_PER_S = 8  # ...the next drains come less often, so the decoding thread finishes
 STATUS_PER_S = 4  # status-line rebuilds per second for changing counts, at most
 FEED_SLICE = 64 * 1024  # a bigger chunk is decoded and delivered in slices of this size
 
@@ -361,7 +364,7 @@ class LogView(Vertical):
         self._inbox_lock = threading.Lock()
         self._inbox_over = 0
         self._woken = False
-        self._last_drain = 0.0
+        self._drain_at = 0.0  # the earliest time for the next drain
         self._last_status = 0.0
         self._status_timer: Timer | None = None
         self._pending: deque[Entry] = deque(maxlen=max_lines)
@@ -424,20 +427,21 @@ class LogView(Vertical):
 
     def on_log_view_arrived(self, message: Arrived) -> None:
         message.stop()
-        wait = self._last_drain + 1 / DRAINS_PER_S - time.monotonic()
+        wait = self._drain_at - time.monotonic()
         if wait > 0:  # drained a moment ago: once more when the interval is up (still woken,
             self.set_timer(wait, self._drain)  # so no other message is posted meanwhile)
         else:
             self._drain()
 
     def _drain(self) -> None:
-        self._last_drain = time.monotonic()
         with self._inbox_lock:
             batch = list(self._inbox)
             self._inbox.clear()
             over = self._inbox_over
             self._inbox_over = 0
             self._woken = False
+        rate = BULK_DRAINS_PER_S if len(batch) + over >= BULK_LINES else DRAINS_PER_S
+        self._drain_at = time.monotonic() + 1 / rate
         if self.paused:
             self._pending_over += over + max(0, len(self._pending) + len(batch) - self.ring.limit)
             self._pending.extend(batch)
