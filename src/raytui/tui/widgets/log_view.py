@@ -183,7 +183,7 @@ class _Lines(ScrollView, can_focus=True, inherit_bindings=False):
     def _sync_size(self, rows_gone: int = 0) -> None:
         width = 0 if self.wrap else self._width
         height = self._rows()
-        self.virtual_size = Size(width, height)
+        self._set_virtual_size(Size(width, height))
         if self.owner.following:
             self._quiet = True
             self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
@@ -195,6 +195,16 @@ class _Lines(ScrollView, can_focus=True, inherit_bindings=False):
             )
             self._quiet = False
         self.refresh()
+
+    def _set_virtual_size(self, size: Size) -> None:
+        """Grow or shrink the scrollable area. Assigning `virtual_size` lays out the whole
+        screen (a layout reactive): while the ring fills, that was every drain. This widget's
+        own size never depends on it, so only the scrollbars are updated, as Textual does when
+        a layout pass finds the size changed (a scrollbar that appears or goes still lays out:
+        `show_vertical_scrollbar` and `show_horizontal_scrollbar` are layout reactives)."""
+        if size != self.virtual_size:
+            self.set_reactive(_Lines.virtual_size, size)
+            self._scroll_update(size)
 
     def set_wrap(self, wrap: bool) -> None:
         first_line, _ = self._locate(round(self.scroll_y))
