@@ -25,6 +25,8 @@ them: on a shared machine, rerun on a quiet one before believing a figure.
 
     .venv/bin/python bench/bench_logs.py [--seconds 30] [--runs 3]
 
+Results and method: bench/RESULTS-logs.md.
+
 Part 2 (a real local Ray): the Tasks view's summary at `--tasks` (default 100,000) tiny finished
 tasks, `WorkloadClient.task_summary()` (one `/api/v0/tasks/summarize` call: the dashboard counts,
 no task list comes to raytui) timed beside `ray summary tasks` (the CLI, a process of its own)
