@@ -2,12 +2,20 @@
 
 Pure data (no Textual, no Rich: the model layer's contract). Three parts:
 
-- `LogDecoder` turns chunks (bytes or str, cut anywhere) into `LogLine`s: UTF-8 decoded
+- `LogDecoder` turns chunks (bytes or str, cut anywhere) into line entries: UTF-8 decoded
   incrementally with U+FFFD for invalid bytes, the partial last line held until its newline,
   every line sanitized like a terminal would show it (`sanitize`).
 - `LogRing` keeps the last `limit` lines and counts the ones it dropped; lines have absolute
   numbers (0 = the first line ever fed) so a view and a search stay stable while the front drops.
 - `search` finds a substring (case-insensitive) or a regex over the ring's plain text.
+
+Lines are stored compact (`Entry`): a line without colour is its plain `str`, any other a plain
+`tuple` `(plain, ansi, continued)`. Neither is tracked by Python's cyclic garbage collector (a
+`str` never is; an exact tuple of atoms is untracked at its first collection), so a ring of
+100,000 lines adds nothing to what every full collection walks; per-line objects (a dataclass,
+even a `NamedTuple`) stayed tracked and made full collections stall a following view for
+100-180 ms (bench/RESULTS-logs.md). `LogLine` (a `NamedTuple` of the same three fields) is
+built only on demand, for the few rows on screen and for callers of `LogRing.lines()`.
 
 What `sanitize` keeps and drops (the viewer shows text literally; nothing is ever parsed as
 markup by this module or, downstream, by Textual):
@@ -38,15 +46,19 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import accumulate, islice
+from typing import NamedTuple, TypeAlias
 
 __all__ = [
     "MAX_LINE_CHARS",
+    "Entry",
     "LogDecoder",
     "LogLine",
     "LogRing",
     "Match",
     "SearchError",
+    "as_line",
     "compile_query",
+    "plain_of",
     "sanitize",
     "search",
 ]
@@ -75,14 +87,28 @@ _NEEDS_WORK = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2
 _BACKSPACE = re.compile("[^\x08]\x08")
 
 
-@dataclass(frozen=True, slots=True)
-class LogLine:
-    """One stored line: `plain` is what search and save see; `ansi` is the same text with its
-    SGR sequences (None when it has none); `continued`: the next line is the rest of this one."""
+class LogLine(NamedTuple):
+    """One line: `plain` is what search and save see; `ansi` is the same text with its SGR
+    sequences (None when it has none); `continued`: the next line is the rest of this one."""
 
     plain: str
     ansi: str | None = None
     continued: bool = False
+
+
+# A stored line: the plain text alone (no colour, not continued), or (plain, ansi, continued).
+# A `LogLine` is an Entry too (a tuple of the same shape), only a tracked one.
+Entry: TypeAlias = str | tuple[str, str | None, bool]
+
+
+def as_line(entry: Entry) -> LogLine:
+    if type(entry) is str:
+        return LogLine(entry)
+    return entry if type(entry) is LogLine else LogLine(*entry)
+
+
+def plain_of(entry: Entry) -> str:
+    return entry if type(entry) is str else entry[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,14 +193,15 @@ def sanitize(line: str) -> tuple[str, str | None]:
 
 
 class LogDecoder:
-    """Chunks in, complete sanitized lines out. Not thread-safe: one feeder at a time."""
+    """Chunks in, complete sanitized lines out (as `Entry`s). Not thread-safe: one feeder at a
+    time."""
 
     def __init__(self) -> None:
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._partial: list[str] = []
         self._carry = ""  # SGR sequences in effect since the last reset
 
-    def feed(self, chunk: bytes | str) -> list[LogLine]:
+    def feed(self, chunk: bytes | str) -> list[Entry]:
         text = self._utf8.decode(chunk) if isinstance(chunk, bytes) else chunk
         if not text:
             return []
@@ -184,22 +211,22 @@ class LogDecoder:
             return []
         first = "".join(self._partial) + pieces[0] if self._partial else pieces[0]
         self._partial = [pieces[-1]] if pieces[-1] else []
-        out: list[LogLine] = []
+        out: list[Entry] = []
         for raw in (first, *islice(pieces, 1, len(pieces) - 1)):
             self._line(raw, out)
         return out
 
-    def flush(self) -> list[LogLine]:
+    def flush(self) -> list[Entry]:
         """The held partial line (and any bytes of a cut character) as a last line."""
         rest = self._utf8.decode(b"", final=True)
         raw = "".join(self._partial) + rest
         self._partial = []
-        out: list[LogLine] = []
+        out: list[Entry] = []
         if raw:
             self._line(raw, out)
         return out
 
-    def _line(self, raw: str, out: list[LogLine]) -> None:
+    def _line(self, raw: str, out: list[Entry]) -> None:
         plain, ansi = sanitize(raw)
         if self._carry and ansi is None:
             ansi = self._carry + plain
@@ -208,15 +235,14 @@ class LogDecoder:
         if ansi is not None:
             self._carry = self._next_carry(ansi)
         if len(plain) <= MAX_LINE_CHARS:
-            out.append(LogLine(plain, ansi))
+            out.append(plain if ansi is None else (plain, ansi, False))
             return
         # Too long for one row of work: pieces of the plain text (its SGR styling is dropped
         # beyond the cut, a price paid only by lines of over 8,192 characters).
         last = (len(plain) - 1) // MAX_LINE_CHARS
         for i in range(last + 1):
-            out.append(
-                LogLine(plain[i * MAX_LINE_CHARS : (i + 1) * MAX_LINE_CHARS], None, i < last)
-            )
+            piece = plain[i * MAX_LINE_CHARS : (i + 1) * MAX_LINE_CHARS]
+            out.append((piece, None, True) if i < last else piece)
 
     @staticmethod
     def _next_carry(ansi: str) -> str:
@@ -239,7 +265,7 @@ class LogRing:
         if limit < 1:
             raise ValueError("a log ring holds at least one line")
         self.limit = limit
-        self._lines: deque[LogLine] = deque(maxlen=limit)
+        self._lines: deque[Entry] = deque(maxlen=limit)
         self.dropped = 0
 
     def __len__(self) -> int:
@@ -253,8 +279,9 @@ class LogRing:
     def end(self) -> int:
         return self.dropped + len(self._lines)
 
-    def extend(self, lines: Iterable[LogLine]) -> int:
-        """Append lines; returns how many old lines fell off the front."""
+    def extend(self, lines: Iterable[Entry]) -> int:
+        """Append lines (entries or `LogLine`s); returns how many old lines fell off the front.
+        O(len(lines)): the deque drops from the front by itself."""
         held = len(self._lines)
         batch = lines if isinstance(lines, list | tuple) else list(lines)
         self._lines.extend(batch)
@@ -262,21 +289,30 @@ class LogRing:
         self.dropped += gone
         return gone
 
-    def line(self, number: int) -> LogLine:
-        """The line with absolute number `number` (IndexError when dropped or not yet fed)."""
+    def entry(self, number: int) -> Entry:
+        """The stored entry of absolute line `number` (IndexError when dropped or not yet fed)."""
         i = number - self.dropped
         if i < 0 or i >= len(self._lines):
             raise IndexError(number)
         return self._lines[i]
 
-    def lines(self, start: int | None = None, stop: int | None = None) -> Iterator[LogLine]:
+    def line(self, number: int) -> LogLine:
+        """The line with absolute number `number` (IndexError when dropped or not yet fed)."""
+        return as_line(self.entry(number))
+
+    def entries(self, start: int | None = None, stop: int | None = None) -> Iterator[Entry]:
         lo = max(0, (start if start is not None else self.first) - self.dropped)
         hi = min(len(self._lines), (stop if stop is not None else self.end) - self.dropped)
         return islice(self._lines, lo, max(lo, hi))
 
+    def lines(self, start: int | None = None, stop: int | None = None) -> Iterator[LogLine]:
+        return map(as_line, self.entries(start, stop))
+
     def text(self) -> str:
         """The ring as a file: each line and "\\n", continued pieces joined back."""
-        return "".join(line.plain if line.continued else line.plain + "\n" for line in self._lines)
+        return "".join(
+            e + "\n" if type(e) is str else e[0] if e[2] else e[0] + "\n" for e in self._lines
+        )
 
     def clear(self) -> None:
         self.dropped = self.end
@@ -300,11 +336,12 @@ def compile_query(query: str, *, regex: bool = False) -> re.Pattern[str]:
 
 
 def search(
-    lines: Iterable[LogLine], first: int, pattern: re.Pattern[str], limit: int = MAX_MATCHES
+    lines: Iterable[Entry], first: int, pattern: re.Pattern[str], limit: int = MAX_MATCHES
 ) -> list[Match]:
-    """Every non-empty match of `pattern` in `lines` (numbered from `first`), in order, at most
-    `limit`. One regex pass over the joined text, so 100,000 lines cost one C-speed scan."""
-    plains = [line.plain for line in lines]
+    """Every non-empty match of `pattern` in `lines` (entries or `LogLine`s, numbered from
+    `first`), in order, at most `limit`. One regex pass over the joined text, so 100,000 lines
+    cost one C-speed scan."""
+    plains = [e if type(e) is str else e[0] for e in lines]
     if not plains:
         return []
     joined = "\n".join(plains)

@@ -1,9 +1,13 @@
 """The one log viewer: follow, pause, search, jump, wrap, save; bounded memory.
 
 `LogView` is fed with `append(chunk)` from any thread (a worker reading a log stream): the chunk
-is decoded and sanitized in the caller's thread (`model.log_lines`), the lines go to an inbox,
-and at most one wake-up message is in flight, so the UI drains whatever arrived since its last
-turn in one go however fast the producer writes. The lines live in a `LogRing` whose size comes
+is decoded and sanitized in the caller's thread (`model.log_lines`; a big chunk in slices, so
+the first lines show while the rest decodes), the lines go to an inbox, and at most one wake-up
+message is in flight, so the UI drains whatever arrived since its last turn in one go however
+fast the producer writes, and at most `DRAINS_PER_S` times a second (one draw per drain, not
+one per chunk; `BULK_DRAINS_PER_S` while a bulk load pours in, which leaves the GIL to the
+decoding thread). The status line is rebuilt at once on a change of mode, and at most
+`STATUS_PER_S` times a second for changing counts. The lines live in a `LogRing` whose size comes
 from the config (`[logs] max_lines`); the view renders only the visible rows (Textual's Line
 API: `ScrollView.render_line`, as Textual's own `Log` does), so 100,000 lines cost no more to
 show than 100.
@@ -39,17 +43,18 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.cache import LRUCache
 from textual.containers import Vertical
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from raytui import locations
 from raytui.model.log_lines import (
+    Entry,
     LogDecoder,
-    LogLine,
     LogRing,
     Match,
     SearchError,
@@ -67,6 +72,11 @@ _MATCH = Style(color="black", bgcolor="yellow")
 _CURRENT = Style(color="black", bgcolor="bright_green", bold=True)
 _MARKER = Style(dim=True)
 REGEX_PREFIX = "re:"
+DRAINS_PER_S = 30  # inbox drains (ring updates and redraws) per second, at most
+BULK_LINES = 10_000  # a drain this big is a bulk load (a whole log fetched): ...
+BULK_DRAINS_PER_S = 8  # ...the next drains come less often, so the decoding thread finishes
+STATUS_PER_S = 4  # status-line rebuilds per second for changing counts, at most
+FEED_SLICE = 64 * 1024  # a bigger chunk is decoded and delivered in slices of this size
 
 
 class _Lines(ScrollView, can_focus=True, inherit_bindings=False):
@@ -86,7 +96,10 @@ class _Lines(ScrollView, can_focus=True, inherit_bindings=False):
         self.ring = owner.ring
         self.wrap = False
         self._width = 0  # widest line seen (cells), for the horizontal scroll
-        self._cache: LRUCache[int, Strip] = LRUCache(1024)
+        # Rendered lines by absolute number (never invalidated by lines falling off the front).
+        # A few screens' worth: each Strip is a dozen objects the garbage collector walks.
+        self._cache: LRUCache[int, Strip] = LRUCache(256)
+        self._style = Style()  # this widget's rich_style, taken once per frame (render_lines)
         # Wrap mode: _cum[k] = rows before absolute line _cum_base + k.
         self._cum: list[int] = [0]
         self._cum_base = 0
@@ -95,8 +108,11 @@ class _Lines(ScrollView, can_focus=True, inherit_bindings=False):
 
     # -- rows ---------------------------------------------------------------------------------
 
-    def _line_cells(self, line: LogLine) -> int:
-        return cell_len(line.plain) + (1 if line.continued else 0)
+    @staticmethod
+    def _line_cells(entry: Entry) -> int:
+        if type(entry) is str:
+            return cell_len(entry)
+        return cell_len(entry[0]) + (1 if entry[2] else 0)
 
     def _wrap_cols(self) -> int:
         return max(1, self.scrollable_content_region.width)
@@ -107,8 +123,8 @@ class _Lines(ScrollView, can_focus=True, inherit_bindings=False):
         self._cum_base = self.ring.first
         cum = [0]
         total = 0
-        for line in self.ring.lines():
-            total += max(1, math.ceil(self._line_cells(line) / width))
+        for entry in self.ring.entries():
+            total += max(1, math.ceil(self._line_cells(entry) / width))
             cum.append(total)
         self._cum = cum
 
@@ -133,9 +149,10 @@ class _Lines(ScrollView, can_focus=True, inherit_bindings=False):
         k = bisect_right(self._cum, top + row) - 1
         return self._cum_base + k, top + row - self._cum[k]
 
-    def added(self, lines: list[LogLine], gone: int) -> None:
-        """Lines were appended to the ring (and `gone` fell off its front)."""
-        widest = max((self._line_cells(line) for line in lines), default=0)
+    def added(self, lines: list[Entry], gone: int) -> None:
+        """Lines were appended to the ring (and `gone` fell off its front). O(len(lines)):
+        cached strips stay valid (keyed by absolute line number)."""
+        widest = max(map(self._line_cells, lines), default=0)
         self._width = max(self._width, widest)
         rows_gone = gone
         if self.wrap:
@@ -153,8 +170,6 @@ class _Lines(ScrollView, can_focus=True, inherit_bindings=False):
             if self.ring.first - base > max(len(self.ring), 4096):
                 del cum[: self.ring.first - base]
                 self._cum_base = self.ring.first
-        if gone:
-            self._cache.clear()
         self._sync_size(rows_gone)
 
     def reset(self) -> None:
@@ -168,7 +183,7 @@ class _Lines(ScrollView, can_focus=True, inherit_bindings=False):
     def _sync_size(self, rows_gone: int = 0) -> None:
         width = 0 if self.wrap else self._width
         height = self._rows()
-        self.virtual_size = Size(width, height)
+        self._set_virtual_size(Size(width, height))
         if self.owner.following:
             self._quiet = True
             self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
@@ -180,6 +195,16 @@ class _Lines(ScrollView, can_focus=True, inherit_bindings=False):
             )
             self._quiet = False
         self.refresh()
+
+    def _set_virtual_size(self, size: Size) -> None:
+        """Grow or shrink the scrollable area. Assigning `virtual_size` lays out the whole
+        screen (a layout reactive): while the ring fills, that was every drain. This widget's
+        own size never depends on it, so only the scrollbars are updated, as Textual does when
+        a layout pass finds the size changed (a scrollbar that appears or goes still lays out:
+        `show_vertical_scrollbar` and `show_horizontal_scrollbar` are layout reactives)."""
+        if size != self.virtual_size:
+            self.set_reactive(_Lines.virtual_size, size)
+            self._scroll_update(size)
 
     def set_wrap(self, wrap: bool) -> None:
         first_line, _ = self._locate(round(self.scroll_y))
@@ -233,6 +258,10 @@ class _Lines(ScrollView, can_focus=True, inherit_bindings=False):
         super().notify_style_update()
         self._cache.clear()
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._style = self.rich_style  # walks the ancestors: once per frame, not once per row
+        return super().render_lines(crop)
+
     def _strip(self, number: int) -> Strip:
         strip = self._cache.get(number)
         if strip is not None:
@@ -248,7 +277,7 @@ class _Lines(ScrollView, can_focus=True, inherit_bindings=False):
             text.stylize(_CURRENT if current else _MATCH, match.start, match.end)
         if line.continued:
             text.append(CONTINUED, _MARKER)
-        text.stylize_before(self.rich_style)
+        text.stylize_before(self._style)
         strip = Strip(text.render(self.app.console), text.cell_len)
         self._cache[number] = strip
         return strip
@@ -256,7 +285,7 @@ class _Lines(ScrollView, can_focus=True, inherit_bindings=False):
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         width = self.scrollable_content_region.width
-        style = self.rich_style
+        style = self._style
         row = scroll_y + y
         if row >= self._rows():
             return Strip.blank(width, style)
@@ -321,7 +350,7 @@ class LogView(Vertical):
     LogView { height: 1fr; }
     LogView > #log-search { display: none; height: 3; }
     LogView.searching > #log-search { display: block; }
-    LogView > #log-status { height: 1; background: $panel; color: $text-muted; }
+    LogView > #log-status { height: 1; width: 1fr; background: $panel; color: $text-muted; }
     """
 
     class Arrived(Message):
@@ -341,11 +370,14 @@ class LogView(Vertical):
         self.state = ""  # "ended" / a one-line error once the feed is over
         self._decoder = LogDecoder()
         self._feed_lock = threading.Lock()
-        self._inbox: deque[LogLine] = deque(maxlen=max_lines)
+        self._inbox: deque[Entry] = deque(maxlen=max_lines)
         self._inbox_lock = threading.Lock()
         self._inbox_over = 0
         self._woken = False
-        self._pending: deque[LogLine] = deque(maxlen=max_lines)
+        self._drain_at = 0.0  # the earliest time for the next drain
+        self._last_status = 0.0
+        self._status_timer: Timer | None = None
+        self._pending: deque[Entry] = deque(maxlen=max_lines)
         self._pending_over = 0
         self.received = 0  # lines decoded so far (ring + pending + inbox + dropped)
         # search
@@ -375,10 +407,13 @@ class LogView(Vertical):
     # -- feeding (any thread) -----------------------------------------------------------------
 
     def append(self, chunk: bytes | str) -> None:
-        """Feed a chunk of log output, cut anywhere. Safe from any thread."""
+        """Feed a chunk of log output, cut anywhere. Safe from any thread. A big chunk (a whole
+        log fetched at once) is decoded and delivered in slices, so its first lines are on
+        screen while the rest is decoded (a slice may cut a character or a line: the decoder
+        holds the rest)."""
         with self._feed_lock:
-            lines = self._decoder.feed(chunk)
-        self._deliver(lines)
+            for lo in range(0, len(chunk), FEED_SLICE):
+                self._deliver(self._decoder.feed(chunk[lo : lo + FEED_SLICE]))
 
     def finish(self, error: str | None = None) -> None:
         """The feed is over: show the held partial line, and `error` (one line) if it failed."""
@@ -387,7 +422,7 @@ class LogView(Vertical):
         self._deliver(lines)
         self.post_message(self.Ended(error))
 
-    def _deliver(self, lines: list[LogLine]) -> None:
+    def _deliver(self, lines: list[Entry]) -> None:
         if not lines:
             return
         with self._inbox_lock:
@@ -402,25 +437,34 @@ class LogView(Vertical):
 
     def on_log_view_arrived(self, message: Arrived) -> None:
         message.stop()
+        wait = self._drain_at - time.monotonic()
+        if wait > 0:  # drained a moment ago: once more when the interval is up (still woken,
+            self.set_timer(wait, self._drain)  # so no other message is posted meanwhile)
+        else:
+            self._drain()
+
+    def _drain(self) -> None:
         with self._inbox_lock:
             batch = list(self._inbox)
             self._inbox.clear()
             over = self._inbox_over
             self._inbox_over = 0
             self._woken = False
+        rate = BULK_DRAINS_PER_S if len(batch) + over >= BULK_LINES else DRAINS_PER_S
+        self._drain_at = time.monotonic() + 1 / rate
         if self.paused:
             self._pending_over += over + max(0, len(self._pending) + len(batch) - self.ring.limit)
             self._pending.extend(batch)
         else:
             self._add(batch, over)
-        self._status()
+        self._status(counts_only=True)
 
     def on_log_view_ended(self, message: Ended) -> None:
         message.stop()
         self.state = f"error: {message.error}" if message.error else "ended"
         self._status()
 
-    def _add(self, batch: list[LogLine], skipped: int = 0) -> None:
+    def _add(self, batch: list[Entry], skipped: int = 0) -> None:
         """Append `batch` to the ring; `skipped` lines came before it but were lost on the way
         (more than the ring holds arrived at once), so the whole ring is replaced."""
         if skipped:
@@ -477,7 +521,20 @@ class LogView(Vertical):
         hi = bisect_right(self._match_lines, number, lo)
         return ((self._matches[i], i == self._current) for i in range(lo, hi))
 
-    def _status(self) -> None:
+    def _status(self, counts_only: bool = False) -> None:
+        """Rebuild the status line; `counts_only` (new lines arrived): at most `STATUS_PER_S`
+        times a second, the last change shown when the interval is up."""
+        if counts_only:
+            if self._status_timer is not None:
+                return
+            wait = self._last_status + 1 / STATUS_PER_S - time.monotonic()
+            if wait > 0:
+                self._status_timer = self.set_timer(wait, self._status)
+                return
+        if self._status_timer is not None:
+            self._status_timer.stop()
+            self._status_timer = None
+        self._last_status = time.monotonic()
         try:
             status = self.query_one("#log-status", Static)
         except Exception:
@@ -509,7 +566,10 @@ class LogView(Vertical):
         room = max(8, status.size.width or 80) - rest.cell_len - 2
         name = Text(self.source, style="bold", no_wrap=True, overflow="ellipsis")
         name.truncate(max(3, room), overflow="ellipsis")
-        status.update(Text.assemble(name, "  ", rest, no_wrap=True, overflow="ellipsis"))
+        # One row of fixed size: no layout pass (a full screen layout per update otherwise).
+        status.update(
+            Text.assemble(name, "  ", rest, no_wrap=True, overflow="ellipsis"), layout=False
+        )
 
     # -- actions ------------------------------------------------------------------------------
 
