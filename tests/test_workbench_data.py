@@ -71,6 +71,7 @@ def test_a_valid_submission_has_no_problems(tmp_path: Path) -> None:
         ({"num_gpus": "nan"}, "num_gpus", "0 or more"),
         ({"resources": "X"}, "resources", "NAME=amount"),
         ({"submission_id": "bad id/x"}, "submission_id", "letters, digits"),
+        ({"pip": "E2E_WORD=tmux-ok"}, "pip", "not a package spec"),  # an env var in pip's box
     ],
 )
 def test_validate_names_the_bad_field(fields: dict[str, str], bad: str, says: str) -> None:

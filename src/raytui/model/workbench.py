@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from packaging.requirements import InvalidRequirement, Requirement
+
 if TYPE_CHECKING:
     from raytui.model.cluster import ClusterSnapshot
 
@@ -143,6 +145,10 @@ class JobSubmission:
             )
         if any(c in self.pip for c in "\n\r"):
             problems["pip"] = "one line of package specs, separated by spaces or commas"
+        else:
+            bad = next((p for p in self.pip_list() if not _pip_spec_ok(p)), None)
+            if bad is not None:
+                problems["pip"] = f"{bad!r} is not a package spec (e.g. requests==2.32, numpy>=2)"
         return problems
 
     def pip_list(self) -> tuple[str, ...]:
@@ -178,6 +184,17 @@ class JobSubmission:
         if env_vars:
             env["env_vars"] = env_vars
         return env
+
+
+def _pip_spec_ok(spec: str) -> bool:
+    """A requirement pip takes (PEP 508), or a path, URL or pip option passed through as is."""
+    if spec.startswith(("-", ".", "/", "~")) or "://" in spec or spec.startswith("git+"):
+        return True
+    try:
+        Requirement(spec)
+    except InvalidRequirement:
+        return False
+    return True
 
 
 def _env_pairs(text: str) -> list[tuple[str, str]]:
