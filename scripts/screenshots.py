@@ -402,7 +402,7 @@ async def overlay_nodes(out: Path) -> Path:
         await demo.drive(pilot, app)
         for tick in (0, 1):  # two readings 2 s apart: the sidebar shows bytes per second
             status = ov.daemon_status(box2_up=False, tick=tick)
-            await ov.feed_daemon(pilot, app, status, at=100.0 + 2 * tick)
+            await ov.feed_daemon(pilot, app.peers, status, at=100.0 + 2 * tick)
         await pilot.press("j", "p")  # box-1 (behind NAT) highlighted; the sidebar shown
         await pilot.pause(0.5)
         app.save_screenshot(filename=f"{name}.svg", path=str(out))
@@ -477,7 +477,7 @@ async def overlay_head(out: Path, address: str, box_ip: str) -> Path:
                     target=address)  # fmt: skip
 
     def box_routed() -> bool:
-        sidebar = app.peers_sidebar
+        sidebar = app.peers.sidebar
         status = None if sidebar is None else sidebar.status
         route = None if status is None else status.overlay.route_to(box_ip)
         return route is not None and route.state is RouteState.UP
