@@ -266,7 +266,18 @@ def test_a_failing_task_counts_as_failed_and_its_detail_has_the_traceback(
     assert detail.row.error_type == "TASK_EXECUTION_EXCEPTION"
     assert detail.traceback and "line 8, in wb_explode" in detail.traceback  # Ray's frames
     assert detail.message == "ValueError: kaboom 11"
-    text = logs.read(LogSource.task(row.task_id))
+
+    def task_log() -> str | None:
+        # Ray registers a failed task's log a moment after the failure; until then the
+        # dashboard answers "Could not find log file for task attempt" (seen under load).
+        try:
+            return logs.read(LogSource.task(row.task_id))
+        except RaytuiError as exc:
+            if "Could not find log file" not in str(exc):
+                raise
+            return None
+
+    text = wait_for(task_log, 30, "the failed task's log to be registered", interval=0.5)
     assert "about to explode" in text
 
 
