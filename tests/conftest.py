@@ -11,13 +11,28 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.ray_cluster import RayTestCluster, fake_gpu, start_cluster
+
+# A HOME of the session's own: Ray writes and reads ~/.ray/auth_token there (an embedded cluster
+# makes one), so nothing a test starts reads the machine user's token or leaves one behind.
+_REAL_HOME = os.environ.get("HOME")
+_SESSION_HOME = tempfile.mkdtemp(prefix="rttesthome", dir="/tmp")
+os.environ["HOME"] = _SESSION_HOME
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_SESSION_HOME, ignore_errors=True)
+    if _REAL_HOME is not None:
+        os.environ["HOME"] = _REAL_HOME
+
 
 # Ray reads RAY_AUTH_MODE when it is first imported: set it before any test module imports ray,
 # so this process can be a driver of the token-auth session cluster.

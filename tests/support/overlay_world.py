@@ -1,7 +1,7 @@
 """Peer daemons with the overlay on, inside network namespaces (tests/support/netns.py), and the
 Ray nodes `raytui join` starts there.
 
-Each daemon has its own RAYTUI_HOME, Ray temp dir and Ray token file, and a clean environment:
+Each daemon has its own HOME, RAYTUI_HOME, Ray temp dir and Ray token file, and a clean environment:
 the test session's own Ray variables (auth token, address) must not leak into the namespaces'
 clusters.
 """
@@ -52,6 +52,7 @@ class NsDaemon:
             shutil.chown(self.home, user)
         env = {k: v for k, v in os.environ.items() if k not in _RAY_VARS}
         env.update(
+            HOME=str(self.home),  # no stray ~/.ray/auth_token of the machine's user
             RAYTUI_HOME=str(self.home),
             RAYTUI_RAY_TEMP_DIR=str(self.home / "ray"),
             RAY_AUTH_TOKEN_PATH=str(self.home / "ray_token"),
