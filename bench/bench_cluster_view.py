@@ -263,7 +263,7 @@ async def run_app(url: str, seconds: float, path: str) -> dict[str, Window]:
         await asyncio.sleep(1.5)  # past the switch and one poll: measure the steady state
         out["gpus"] = await _window(app, seconds)
         if path == "new":
-            app.poller.interval = 1e9  # no more polls once the one in flight is done
+            app.poller.pace.interval = 1e9  # no more polls once the one in flight is done
             while app.poller.busy:  # noqa: ASYNC110 (polling the app, not an event)
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.5)

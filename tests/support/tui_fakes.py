@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -240,6 +241,7 @@ class FakeConnection:
         self.probes: list[str] = []
         self._probe = probe if probe is not None else nvml_report()
         self.fetch_gate: threading.Event | None = None  # when set, fetch waits for it
+        self.fetch_cost = 0.0  # seconds each fetch takes (a big cluster, a slow link)
         self.workbench_url: str | None = None  # a real dashboard for the workbench views
         self.workbench_token: str | None = None
         self._workbench: Workbench | None = None  # made on first use, closed by close()
@@ -257,6 +259,8 @@ class FakeConnection:
         self.threads.add(threading.current_thread().name)
         if self.fetch_gate is not None:
             self.fetch_gate.wait(10)
+        if self.fetch_cost:
+            time.sleep(self.fetch_cost)
         item = self.script[min(self.fetches, len(self.script) - 1)]
         self.fetches += 1
         if isinstance(item, BaseException):

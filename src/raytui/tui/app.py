@@ -201,6 +201,7 @@ class RaytuiApp(App[int]):
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         state = self.state
         state.snapshot = message.snapshot
+        state.slow_poll = message.slow
         state.generation += 1
         state.history.record(message.snapshot, message.sample)
         if state.generation == 1:

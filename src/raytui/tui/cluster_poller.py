@@ -5,6 +5,9 @@ worker; the next fetch is armed only after the last one finished. It posts `Conn
 `SnapshotReady`, `ConnectionStateChanged` and, once closed, `ConnectionClosed` (messages.py);
 they bubble to the app.
 
+Pace: a fetch may cost a quarter of the refresh interval; a costlier one (a big cluster, a slow
+link) spaces the polls out to whole seconds (`PollPace`) and the header says so (`SlowPoll`).
+
 Failures: the link goes DISCONNECTED, retries wait 1, 2, 4, 8, 16, then 30 s, and the user gets
 one notification when it starts failing and one when it is back, never one per poll.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import threading
+import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -28,9 +32,10 @@ from raytui.tui.messages import (
     ConnectionStateChanged,
     ConnectProgress,
     ConnState,
+    SlowPoll,
     SnapshotReady,
 )
-from raytui.tui.poller import Poller, backoff_delay
+from raytui.tui.poller import Poller, PollPace, backoff_delay
 
 __all__ = ["ClusterPoller", "backoff_delay", "connected_to", "gc_paused"]
 
@@ -67,7 +72,7 @@ class ClusterPoller(Poller):
     def __init__(self, connector: Connector, refresh: float) -> None:
         super().__init__(name="raytui-poll", id="cluster-poller")
         self.connector = connector
-        self.interval = refresh
+        self.pace = PollPace(refresh)
         self.connection: ClusterConnection | None = None
         self.closed = False
         self._lock = threading.Lock()  # fetch and close never run at once on the connection
@@ -91,6 +96,7 @@ class ClusterPoller(Poller):
         return _Handle(conn, conn.description, conn.dashboard_url)
 
     def _fetch(self, conn: ClusterConnection) -> _Delivery:
+        started = time.monotonic()
         with self._lock, gc_paused():
             snapshot = conn.fetch_snapshot()
         # The snapshot's nodes and GPUs are never tracked by the cycle collector (gc=False
@@ -100,7 +106,7 @@ class ClusterPoller(Poller):
         gc.collect(0)
         sample = gpu_sample(snapshot, self._sample)  # O(GPUs): here, not on the UI thread
         self._sample = sample
-        return _Delivery(snapshot, sample)
+        return _Delivery(snapshot, sample, time.monotonic() - started)
 
     # -- what came back (on the event loop) ---------------------------------------------------
 
@@ -121,12 +127,15 @@ class ClusterPoller(Poller):
                 self.notify(f"Connected {connected_to(result.description)}")
             return 0.0  # fetch at once
         assert isinstance(result, _Delivery)
-        self.post_message(SnapshotReady(*result.take()))
+        delay = self.pace.record(result.took)
+        pace = self.pace
+        slow = SlowPoll(pace.period, pace.cost or result.took) if pace.slowed else None
+        self.post_message(SnapshotReady(*result.take(), slow=slow))
         if self.stopped:
             self._close()
             return None
         self._answers("The Ray cluster answers again")
-        return self.interval
+        return delay
 
     def _answers(self, notice: str) -> None:
         """A snapshot came: CONNECTED again after failures (the first one: the app switches)."""
@@ -207,11 +216,12 @@ class _Delivery:
     run (in a reference cycle with its task until a collection) does not keep the snapshot
     alive after the next one replaced it."""
 
-    __slots__ = ("sample", "snapshot")
+    __slots__ = ("sample", "snapshot", "took")
 
-    def __init__(self, snapshot: ClusterSnapshot, sample: GpuSample) -> None:
+    def __init__(self, snapshot: ClusterSnapshot, sample: GpuSample, took: float) -> None:
         self.snapshot: ClusterSnapshot | None = snapshot
         self.sample: GpuSample | None = sample
+        self.took = took  # seconds the fetch cost, in the worker
 
     def take(self) -> tuple[ClusterSnapshot, GpuSample | None]:
         snapshot, self.snapshot = self.snapshot, None

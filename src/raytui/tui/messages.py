@@ -7,6 +7,7 @@ The bench and the tests feed `SnapshotReady` to the app exactly as the cluster p
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -30,18 +31,33 @@ class ConnState(StrEnum):
     STOPPING = "stopping"
 
 
+@dataclass(frozen=True)
+class SlowPoll:
+    """The cluster is polled less often than asked, because a fetch costs too much of the
+    interval (tui/poller.py PollPace): shown in the header."""
+
+    every: float  # seconds between polls now
+    fetch: float  # seconds a fetch costs (smoothed)
+
+
 class SnapshotReady(Message):
     """A fresh cluster snapshot. A newer one replaces an unhandled older one (no backlog).
 
     `sample`: its GPU history sample (`gpu_sample`), computed in the poll worker so the UI
     thread does not spend O(GPUs) on it; None (tests, the bench feeding snapshots): the
-    history computes it.
+    history computes it. `slow`: set while polls are spaced out (None: at the asked interval).
     """
 
-    def __init__(self, snapshot: ClusterSnapshot, sample: GpuSample | None = None) -> None:
+    def __init__(
+        self,
+        snapshot: ClusterSnapshot,
+        sample: GpuSample | None = None,
+        slow: SlowPoll | None = None,
+    ) -> None:
         super().__init__()
         self.snapshot = snapshot
         self.sample = sample
+        self.slow = slow
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, SnapshotReady)

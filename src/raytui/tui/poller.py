@@ -17,6 +17,7 @@ means (`polled`, `poll_failed`, each returning the delay before the next call, o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,9 @@ from raytui import debuglog
 
 BACKOFF_MAX = 30.0
 
+FETCH_SHARE = 0.25
+"""A poll may cost this share of the time between polls; a costlier one spaces polls out."""
+
 Then = Callable[[Any, BaseException | None], None]
 """Called on the event loop with (result, None) or (None, exception)."""
 
@@ -37,6 +41,34 @@ def backoff_delay(failures: int) -> float:
     if failures < 1:
         return 0.0
     return min(BACKOFF_MAX, float(2 ** min(failures - 1, 10)))
+
+
+class PollPace:
+    """How often to poll a source whose calls cost time: every `interval` seconds, unless a call
+    costs more than `share` of that. Then every `cost / share` seconds, rounded up to whole
+    seconds so the period shown stays steady; the cost is smoothed over the last few calls, and
+    polling returns to `interval` once calls are cheap again."""
+
+    def __init__(self, interval: float, share: float = FETCH_SHARE) -> None:
+        self.interval = interval
+        self.share = share
+        self.cost: float | None = None  # seconds per call, smoothed
+
+    def record(self, took: float) -> float:
+        """A call took `took` seconds and has just ended: the delay before the next one."""
+        self.cost = took if self.cost is None else (self.cost + took) / 2
+        return max(self.interval, self.period - took)
+
+    @property
+    def period(self) -> float:
+        """Seconds from one call's start to the next's (at least `interval`)."""
+        if self.cost is None or self.cost <= self.interval * self.share:
+            return self.interval
+        return max(self.interval, float(math.ceil(self.cost / self.share)))
+
+    @property
+    def slowed(self) -> bool:
+        return self.period > self.interval
 
 
 class Poller(Widget):

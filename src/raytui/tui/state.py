@@ -14,7 +14,7 @@ from raytui.model.cluster import ClusterSnapshot
 from raytui.model.gpu_history import GpuHistory
 from raytui.model.node_path import OverlayPaths
 from raytui.sources.machine import local_addresses
-from raytui.tui.messages import ConnState
+from raytui.tui.messages import ConnState, SlowPoll
 
 
 @dataclass
@@ -43,6 +43,7 @@ class UiState:
     local_addresses: frozenset[str] = field(default_factory=local_addresses)
     keys: dict[str, str] = field(default_factory=dict)  # binding id -> keys in effect
     refresh: float = 2.0
+    slow_poll: SlowPoll | None = None  # polls spaced out (a fetch costs too much): the header says
     paths: OverlayPaths | None = None  # the peer daemon's overlay, for the node list's PATH
 
     def now(self) -> float:

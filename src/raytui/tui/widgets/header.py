@@ -1,4 +1,5 @@
-"""Two lines at the top: link state, address and Ray version; cluster totals; the view tabs.
+"""Two lines at the top: link state, address and Ray version; cluster totals (and, while polls
+are spaced out because a fetch costs too much, how often it polls); the view tabs.
 
 Fits 80 columns: the address is shortened first, then the totals drop their least useful parts.
 """
@@ -110,8 +111,17 @@ class ClusterHeader(Widget):
         if snap.nodes_dead:
             nodes.append(" · ")
             nodes.append(f"{snap.nodes_dead} dead", style=p.bad)
-        pieces = [
-            nodes,
+        pieces = [nodes]
+        slow = self.state.slow_poll
+        if slow is not None:  # says why the figures move less often than asked
+            pieces.append(
+                Text.assemble(
+                    ("poll ", p.dim),
+                    (f"every {fmt.num(slow.every)}s", p.mid),
+                    (f" (fetch {slow.fetch:.1f}s)", p.dim),
+                )
+            )
+        pieces += [
             Text.assemble(("CPU ", p.dim), f"{fmt.num(cu)}/{fmt.num(ct)}"),
             Text.assemble(("GPU ", p.dim), f"{fmt.num(gu)}/{fmt.num(gt)}"),
             Text.assemble(("mem ", p.dim), fmt.mem_bytes(mu, mt)),
