@@ -6,29 +6,16 @@ dashboard listens."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from textual.app import App
 from textual.widgets import Static
 
-from raytui import debuglog
 from raytui.model.workbench import NodeLogs
 from raytui.sources.workbench import Workbench
 from raytui.tui.screens.node_logs import NodeLogsPicker
 from raytui.tui.thread_work import ThreadWork
+from tests.support.screen_host import ScreenHost
 from tests.support.tui_fakes import until
-
-
-@pytest.fixture
-def debug_log(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "debug.log"
-    debuglog.setup(path)
-    try:
-        yield path
-    finally:
-        debuglog.stop()
 
 
 def logged(path: Path) -> str:
@@ -39,15 +26,6 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class PickerApp(App[None]):
-    def __init__(self, picker: NodeLogsPicker) -> None:
-        super().__init__()
-        self.picker = picker
-
-    def on_mount(self) -> None:
-        self.push_screen(self.picker)
 
 
 async def test_a_failing_screen_worker_shows_one_line_and_logs_its_traceback(
@@ -61,7 +39,7 @@ async def test_a_failing_screen_worker_shows_one_line_and_logs_its_traceback(
 
     picker = NodeLogsPicker("node ffffffff", load)
     assert isinstance(picker, ThreadWork)
-    app = PickerApp(picker)
+    app = ScreenHost(picker)
     try:
         async with app.run_test(size=(100, 24)) as pilot:
             await until(pilot, lambda: picker.error is not None, 30, "the listing to fail")
