@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from raytui import debuglog
 from tests.support.ray_cluster import RayTestCluster, fake_gpu, start_cluster
 
 # A HOME of the session's own: Ray writes and reads ~/.ray/auth_token there (an embedded cluster
@@ -51,6 +52,17 @@ def raytui_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     home = Path(tmp_path_factory.mktemp("h", numbered=True))
     monkeypatch.setenv("RAYTUI_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def debug_log(tmp_path: Path) -> Iterator[Path]:
+    """raytui's debug log, on for this test, at the path given."""
+    path = tmp_path / "debug.log"
+    debuglog.setup(path)
+    try:
+        yield path
+    finally:
+        debuglog.stop()
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from textual.pilot import Pilot
 from raytui.tui import keys
 from raytui.tui.screens.log_screen import LogScreen
 from raytui.tui.widgets.log_view import LogView, SaveLogScreen
+from tests.support.screen_host import ScreenHost
 from tests.support.tui_fakes import screen_text
 from tests.support.waiting import until
 
@@ -262,15 +263,6 @@ async def test_save_writes_the_ring_and_never_overwrites_silently(tmp_path: Path
         assert isinstance(app.screen, SaveLogScreen)
 
 
-class ScreenApp(App[None]):
-    def __init__(self, screen: LogScreen) -> None:
-        super().__init__()
-        self.log_screen = screen
-
-    def on_mount(self) -> None:
-        self.push_screen(self.log_screen)
-
-
 async def test_log_screen_pumps_a_blocking_feed_and_stops_when_closed() -> None:
     gate = threading.Event()
     seen_stop: list[threading.Event] = []
@@ -286,7 +278,7 @@ async def test_log_screen_pumps_a_blocking_feed_and_stops_when_closed() -> None:
         gate.set()
 
     screen = LogScreen("worker 1234 [log]", feed, max_lines=100)
-    app = ScreenApp(screen)
+    app = ScreenHost(screen)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: "second line" in screen_text(app), 5, "the feed")
         assert visible_rows(app)[0] == "hello world"
@@ -302,7 +294,7 @@ async def test_log_screen_shows_a_failing_feed_on_one_line() -> None:
         yield "partial line without newline"
         raise ConnectionError("stream\nreset [by peer]")
 
-    app = ScreenApp(LogScreen("actor x", feed))
+    app = ScreenHost(LogScreen("actor x", feed))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: "error:" in screen_text(app), 5, "the error")
         rows = visible_rows(app)

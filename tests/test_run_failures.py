@@ -27,7 +27,6 @@ from typing import Any
 
 import pytest
 
-from raytui import debuglog
 from raytui.backends import dispatch
 from raytui.backends.history import HistoryStore
 from raytui.model.prompts import (
@@ -55,16 +54,6 @@ def server() -> Iterator[OllamaWireServer]:
         yield srv
     finally:
         srv.stop()
-
-
-@pytest.fixture
-def debug_log(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "debug.log"
-    debuglog.setup(path)
-    try:
-        yield path
-    finally:
-        debuglog.stop()
 
 
 def refuse(db: Path, table: str) -> None:

@@ -170,6 +170,7 @@ def overlay_cluster() -> ClusterSnapshot:
     return replace(snapshot([head, box1, box2, home]), address=f"http://{HEAD_IP}:8265")
 
 
+@peers_controller.serve_keys
 class PeersHost(App[None]):
     """Stands in for RaytuiApp around the peers controller: a body, a footer, the controller
     (held and served keys as RaytuiApp does), a notification log and a count of readings."""
@@ -209,19 +210,6 @@ class PeersHost(App[None]):
 
     def on_peers_status_ready(self, message: PeersStatusReady) -> None:
         self.reads += 1  # it bubbled up from the controller
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        allowed = self.peers.allows(action)
-        return super().check_action(action, parameters) if allowed is None else allowed
-
-    def action_toggle_peers(self) -> None:
-        self.peers.toggle()
-
-    def action_add_peer(self) -> None:
-        self.peers.add_peer()
-
-    def action_start_proxy(self) -> None:
-        self.peers.start_proxy()
 
     @property
     def sidebar(self) -> PeersSidebar:

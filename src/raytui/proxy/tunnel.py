@@ -19,6 +19,7 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 import trio
 from libp2p.abc import INetStream
@@ -90,6 +91,25 @@ async def _eof_is_clean_after_settling(stream: INetStream) -> bool:
         return False
     await trio.sleep(EOF_SETTLE_S)
     return _eof_is_clean(stream)
+
+
+async def _drain(
+    src: INetStream,
+    write: Callable[[bytes], Awaitable[object]],
+    write_eof: Callable[[], Awaitable[object]],
+    counters: LinkCounters,
+) -> bool:
+    """Copy `src` into `write` until its FIN, passed on with `write_eof` (True), or until the
+    link is lost (False). Errors of either side propagate."""
+    while True:
+        data = await _read_chunk(src)
+        if data is None:
+            return False
+        if not data:
+            await write_eof()
+            return True
+        await write(data)
+        counters.bytes_in += len(data)
 
 
 async def _close_write(stream: INetStream) -> None:
@@ -171,17 +191,9 @@ async def splice(
             if pending:
                 await sock.send_all(pending)
                 counters.bytes_in += len(pending)
-            while True:
-                data = await _read_chunk(stream)
-                if data is None:
-                    failure.append("link to the peer lost")
-                    cancel.cancel()
-                    return
-                if not data:
-                    await sock.send_eof()
-                    return
-                await sock.send_all(data)
-                counters.bytes_in += len(data)
+            if not await _drain(stream, sock.send_all, sock.send_eof, counters):
+                failure.append("link to the peer lost")
+                cancel.cancel()
         except (StreamError, ValueError) as exc:
             failure.append(f"stream: {exc or type(exc).__name__}")
             cancel.cancel()
@@ -289,17 +301,9 @@ async def relay_streams(
 
     async def pump(src: INetStream, dst: INetStream, cancel: trio.CancelScope) -> None:
         try:
-            while True:
-                data = await _read_chunk(src)
-                if data is None:
-                    failure.append("link lost")
-                    cancel.cancel()
-                    return
-                if not data:
-                    await _close_write(dst)
-                    return
-                await dst.write(data)
-                counters.bytes_in += len(data)
+            if not await _drain(src, dst.write, partial(_close_write, dst), counters):
+                failure.append("link lost")
+                cancel.cancel()
         except Exception as exc:
             failure.append(f"relay: {exc or type(exc).__name__}")
             cancel.cancel()

@@ -23,6 +23,8 @@ from raytui.model.cluster import (
     TaskCounts,
 )
 from raytui.sources.machine import is_loopback
+from raytui.sources.values import ms_to_s as _ms_to_s
+from raytui.sources.values import num as _num
 
 __all__ = ["DashboardResponses", "build_snapshot", "ray_version", "result_count"]
 
@@ -54,24 +56,6 @@ def _list(obj: Any) -> list[Any]:
     return obj if isinstance(obj, list) else []
 
 
-def _num(value: Any) -> float | None:
-    kind = type(value)
-    if kind is float:
-        return value  # type: ignore[no-any-return]
-    if kind is int:
-        return float(value)
-    if value is None or kind is bool:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
 def _int(value: Any) -> int | None:
     if type(value) is int:
         return value
@@ -83,12 +67,6 @@ def _str(value: Any) -> str | None:
     if value is None:
         return None
     return value if isinstance(value, str) else str(value)
-
-
-def _ms_to_s(value: Any) -> float | None:
-    """Ray's millisecond timestamps; 0 means "not yet"."""
-    n = _num(value)
-    return n / 1000.0 if n else None
 
 
 def _state_result(doc: Any) -> dict[str, Any]:

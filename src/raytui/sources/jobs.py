@@ -20,6 +20,10 @@ from typing import TYPE_CHECKING, Any
 from raytui.errors import RaytuiError, UsageError
 from raytui.model.workbench import JobInfo, JobSubmission
 from raytui.sources._ray_http import auth_headers, bounded, drain, translate
+from raytui.sources.values import ms_to_s as _ms
+from raytui.sources.values import num as _num
+from raytui.sources.values import text as _str
+from raytui.sources.values import whole as _int
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
@@ -237,30 +241,3 @@ def _enum_name(value: Any) -> str | None:
         return None
     text = str(getattr(value, "value", value))
     return text.rsplit(".", 1)[-1] if text else None
-
-
-def _str(value: Any) -> str | None:
-    return str(value) if value not in (None, "") else None
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _ms(value: Any) -> float | None:
-    n = _num(value)
-    return n / 1000.0 if n else None

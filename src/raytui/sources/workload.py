@@ -41,6 +41,9 @@ from raytui.model.workbench import (
     pairs,
 )
 from raytui.sources.dashboard_client import DashboardClient
+from raytui.sources.values import ms_to_s as _ms
+from raytui.sources.values import text as _str
+from raytui.sources.values import whole as _int
 
 __all__ = ["READONLY_REFUSAL", "WorkloadClient", "refuse_if_readonly"]
 
@@ -451,21 +454,3 @@ def _truncated(data: Mapping[str, Any]) -> bool:
 
 def _dict(obj: Any) -> dict[str, Any]:
     return obj if isinstance(obj, dict) else {}
-
-
-def _str(value: Any) -> str | None:
-    return str(value) if value not in (None, "") else None
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _ms(value: Any) -> float | None:
-    n = _int(value)
-    return n / 1000.0 if n else None

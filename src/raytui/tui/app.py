@@ -66,6 +66,7 @@ def _local_nvml() -> NvmlReport:
     return nvml.sample()
 
 
+@peers_controller.serve_keys  # p, a, P: the peers sidebar's keys, served by `self.peers`
 class RaytuiApp(App[int]):
     CSS_PATH = "raytui.tcss"
     TITLE = "raytui"
@@ -161,21 +162,6 @@ class RaytuiApp(App[int]):
     def _start_peers(self) -> None:
         # In the body, below the header (composed by now): the header keeps its full width.
         self.cluster_screen.query_one("#body").mount(self.peers)
-
-    # -- the peers sidebar (its controller serves these keys) ---------------------------------
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        allowed = self.peers.allows(action)
-        return super().check_action(action, parameters) if allowed is None else allowed
-
-    def action_toggle_peers(self) -> None:
-        self.peers.toggle()
-
-    def action_add_peer(self) -> None:
-        self.peers.add_peer()
-
-    def action_start_proxy(self) -> None:
-        self.peers.start_proxy()
 
     # -- data from the poller -----------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """Every message of the TUI: from the pollers (cluster_poller.py, peers_poller.py) and the
-screens' workers to the widgets, screens and app. `post_message` is thread-safe.
+peers controller to the widgets, screens and app. `post_message` is thread-safe. (A screen's own
+thread workers answer it directly: tui/thread_work.py.)
 
 The bench and the tests feed `SnapshotReady` to the app exactly as the cluster poller does, and
 `PeersStatusReady` to the peers controller as the peers poller does.
@@ -9,19 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from textual.message import Message
 
 from raytui.model.cluster import ClusterSnapshot
 from raytui.model.gpu_history import GpuSample
 from raytui.model.node_path import OverlayPaths
-from raytui.model.nvml import NvmlReport
 from raytui.model.overlay import JoinStatus
 from raytui.model.peers import DaemonStatus, PeerHealth
-
-if TYPE_CHECKING:
-    from raytui.backends.service import NodeChoice
 
 
 class ConnState(StrEnum):
@@ -99,29 +95,6 @@ class ConnectionClosed(Message):
 
     def __init__(self, error: str | None = None) -> None:
         super().__init__()
-        self.error = error
-
-
-class NvmlReady(Message):
-    """A reading of this machine's GPUs by raytui's own NVML sampler."""
-
-    def __init__(self, report: NvmlReport) -> None:
-        super().__init__()
-        self.report = report
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, NvmlReady)
-
-
-class ProbeReady(Message):
-    """The NVML probe of `node_id` answered (`report`) or failed (`error`)."""
-
-    def __init__(
-        self, node_id: str, report: NvmlReport | None = None, error: str | None = None
-    ) -> None:
-        super().__init__()
-        self.node_id = node_id
-        self.report = report
         self.error = error
 
 
@@ -224,29 +197,4 @@ class DaemonStartDone(Message):
     def __init__(self, text: str | None, error: str | None) -> None:
         super().__init__()
         self.text = text
-        self.error = error
-
-
-# -- the composer's thread workers (tui/screens/model_choices.py) ------------------------------
-
-ModelsKey = tuple[str, str, str]
-"""(backend, node id or "", endpoint or ""): the form fields a model list depends on."""
-
-
-class ModelsLoaded(Message):
-    """The models a backend offers for `key`, or why they could not be listed."""
-
-    def __init__(self, key: ModelsKey, names: list[str], error: str | None) -> None:
-        super().__init__()
-        self.key = key
-        self.names = names
-        self.error = error
-
-
-class NodesLoaded(Message):
-    """The cluster's nodes for the composer's node picker, or why they could not be listed."""
-
-    def __init__(self, nodes: list[NodeChoice] | None, error: str | None) -> None:
-        super().__init__()
-        self.nodes = nodes
         self.error = error

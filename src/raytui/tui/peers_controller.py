@@ -3,12 +3,13 @@
 It owns the sidebar (`widgets/peers.py`, mounted beside it in the same host) and the peers poller
 (`peers_poller.py`, mounted inside it, so the poller's messages bubble here first), and opens
 the peer dialogs. The app composes it: it mounts it in a host (raytui passes the cluster
-screen's `#body`, so the header keeps the full width; the sidebar docks right there) and routes
-the keys `p` toggle_peers, `a` add_peer, `P` start_proxy to `toggle`, `add_peer`,
-`start_proxy`, asking `allows(action)` from its `check_action` (`d`/`delete` remove_peer and `o`
-live on the sidebar). The host has the class `-peers` while the sidebar shows, so raytui.tcss
-can adapt: on a wide terminal the node list then stacks over the GPU panes. The 120-column
-breakpoint counts the whole terminal, not what the sidebar leaves.
+screen's `#body`, so the header keeps the full width; the sidebar docks right there), binds
+`BINDINGS`, and is decorated with `serve_keys`, which routes the keys `p` toggle_peers, `a`
+add_peer, `P` start_proxy to `toggle`, `add_peer`, `start_proxy`, asking `allows(action)` from
+its `check_action` (`d`/`delete` remove_peer and `o` live on the sidebar). The host has the
+class `-peers` while the sidebar shows, so raytui.tcss can adapt: on a wide terminal the node
+list then stacks over the GPU panes. The 120-column breakpoint counts the whole terminal, not
+what the sidebar leaves.
 
 Keys: `p` shows the sidebar and focuses it, again hides it (focus goes back where it was); while
 it is shown, `a` opens the add-peer dialog and `P` starts the daemon when none answers
@@ -30,9 +31,11 @@ lost when either step fails.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
+from textual.app import App
 from textual.widget import Widget
 
 from raytui.model.node_path import OverlayPaths
@@ -58,6 +61,31 @@ ACTIONS = ("toggle_peers", "add_peer", "start_proxy")
 """The app-wide keys the controller serves; `BINDINGS` binds them for the app."""
 
 BINDINGS = peer_bindings(*ACTIONS)
+
+_A = TypeVar("_A", bound=type[App[Any]])
+
+
+def serve_keys(app: _A) -> _A:
+    """Class decorator for an App that holds its controller as `self.peers` (and binds
+    `BINDINGS`): each of ACTIONS calls the controller, and `check_action` asks `allows` first.
+    A decorator, not a base class, because the app composes the controller; RaytuiApp and the
+    tests' stand-in host both use it."""
+    asked = app.check_action
+
+    def check_action(self: Any, action: str, parameters: tuple[object, ...]) -> bool | None:
+        allowed = self.peers.allows(action)
+        return asked(self, action, parameters) if allowed is None else allowed
+
+    def calls(method: str) -> Callable[[Any], None]:
+        def action(self: Any) -> None:
+            getattr(self.peers, method)()
+
+        return action
+
+    setattr(app, "check_action", check_action)  # noqa: B010 (mypy refuses assigning a method)
+    for action, method in zip(ACTIONS, ("toggle", "add_peer", "start_proxy"), strict=True):
+        setattr(app, f"action_{action}", calls(method))
+    return app
 
 
 class PeersController(Widget):

@@ -4,11 +4,11 @@ A poller makes one blocking call at a time in a thread worker and arms the next 
 last one finished (dolphie's loop), so calls never overlap and a slow source slows the loop
 instead of piling up threads. Failures count up; `backoff_delay` spaces the retries.
 
-Each thread worker belongs to the poller (a DOM node, as Textual requires), so its
-`Worker.StateChanged` comes back to the poller itself: the result or the exception is handed to
-the callback given with the work, on the event loop, and an exception is logged with its
-traceback (raytui.debuglog). Results go up as messages: `post_message` on the poller, which
-bubble to the component that mounted it, then its screen and the app ("messages up").
+Its thread workers go through `ThreadWork.in_thread` (tui/thread_work.py, shared with the
+screens): the result or the exception is handed to the callback given with the work, on the
+event loop, and an exception is logged with its traceback once. Results go up as messages:
+`post_message` on the poller, which bubble to the component that mounted it, then its screen
+and the app ("messages up").
 
 It starts polling when mounted and stops when removed (Textual cancels a removed node's
 timers and workers). Subclasses say what to call (`poll_call`) and what a result or a failure
@@ -23,17 +23,13 @@ from typing import Any
 
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.worker import Worker, WorkerState
 
-from raytui import debuglog
+from raytui.tui.thread_work import ThreadWork
 
 BACKOFF_MAX = 30.0
 
 FETCH_SHARE = 0.25
 """A poll may cost this share of the time between polls; a costlier one spaces polls out."""
-
-Then = Callable[[Any, BaseException | None], None]
-"""Called on the event loop with (result, None) or (None, exception)."""
 
 
 def backoff_delay(failures: int) -> float:
@@ -71,7 +67,7 @@ class PollPace:
         return self.period > self.interval
 
 
-class Poller(Widget):
+class Poller(ThreadWork, Widget):
     """Mount it where its messages should go; it starts when mounted. Methods run on the event
     loop; only the calls handed to `in_thread` run in threads."""
 
@@ -87,7 +83,6 @@ class Poller(Widget):
         self.failures = 0  # failed calls in a row
         self._again = False
         self._timer: Timer | None = None
-        self._then: dict[Worker[Any], Then] = {}
 
     # -- what subclasses say ------------------------------------------------------------------
 
@@ -150,31 +145,3 @@ class Poller(Widget):
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
-
-    # -- thread workers -----------------------------------------------------------------------
-
-    def in_thread(self, work: Callable[[], Any], then: Then, *, name: str) -> None:
-        """Run blocking `work` in a thread worker; `then(result, error)` runs on the event loop
-        once it returned or raised."""
-        worker = self.run_worker(
-            work,
-            thread=True,
-            name=name,
-            group=f"{self.name}-{name}",
-            exit_on_error=False,
-        )
-        self._then[worker] = then
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        worker = event.worker
-        if worker.state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
-            return
-        then = self._then.pop(worker, None)
-        if then is None or worker.state is WorkerState.CANCELLED:
-            return
-        if worker.state is WorkerState.ERROR:
-            error = worker.error if worker.error is not None else RuntimeError("worker failed")
-            debuglog.report(f"{self.name}: {worker.name} failed", error)
-            then(None, error)
-        else:
-            then(worker.result, None)

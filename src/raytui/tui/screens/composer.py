@@ -45,21 +45,20 @@ from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widgets import Checkbox, Footer, Input, Label, Select, Static, TextArea
 
-from raytui.backends.service import PromptService
-from raytui.errors import UsageError
+from raytui.backends.service import NodeChoice, PromptService
+from raytui.errors import UsageError, describe
 from raytui.model.prompts import BACKENDS, PromptRequest, RunState, prompt_requests, split_prompts
 from raytui.tui import keys
-from raytui.tui.messages import ModelsKey, ModelsLoaded, NodesLoaded
 from raytui.tui.screens.composer_runs import PaneRuns
 from raytui.tui.screens.model_choices import (
     ANY_NODE,
-    load_models,
-    load_nodes,
+    ModelsKey,
     looking_up,
     models_hint,
     node_options,
 )
 from raytui.tui.screens.model_pulls import PullKey, panes_to_pull, pull_into
+from raytui.tui.thread_work import ThreadWork
 from raytui.tui.widgets.answer_pane import AnswerPane, PullState
 
 FLUSH_S = 0.05
@@ -88,7 +87,7 @@ def grid_columns(count: int, width: int) -> int:
     return min(count, 4 if width >= 160 else 3)
 
 
-class ComposerScreen(Screen[None]):
+class ComposerScreen(ThreadWork, Screen[None]):
     """Compose, submit, watch, cancel. See the module docstring."""
 
     BINDINGS: ClassVar[list[BindingType]] = keys.bindings(
@@ -488,8 +487,8 @@ class ComposerScreen(Screen[None]):
             self._hint("not connected: prompts need a cluster connection")
             return
         if not self._nodes_ok:
-            self.run_worker(
-                self._work_nodes, thread=True, group="composer-nodes", exit_on_error=False
+            self.in_thread(
+                self.service.nodes, self._nodes_loaded, name="nodes", group="composer-nodes"
             )
         self._load_models()
 
@@ -512,48 +511,44 @@ class ComposerScreen(Screen[None]):
             self._hint(f"{backend}: type the model name the server serves")
             return
         self._hint(hint)
-        self.run_worker(
-            partial(self._work_models, key),
-            thread=True,
+        backend, node, endpoint = key
+        self.in_thread(
+            partial(self.service.models, backend, node or None, endpoint or None),
+            partial(self._models_loaded, key),
+            name="models",
             group="composer-models",
             exclusive=True,
-            exit_on_error=False,
         )
 
-    def _work_models(self, key: ModelsKey) -> None:
-        assert self.service is not None
-        self.post_message(load_models(self.service, key))
-
-    def _work_nodes(self) -> None:
-        assert self.service is not None
-        self.post_message(load_nodes(self.service))
-
-    def on_models_loaded(self, message: ModelsLoaded) -> None:
-        if message.key != self._models_key:
+    def _models_loaded(
+        self, key: ModelsKey, names: list[str] | None, error: BaseException | None
+    ) -> None:
+        if key != self._models_key:
             return  # the form changed since
-        if message.error:
+        if error is not None:
             self._models_key = None  # try again next time
-            self._hint(f"model list: {message.error}")
+            self._hint(f"model list: {describe(error)}")
             return
-        self._set_models(message.names)
-        self._hint(models_hint(message.key[0], message.names))
+        self._set_models(names or [])
+        self._hint(models_hint(key[0], names or []))
 
-    def on_nodes_loaded(self, message: NodesLoaded) -> None:
-        if message.nodes is None:
+    def _nodes_loaded(self, nodes: list[NodeChoice] | None, error: BaseException | None) -> None:
+        if nodes is None:
             # Shown once per distinct error (it is asked again each time the composer opens).
-            if message.error and message.error != self._nodes_error:
+            text = describe(error) if error is not None else None
+            if text and text != self._nodes_error:
                 self.notify(
-                    f"cannot list the nodes: {message.error}; prompts go to any node",
+                    f"cannot list the nodes: {text}; prompts go to any node",
                     title="Composer",
                     severity="warning",
                 )
-            self._nodes_error = message.error
+            self._nodes_error = text
             return
         self._nodes_ok = True
         self._nodes_error = None
         select = self.query_one("#node", Select)
         current = select.value
-        options = node_options(message.nodes)
+        options = node_options(nodes)
         self._node_choices = options
         select.set_options(options)
         if current in {v for _, v in options}:

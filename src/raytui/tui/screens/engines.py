@@ -1,49 +1,36 @@
 """The vLLM engines (`v`, or `:engines`): every engine actor holding a model on the cluster's
 GPUs, and `d` to stop one and free its GPUs (after asking). The twin of `raytui engines`.
 
-Reading and stopping go through the prompt service in thread workers; results come back as
-messages. A read-only console (`--readonly`) lists but does not stop.
+Reading and stopping go through the prompt service in thread workers (`ThreadWork`); results
+and failures come back to a method on the event loop. A read-only console (`--readonly`) lists
+but does not stop.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import BindingType
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from raytui import debuglog
 from raytui.backends.service import PromptService
 from raytui.errors import describe
 from raytui.model.prompts import EngineInfo
 from raytui.tui import format as fmt
 from raytui.tui import keys
 from raytui.tui.screens.confirm import ConfirmScreen
+from raytui.tui.thread_work import ThreadWork
 
 READONLY = "read-only console: engines cannot be stopped (started with --readonly)"
 
 
-class EnginesLoaded(Message):
-    def __init__(self, engines: list[EngineInfo], error: str | None) -> None:
-        super().__init__()
-        self.engines = engines
-        self.error = error
-
-
-class EngineStopped(Message):
-    def __init__(self, name: str, error: str | None) -> None:
-        super().__init__()
-        self.name = name
-        self.error = error
-
-
-class EnginesScreen(Screen[None]):
+class EnginesScreen(ThreadWork, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = keys.bindings("back", "refresh", "engine_stop")
 
     DEFAULT_CSS = """
@@ -93,23 +80,14 @@ class EnginesScreen(Screen[None]):
             self.error = "no cluster connection"
             self._show()
             return
-
-        def work() -> None:
-            try:
-                engines = service.engines()
-            except Exception as exc:
-                debuglog.report("engines.work", exc)
-                self.post_message(EnginesLoaded([], describe(exc)))
-            else:
-                self.post_message(EnginesLoaded(engines, None))
-
-        self.run_worker(
-            work, thread=True, group="engines-read", exclusive=True, exit_on_error=False
+        self.in_thread(
+            service.engines, self._loaded, name="read", group="engines-read", exclusive=True
         )
 
-    def on_engines_loaded(self, message: EnginesLoaded) -> None:
+    def _loaded(self, engines: list[EngineInfo] | None, error: BaseException | None) -> None:
         self.loads += 1
-        self.engines, self.error = message.engines, message.error
+        self.engines = engines or []
+        self.error = None if error is None else describe(error)
         self._show()
 
     def action_refresh(self) -> None:
@@ -146,23 +124,16 @@ class EnginesScreen(Screen[None]):
         service = self.service
         assert service is not None
 
-        def work() -> None:
-            try:
-                service.stop_engines([name])
-            except Exception as exc:
-                debuglog.report("engines.work", exc)
-                self.post_message(EngineStopped(name, describe(exc)))
+        def stopped(_: object, error: BaseException | None) -> None:
+            if error is not None:
+                self.notify(describe(error), title=f"Cannot stop {name}", severity="error")
             else:
-                self.post_message(EngineStopped(name, None))
+                self.notify(f"stopped {name}")
+            self.reload()
 
-        self.run_worker(work, thread=True, group="engines-stop", exit_on_error=False)
-
-    def on_engine_stopped(self, message: EngineStopped) -> None:
-        if message.error:
-            self.notify(message.error, title=f"Cannot stop {message.name}", severity="error")
-        else:
-            self.notify(f"stopped {message.name}")
-        self.reload()
+        self.in_thread(
+            partial(service.stop_engines, [name]), stopped, name="stop", group="engines-stop"
+        )
 
     # -- drawing ------------------------------------------------------------------------------
 

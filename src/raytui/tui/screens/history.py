@@ -10,22 +10,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import VerticalScroll
-from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from raytui import debuglog
 from raytui.backends.history import HistoryStore
 from raytui.errors import describe
 from raytui.model.prompts import PromptRequest, RunRecord, RunState
 from raytui.tui import format as fmt
 from raytui.tui import keys
+from raytui.tui.thread_work import ThreadWork
 
 LIMIT = 500
 
@@ -74,14 +74,6 @@ def when(created_at: float, now: float) -> str:
 
 def _num(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
-
-
-class HistoryLoaded(Message):
-    def __init__(self, needle: str, records: list[RunRecord], error: str | None) -> None:
-        super().__init__()
-        self.needle = needle
-        self.records = records
-        self.error = error
 
 
 class RunDetailScreen(ModalScreen[None]):
@@ -142,7 +134,7 @@ def _resend(screen: Screen[None], record: RunRecord) -> None:
         opener(request_of(record))
 
 
-class HistoryScreen(Screen[None]):
+class HistoryScreen(ThreadWork, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = keys.bindings(
         "back", "history_search", "history_open", "copy_answer", "history_resend"
     )
@@ -203,24 +195,16 @@ class HistoryScreen(Screen[None]):
             return
         store, needle = self.store, self.needle
 
-        def work() -> None:
-            try:
-                records = store.list(limit=LIMIT, search=needle or None)
-            except Exception as exc:
-                debuglog.report("history.work", exc)
-                self.post_message(HistoryLoaded(needle, [], describe(exc)))
-            else:
-                self.post_message(HistoryLoaded(needle, records, None))
+        def loaded(records: list[RunRecord] | None, error: BaseException | None) -> None:
+            if needle != self.needle:
+                return  # an older search
+            self.loads += 1
+            self.error = None if error is None else describe(error)
+            self.records = records or []
+            self._show()
 
-        self.run_worker(work, thread=True, group="history-read", exit_on_error=False)
-
-    def on_history_loaded(self, message: HistoryLoaded) -> None:
-        if message.needle != self.needle:
-            return  # an older search
-        self.loads += 1
-        self.error = message.error
-        self.records = message.records
-        self._show()
+        work = partial(store.list, limit=LIMIT, search=needle or None)
+        self.in_thread(work, loaded, name="read", group="history-read")
 
     def _show(self) -> None:
         table = self.query_one(DataTable)

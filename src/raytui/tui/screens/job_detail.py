@@ -1,10 +1,11 @@
 """One job (Enter on a job in the Jobs view, or right after a submit): its facts and its log.
 
-Two thread workers run while the screen is open and stop when it closes (`closed` is set): one
-reads the job's info every `poll` seconds until the job ends (status, message, times, runtime
-env, driver node, entrypoint resources), the other follows the job's log through
-`JobsClient.follow` into the `LogView`. `x` stops the job and `D` deletes a finished one, each
-after asking; both are refused on a read-only console, and for the console's own Ray driver.
+While the screen is open (until `closed` is set) it reads the job's info in a thread worker
+every `poll` seconds until the job ends (status, message, times, runtime env, driver node,
+entrypoint resources), and another worker follows the job's log through `JobsClient.follow` into
+the `LogView`; both hand their failure to one line on the screen (`ThreadWork`). `x` stops the
+job and `D` deletes a finished one, each after asking; both are refused on a read-only console,
+and for the console's own Ray driver.
 """
 
 from __future__ import annotations
@@ -12,21 +13,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import BindingType
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from raytui import debuglog
 from raytui.errors import describe
 from raytui.model.workbench import JobInfo
 from raytui.sources.jobs import JobsClient
 from raytui.tui import keys
 from raytui.tui.screens.confirm import ConfirmScreen
+from raytui.tui.thread_work import ThreadWork
 from raytui.tui.widgets.jobs import JobInfoPanel
 from raytui.tui.widgets.log_view import LogView
 
@@ -43,21 +44,7 @@ Jobs = Callable[[], JobsClient]
 """Blocking: the connected cluster's jobs client (raises RaytuiError when not connected)."""
 
 
-class JobRead(Message):
-    def __init__(self, info: JobInfo | None, error: str | None) -> None:
-        super().__init__()
-        self.info = info
-        self.error = error
-
-
-class JobActed(Message):
-    def __init__(self, verb: str, error: str | None) -> None:
-        super().__init__()
-        self.verb = verb  # "stop" or "delete"
-        self.error = error
-
-
-class JobDetailScreen(Screen[None]):
+class JobDetailScreen(ThreadWork, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = keys.bindings("back", "job_stop", "job_delete")
     DEFAULT_CSS = """
     JobDetailScreen #job-log { height: 1fr; }
@@ -122,50 +109,39 @@ class JobDetailScreen(Screen[None]):
     # -- workers ------------------------------------------------------------------------------
 
     def _watch_status(self) -> None:
-        self.run_worker(
-            self._status_loop, thread=True, group="job-status", exclusive=True, exit_on_error=False
-        )
+        if not self.closed.is_set():
+            self.in_thread(self._read_info, self._info_read, name="status", group="job-status")
 
-    def _status_loop(self) -> None:
-        while not self.closed.is_set():
-            try:
-                info = self.jobs().info(self.key)
-            except Exception as exc:
-                debuglog.report("jobs.info", exc)
-                self.post_message(JobRead(None, describe(exc)))
-            else:
-                self.post_message(JobRead(info, None))
-                if info.terminal:
-                    return
-            self.closed.wait(self.poll)
+    def _read_info(self) -> JobInfo:
+        return self.jobs().info(self.key)
+
+    def _info_read(self, info: JobInfo | None, error: BaseException | None) -> None:
+        self.reads += 1
+        ended = self.info is not None and not self.info.terminal
+        if info is not None:
+            self.info = info
+        self.query_one(JobInfoPanel).show(
+            info, None if error is None else describe(error), self.now()
+        )
+        if ended and self.info is not None and self.info.terminal:
+            self.app.bell()
+        if (info is None or not info.terminal) and not self.closed.is_set():
+            self.set_timer(self.poll, self._watch_status, name="job-status")
 
     def _follow_log(self) -> None:
-        self.run_worker(
-            self._log_loop, thread=True, group="job-log", exclusive=True, exit_on_error=False
-        )
-
-    def _log_loop(self) -> None:
         view = self.log_view
-        error: str | None = None
-        try:
+
+        def follow() -> None:
             for chunk in self.jobs().follow(self.key, self.closed):
                 if self.closed.is_set():
                     return
                 view.append(chunk)
-        except Exception as exc:  # an unreachable dashboard, an unknown job: one line
-            debuglog.report("jobs.follow", exc)
-            error = describe(exc)
-        if not self.closed.is_set():
-            view.finish(error)
 
-    def on_job_read(self, message: JobRead) -> None:
-        self.reads += 1
-        ended = self.info is not None and not self.info.terminal
-        if message.info is not None:
-            self.info = message.info
-        self.query_one(JobInfoPanel).show(message.info, message.error, self.now())
-        if ended and self.info is not None and self.info.terminal:
-            self.app.bell()
+        def ended(_: object, error: BaseException | None) -> None:
+            if not self.closed.is_set():  # an unreachable dashboard, an unknown job: one line
+                view.finish(None if error is None else describe(error))
+
+        self.in_thread(follow, ended, name="log", group="job-log", exclusive=True)
 
     # -- stop and delete ----------------------------------------------------------------------
 
@@ -216,22 +192,16 @@ class JobDetailScreen(Screen[None]):
         key, jobs = self.key, self.jobs
 
         def work() -> None:
-            try:
-                client = jobs()
-                client.stop(key) if verb == "stop" else client.delete(key)
-            except Exception as exc:
-                debuglog.report(f"jobs.{verb}", exc)
-                self.post_message(JobActed(verb, describe(exc)))
-            else:
-                self.post_message(JobActed(verb, None))
+            client = jobs()
+            client.stop(key) if verb == "stop" else client.delete(key)
 
-        self.run_worker(work, thread=True, group=f"job-{verb}", exit_on_error=False)
+        self.in_thread(work, partial(self._acted, verb), name=verb, group=f"job-{verb}")
 
-    def on_job_acted(self, message: JobActed) -> None:
-        if message.error is not None:
-            self.notify(message.error, title=f"Cannot {message.verb} {self.key}", severity="error")
+    def _acted(self, verb: str, _: object, error: BaseException | None) -> None:
+        if error is not None:
+            self.notify(describe(error), title=f"Cannot {verb} {self.key}", severity="error")
             return
-        if message.verb == "stop":
+        if verb == "stop":
             self.notify(f"stopping job {self.key}")  # the status shows STOPPED within a poll
             return
         self.notify(f"deleted job {self.key}")

@@ -12,22 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import fields
+from functools import partial
 from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from raytui import debuglog
 from raytui.errors import describe
 from raytui.model.workbench import JobSubmission
 from raytui.text import one_line
 from raytui.tui import keys
 from raytui.tui.screens.confirm import DIALOG_CSS
+from raytui.tui.thread_work import ThreadWork
 
 __all__ = ["FIELDS", "JobSubmitScreen"]
 
@@ -48,7 +48,7 @@ Submit = Callable[[JobSubmission], str]
 """Blocking: submit the job, return its submission ID; raises RaytuiError (one line)."""
 
 
-class JobSubmitScreen(ModalScreen[str | None]):
+class JobSubmitScreen(ThreadWork, ModalScreen[str | None]):
     """Dismisses with the new job's submission ID, or None when cancelled."""
 
     DEFAULT_CSS = f"""
@@ -64,12 +64,6 @@ class JobSubmitScreen(ModalScreen[str | None]):
     JobSubmitScreen #job-outcome.-shown {{ display: block; }}
     """
     BINDINGS: ClassVar[list[BindingType]] = keys.bindings("back", "job_send")
-
-    class Done(Message):
-        def __init__(self, key: str | None, error: str | None) -> None:
-            super().__init__()
-            self.key = key
-            self.error = error
 
     def __init__(
         self,
@@ -166,26 +160,15 @@ class JobSubmitScreen(ModalScreen[str | None]):
         self.busy = True
         uploading = " (uploading the working directory)" if job.working_dir.strip() else ""
         self._say(f"submitting…{uploading}", "dim")
-        submit = self.submit_job
+        self.in_thread(partial(self.submit_job, job), self._done, name="submit", group="job-submit")
 
-        def work() -> None:
-            try:
-                key = submit(job)
-            except Exception as exc:
-                debuglog.report("jobs.submit", exc)
-                self.post_message(self.Done(None, describe(exc)))
-            else:
-                self.post_message(self.Done(key, None))
-
-        self.run_worker(work, thread=True, group="job-submit", exit_on_error=False)
-
-    def on_job_submit_screen_done(self, message: Done) -> None:
+    def _done(self, key: str | None, error: BaseException | None) -> None:
         self.busy = False
         self._leave_asked = False
-        if message.error is not None or message.key is None:
-            self._say(f"not submitted: {message.error}", "red")
+        if error is not None or key is None:
+            self._say(f"not submitted: {None if error is None else describe(error)}", "red")
             return
-        self.dismiss(message.key)
+        self.dismiss(key)
 
     def action_back(self) -> None:
         if self.busy and not self._leave_asked:

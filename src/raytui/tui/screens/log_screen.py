@@ -15,13 +15,13 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import ClassVar
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.screen import Screen
 
 from raytui.text import one_line
 from raytui.tui import keys
+from raytui.tui.thread_work import ThreadWork
 from raytui.tui.widgets.log_view import LogView
 
 __all__ = ["Feed", "LogScreen"]
@@ -29,7 +29,7 @@ __all__ = ["Feed", "LogScreen"]
 Feed = Callable[[threading.Event], Iterable[bytes | str]]
 
 
-class LogScreen(Screen[None]):
+class LogScreen(ThreadWork, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = keys.bindings("back")
 
     def __init__(self, source: str, feed: Feed, *, max_lines: int = 50_000) -> None:
@@ -56,15 +56,15 @@ class LogScreen(Screen[None]):
         self.closed.set()
         self.dismiss()
 
-    @work(thread=True, exclusive=True, group="log-feed", exit_on_error=False)
     def _pump(self, view: LogView) -> None:
-        error: str | None = None
-        try:
+        def pump() -> None:
             for chunk in self.feed(self.closed):
                 if self.closed.is_set():
                     return
                 view.append(chunk)
-        except Exception as exc:  # any failure of the source ends the feed, shown on one line
-            error = one_line(f"{type(exc).__name__}: {exc}")
-        if not self.closed.is_set():
-            view.finish(error)
+
+        def ended(_: object, error: BaseException | None) -> None:
+            if not self.closed.is_set():  # any failure of the source ends the feed, on one line
+                view.finish(None if error is None else one_line(f"{type(error).__name__}: {error}"))
+
+        self.in_thread(pump, ended, name="feed", group="log-feed", exclusive=True)

@@ -1,43 +1,20 @@
 """What the composer suggests: the models a backend offers on a node, and the nodes to pin runs to.
 
-`load_models(service, key)` and `load_nodes(service)` are blocking (a small task on a node, GCS
-calls): the composer runs them in thread workers and they return the message to post
-(`ModelsLoaded`, `NodesLoaded`, in tui/messages.py), with the error as a line instead of
-raising. `looking_up` and `models_hint` word the line under the form; `node_options` labels the
-node picker's entries.
+The composer asks `PromptService.models` and `PromptService.nodes` (blocking: a small task on a
+node, GCS calls) in thread workers. `looking_up` and `models_hint` word the line under the form;
+`node_options` labels the node picker's entries.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from raytui import debuglog
-from raytui.backends.service import NodeChoice, PromptService
-from raytui.errors import describe
-from raytui.tui.messages import ModelsKey, ModelsLoaded, NodesLoaded
+from raytui.backends.service import NodeChoice
 
 ANY_NODE = "any"
 
-
-def load_models(service: PromptService, key: ModelsKey) -> ModelsLoaded:
-    """Blocking: the models for `key`, or the error."""
-    backend, node, endpoint = key
-    try:
-        names = service.models(backend, node or None, endpoint or None)
-    except Exception as exc:
-        debuglog.report("composer._work_models", exc)
-        return ModelsLoaded(key, [], describe(exc))
-    return ModelsLoaded(key, names, None)
-
-
-def load_nodes(service: PromptService) -> NodesLoaded:
-    """Blocking: the cluster's nodes, or the error."""
-    try:
-        nodes = service.nodes()
-    except Exception as exc:
-        debuglog.report("composer._work_nodes", exc)
-        return NodesLoaded(None, describe(exc))
-    return NodesLoaded(nodes, None)
+ModelsKey = tuple[str, str, str]
+"""(backend, node id or "", endpoint or ""): the form fields a model list depends on."""
 
 
 def looking_up(backend: str) -> str | None:

@@ -15,17 +15,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import VerticalScroll
-from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
-from raytui import debuglog
 from raytui.errors import describe
 from raytui.model.cluster import Node
 from raytui.model.gpu_history import gpu_key
@@ -35,11 +34,11 @@ from raytui.sources.machine import is_this_node
 from raytui.text import one_line
 from raytui.tui import format as fmt
 from raytui.tui import keys
-from raytui.tui.messages import NvmlReady, ProbeReady
 from raytui.tui.screens.live import LiveScreen
 from raytui.tui.screens.node_logs import NodeLogsPicker
 from raytui.tui.screens.workload import WorkbenchHandle, open_log
 from raytui.tui.state import UiState
+from raytui.tui.thread_work import ThreadWork
 from raytui.tui.widgets.common import palette
 from raytui.tui.widgets.gpus import GpuPanel
 from raytui.tui.widgets.header import ClusterHeader
@@ -57,16 +56,7 @@ WORKLOAD_EVERY = 3.0  # seconds between workload fetches (at least the refresh i
 TABS = ("tab-gpus", "tab-history", "tab-runs")
 
 
-class WorkloadReady(Message):
-    """The node's workload (or why it could not be read), from the workload worker."""
-
-    def __init__(self, workload: NodeWorkload | None, error: str | None = None) -> None:
-        super().__init__()
-        self.workload = workload
-        self.error = error
-
-
-class NodeDetailScreen(LiveScreen):
+class NodeDetailScreen(ThreadWork, LiveScreen):
     BINDINGS: ClassVar[list[BindingType]] = keys.bindings(
         "back", "probe", "node_logs", "node_row_log", "node_tab"
     )
@@ -223,20 +213,13 @@ class NodeDetailScreen(LiveScreen):
         sampler = self._sample_local
         if sampler is None:
             return
+        self.in_thread(sampler, self._sampled, name="nvml-local", group="nvml-local")
 
-        def work() -> None:
-            try:
-                report = sampler()
-            except Exception as exc:  # the sampler promises not to raise; never crash if it does
-                debuglog.report("node_detail.work", exc)
-                report = NvmlReport(hint=f"NVML sampler failed: {exc}")
-            self.post_message(NvmlReady(report))
-
-        self.run_worker(work, thread=True, group="nvml-local", exit_on_error=False)
-
-    def on_nvml_ready(self, message: NvmlReady) -> None:
+    def _sampled(self, report: NvmlReport | None, error: BaseException | None) -> None:
+        if report is None:  # the sampler promises not to raise; never crash if it does
+            report = NvmlReport(hint=f"NVML sampler failed: {error}")
         if self.report_source != "probe":
-            self.report, self.report_source = message.report, "local"
+            self.report, self.report_source = report, "local"
         self.show_snapshot()
         self._timer = self.set_timer(self.state.refresh, self._sample)
 
@@ -250,23 +233,16 @@ class NodeDetailScreen(LiveScreen):
         self.probing, self.probe_error = True, None
         self._show_nvml_status()
 
-        def work() -> None:
-            try:
-                self.post_message(ProbeReady(node_id, report=probe(node_id)))
-            except Exception as exc:
-                debuglog.report("node_detail.work", exc)
-                self.post_message(ProbeReady(node_id, error=describe(exc)))
+        def probed(report: NvmlReport | None, error: BaseException | None) -> None:
+            if node_id != self.node_id:
+                return
+            self.probing = False
+            if report is not None:
+                self.report, self.report_source = report, "probe"
+            self.probe_error = None if error is None else describe(error)
+            self.show_snapshot()
 
-        self.run_worker(work, thread=True, group="nvml-probe", exit_on_error=False)
-
-    def on_probe_ready(self, message: ProbeReady) -> None:
-        if message.node_id != self.node_id:
-            return
-        self.probing = False
-        if message.report is not None:
-            self.report, self.report_source = message.report, "probe"
-        self.probe_error = message.error
-        self.show_snapshot()
+        self.in_thread(partial(probe, node_id), probed, name="nvml-probe", group="nvml-probe")
 
     def action_back(self) -> None:
         if self._timer is not None:
@@ -328,23 +304,17 @@ class NodeDetailScreen(LiveScreen):
         self._workload_busy = True
         node_id = node.node_id
 
-        def work() -> None:
-            try:
-                self.post_message(
-                    WorkloadReady(self.workbench.get().workload.node_workload(node_id))
-                )
-            except Exception as exc:  # one line on the pane; the next fetch tries again
-                debuglog.report("node_detail.workload", exc)
-                self.post_message(WorkloadReady(None, one_line(describe(exc))))
+        def work() -> NodeWorkload:
+            return self.workbench.get().workload.node_workload(node_id)
 
-        self.run_worker(work, thread=True, group="node-workload", exit_on_error=False)
+        self.in_thread(work, self._workload_read, name="workload", group="node-workload")
 
-    def on_workload_ready(self, message: WorkloadReady) -> None:
+    def _workload_read(self, workload: NodeWorkload | None, error: BaseException | None) -> None:
         self._workload_busy = False
-        if message.workload is not None:
-            self.workload, self.workload_error = message.workload, None
-        else:
-            self.workload_error = message.error
+        if workload is not None:
+            self.workload, self.workload_error = workload, None
+        else:  # one line on the pane; the next fetch tries again
+            self.workload_error = one_line(describe(error)) if error is not None else None
         self._show_runs()
         if self.is_current:
             self._arm_workload()

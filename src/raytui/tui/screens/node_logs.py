@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Vertical
@@ -22,6 +21,7 @@ from raytui.errors import describe
 from raytui.model.workbench import NodeLogs
 from raytui.text import one_line
 from raytui.tui import keys
+from raytui.tui.thread_work import ThreadWork
 
 __all__ = ["NodeLogsPicker", "ordered_groups"]
 
@@ -35,7 +35,7 @@ def ordered_groups(logs: NodeLogs) -> list[tuple[str, tuple[str, ...]]]:
     return sorted(groups, key=lambda gf: (rank.get(gf[0], len(_FIRST)), gf[0]))
 
 
-class NodeLogsPicker(ModalScreen[str | None]):
+class NodeLogsPicker(ThreadWork, ModalScreen[str | None]):
     BINDINGS: ClassVar[list[BindingType]] = keys.bindings("back")
 
     DEFAULT_CSS = """
@@ -68,20 +68,15 @@ class NodeLogsPicker(ModalScreen[str | None]):
     def on_mount(self) -> None:
         self._fetch()
 
-    @work(thread=True, exclusive=True, group="node-logs", exit_on_error=False)
     def _fetch(self) -> None:
-        try:
-            logs = self._load()
-        except Exception as exc:  # shown on one line; the picker stays usable (Esc)
-            self.app.call_from_thread(self._failed, one_line(describe(exc)))
+        self.in_thread(self._load, self._loaded, name="list", group="node-logs", exclusive=True)
+
+    def _loaded(self, logs: NodeLogs | None, error: BaseException | None) -> None:
+        if error is not None:  # one line; the picker stays usable (Esc)
+            self.error = one_line(describe(error))
+            self.query_one("#logs-status", Static).update(f"cannot list the logs: {self.error}")
             return
-        self.app.call_from_thread(self._show, logs)
-
-    def _failed(self, error: str) -> None:
-        self.error = error
-        self.query_one("#logs-status", Static).update(f"cannot list the logs: {error}")
-
-    def _show(self, logs: NodeLogs) -> None:
+        assert logs is not None
         self.logs = logs
         options: list[Option | None] = []
         count = 0

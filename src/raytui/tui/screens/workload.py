@@ -53,6 +53,7 @@ from raytui.tui import keys
 from raytui.tui.screens.confirm import ConfirmScreen
 from raytui.tui.screens.log_screen import LogScreen
 from raytui.tui.state import UiState
+from raytui.tui.thread_work import ThreadWork
 from raytui.tui.widgets.common import palette
 from raytui.tui.widgets.workload import (
     ActorTable,
@@ -110,19 +111,15 @@ class Fetched(Message, Generic[R]):
 
 
 def fetch(
-    node: DOMNode, handle: WorkbenchHandle, what: str, call: Callable[[Workbench], R]
+    node: ThreadWork, handle: WorkbenchHandle, what: str, call: Callable[[Workbench], R]
 ) -> None:
-    """Run `call(workbench)` in a thread worker; post `Fetched(what, …)` to `node`."""
+    """Run `call(workbench)` in a thread worker of `node`; post `Fetched(what, …)` to it."""
 
-    def work() -> None:
-        try:
-            result = call(handle.get())
-        except Exception as exc:  # every failure becomes one line on the pane
-            node.post_message(Fetched(what, None, one_line(describe(exc))))
-            return
-        node.post_message(Fetched(what, result, None))
+    def fetched(result: R | None, error: BaseException | None) -> None:
+        text = None if error is None else one_line(describe(error))  # one line on the pane
+        node.post_message(Fetched(what, result, text))
 
-    node.run_worker(work, thread=True, group=f"workbench-{what}", exit_on_error=False)
+    node.in_thread(lambda: call(handle.get()), fetched, name=what, group=f"workbench-{what}")
 
 
 def open_log(node: DOMNode, handle: WorkbenchHandle, source: LogSource) -> None:
@@ -135,7 +132,7 @@ def open_log(node: DOMNode, handle: WorkbenchHandle, source: LogSource) -> None:
     node.app.push_screen(LogScreen(source.title, feed, max_lines=max_lines))  # type: ignore[arg-type]
 
 
-def kill_actor(node: DOMNode, handle: WorkbenchHandle, row: ActorRow, readonly: bool) -> None:
+def kill_actor(node: ThreadWork, handle: WorkbenchHandle, row: ActorRow, readonly: bool) -> None:
     """Ask, then kill `row` in a worker; posts `Fetched("kill", actor_id, error)` to `node`."""
     what = f"kill actor {row.class_name} {row.actor_id[:8]}"
     if readonly:
@@ -188,7 +185,7 @@ def resources_text(pairs: tuple[tuple[str, float], ...]) -> str:
     return ", ".join(f"{k}={fmt.num(v)}" for k, v in pairs)
 
 
-class _Refreshing(Widget):
+class _Refreshing(ThreadWork, Widget):
     """What the views and the pushed screens share: one fetch at a time, every REFRESH_S while
     shown; a kill's answer refetches; a failure shows on the `.wb-status` line."""
 
