@@ -40,3 +40,22 @@ def test_tui_and_its_connect_path_import_nothing_heavy() -> None:
     loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
     assert "textual" in loaded and "msgspec" in loaded  # the probe did import the path
     assert sorted(loaded.intersection(HEAVY)) == []
+
+
+def test_screens_opened_later_are_imported_when_first_opened() -> None:
+    """The app's module brings the cluster view only; the composer, node detail (its charts),
+    history, engines, help and job screens load on first use."""
+    probe = (
+        "import json, sys; import raytui.tui.app; "
+        "print(json.dumps(sorted(n for n in sys.modules if n.startswith(('raytui', 'textual_')))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert "raytui.tui.screens.cluster" in loaded
+    later = {
+        f"raytui.tui.screens.{name}"
+        for name in ("composer", "node_detail", "history", "engines", "help", "job_detail")
+    } | {"raytui.tui.screens.job_submit", "raytui.backends.service", "textual_plotext"}
+    assert sorted(loaded & later) == []

@@ -138,7 +138,7 @@ async def test_job_submitted_from_the_dialog_is_followed_in_order_and_stopped(
         assert isinstance(detail, JobDetailScreen)
         key = detail.key
         assert key.startswith("raysubmit_")
-        assert app.job_draft.entrypoint == ""  # a submitted draft is not offered again
+        assert app.job_draft is None  # a submitted draft is not offered again
 
         await until(pilot, lambda: "line 0299 hello-dialog" in log_text(detail), 120)
         numbers = [

@@ -17,7 +17,7 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import App
 from textual.binding import BindingType
@@ -25,12 +25,9 @@ from textual.command import Provider
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
-from raytui.backends.service import PromptService
 from raytui.model.cluster import ClusterSnapshot
 from raytui.model.gpu_history import GpuHistory
 from raytui.model.nvml import NvmlReport
-from raytui.model.prompts import PromptRequest
-from raytui.model.workbench import JobSubmission
 from raytui.sources.connection import Connector
 from raytui.tui import keys, peers_controller
 from raytui.tui.cluster_poller import ClusterPoller
@@ -47,15 +44,17 @@ from raytui.tui.messages import (
 from raytui.tui.palette import RaytuiCommands
 from raytui.tui.peers_controller import PeersController
 from raytui.tui.screens.cluster import ClusterScreen
-from raytui.tui.screens.composer import ComposerScreen
-from raytui.tui.screens.engines import EnginesScreen
-from raytui.tui.screens.help import HelpScreen
-from raytui.tui.screens.history import HistoryScreen
-from raytui.tui.screens.job_detail import JobDetailScreen
-from raytui.tui.screens.job_submit import JobSubmitScreen
 from raytui.tui.screens.live import LiveScreen
-from raytui.tui.screens.node_detail import NodeDetailScreen
 from raytui.tui.state import UiState
+
+if TYPE_CHECKING:
+    from raytui.backends.service import PromptService
+    from raytui.model.prompts import PromptRequest
+    from raytui.model.workbench import JobSubmission
+    from raytui.tui.screens.composer import ComposerScreen
+
+# The screens pushed on top of the cluster view are imported when first opened, not at start:
+# they are off the path to the first frame (issue 12).
 
 Clock = Callable[[], float]
 
@@ -133,7 +132,7 @@ class RaytuiApp(App[int]):
         self.config_path = config_path
         self.prompt_service = prompt_service
         self.log_max_lines = log_max_lines
-        self.job_draft = JobSubmission("")  # the submit dialog's fields, kept across Esc
+        self.job_draft: JobSubmission | None = None  # the submit dialog's fields, kept across Esc
         self._quitting = False
         self.exit_code = 0
 
@@ -244,6 +243,8 @@ class RaytuiApp(App[int]):
 
     def open_composer(self, request: PromptRequest | None = None) -> ComposerScreen:
         """Show the prompt composer (one instance: its runs keep streaming when it is hidden)."""
+        from raytui.tui.screens.composer import ComposerScreen
+
         if not self.is_screen_installed("composer"):
             composer_screen = ComposerScreen(self.prompt_service, readonly=self.state.readonly)
             self.install_screen(composer_screen, name="composer")
@@ -263,18 +264,24 @@ class RaytuiApp(App[int]):
         self.open_composer()
 
     def action_open_history(self) -> None:
+        from raytui.tui.screens.history import HistoryScreen
+
         if isinstance(self.screen, HistoryScreen):
             return
         store = self.prompt_service.history if self.prompt_service is not None else None
         self.push_screen(HistoryScreen(store, now=self.state.now))
 
     def action_open_engines(self) -> None:
+        from raytui.tui.screens.engines import EnginesScreen
+
         if not isinstance(self.screen, EnginesScreen):
             self.push_screen(
                 EnginesScreen(self.prompt_service, readonly=self.state.readonly, now=self.state.now)
             )
 
     def action_help(self) -> None:
+        from raytui.tui.screens.help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.state.keys, self.config_path))
 
@@ -288,6 +295,8 @@ class RaytuiApp(App[int]):
         self.cluster_screen.action_filter()
 
     def on_open_node(self, message: OpenNode) -> None:
+        from raytui.tui.screens.node_detail import NodeDetailScreen
+
         if isinstance(self.screen, NodeDetailScreen):
             self.pop_screen()
         self.push_screen(
@@ -301,6 +310,9 @@ class RaytuiApp(App[int]):
         )
 
     def action_open_job_submit(self) -> None:
+        from raytui.model.workbench import JobSubmission
+        from raytui.tui.screens.job_submit import JobSubmitScreen
+
         if self.state.readonly:
             self.notify(
                 "read-only console: jobs cannot be submitted (started with --readonly)",
@@ -315,7 +327,7 @@ class RaytuiApp(App[int]):
 
         def submitted(key: str | None) -> None:
             if key is not None:
-                self.job_draft = JobSubmission("")
+                self.job_draft = None
                 self.notify(f"submitted job {key}")
                 self.poller.poll_now()
                 self.post_message(OpenJob(key))
@@ -323,9 +335,12 @@ class RaytuiApp(App[int]):
         def submit(job: JobSubmission) -> str:
             return self.poller.workbench().jobs.submit(job)
 
-        self.push_screen(JobSubmitScreen(submit, self.job_draft, keep=keep), submitted)
+        draft = self.job_draft or JobSubmission("")
+        self.push_screen(JobSubmitScreen(submit, draft, keep=keep), submitted)
 
     def on_open_job(self, message: OpenJob) -> None:
+        from raytui.tui.screens.job_detail import JobDetailScreen
+
         if isinstance(self.screen, JobDetailScreen):
             self.pop_screen()
         snap = self.state.snapshot
