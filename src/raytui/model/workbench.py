@@ -442,14 +442,27 @@ class LogSource:
     filename: str | None = None
     pid: int | None = None
     stream: str = "out"  # "out" (stdout) or "err" (stderr) for tasks, actors and workers
+    fallback: LogSource | None = None  # read instead when Ray has no file for this one
 
     @classmethod
     def job(cls, submission_id: str) -> LogSource:
         return cls(LogKind.JOB, job_id=submission_id)
 
     @classmethod
-    def task(cls, task_id: str, attempt: int = 0, stream: str = "out") -> LogSource:
-        return cls(LogKind.TASK, task_id=task_id, attempt=attempt, stream=stream)
+    def task(
+        cls,
+        task_id: str,
+        attempt: int = 0,
+        stream: str = "out",
+        *,
+        node_id: str | None = None,
+        pid: int | None = None,
+    ) -> LogSource:
+        """A task attempt's part of its worker's log. Given the worker (`node_id`, `pid`), the
+        whole worker log stands in when Ray cannot find the attempt's file (it sometimes loses
+        track of an exited worker's task offsets)."""
+        fallback = cls.worker(node_id, pid, stream) if node_id and pid else None
+        return cls(LogKind.TASK, task_id=task_id, attempt=attempt, stream=stream, fallback=fallback)
 
     @classmethod
     def actor(cls, actor_id: str, stream: str = "out") -> LogSource:

@@ -101,6 +101,32 @@ class LogsClient:
         cancel: threading.Event | None,
         poll: float = 0.2,
     ) -> Iterator[str]:
+        """The source's text; when the dashboard refuses it before any text came and the source
+        names a fallback (a task's worker), a one-line note and then the fallback's text."""
+        started = False
+        try:
+            for text in self._source_chunks(source, follow, tail, cancel, poll):
+                started = True
+                yield text
+        except (AuthenticationFailed, ClusterUnreachable):
+            raise
+        except RaytuiError as exc:
+            fallback = source.fallback
+            if started or fallback is None:
+                raise
+            yield (
+                f"[raytui] {exc}. Showing the whole log of its worker instead ({fallback.title}).\n"
+            )
+            yield from self._source_chunks(fallback, follow, tail, cancel, poll)
+
+    def _source_chunks(
+        self,
+        source: LogSource,
+        follow: bool,
+        tail: int,
+        cancel: threading.Event | None,
+        poll: float,
+    ) -> Iterator[str]:
         params = log_params(source, tail, self.timeout)
         if follow:
             params["interval"] = "0.5"

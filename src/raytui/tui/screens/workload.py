@@ -514,7 +514,10 @@ class TaskListScreen(_WorkbenchScreen):
     def action_open_logs(self) -> None:
         row = self.query_one(TaskTable).cursor_item
         if row is not None:
-            open_log(self, self.handle, LogSource.task(row.task_id, row.attempt))
+            source = LogSource.task(
+                row.task_id, row.attempt, node_id=row.node_id, pid=row.worker_pid
+            )
+            open_log(self, self.handle, source)
 
 
 class TaskDetailScreen(_WorkbenchScreen):
@@ -585,8 +588,14 @@ class TaskDetailScreen(_WorkbenchScreen):
         )
 
     def action_open_logs(self) -> None:
-        attempt = self.detail.row.attempt if self.detail is not None else 0
-        open_log(self, self.handle, LogSource.task(self.task_id, attempt))
+        if self.detail is None:
+            source = LogSource.task(self.task_id)
+        else:
+            row = self.detail.row
+            source = LogSource.task(
+                self.task_id, row.attempt, node_id=row.node_id, pid=row.worker_pid
+            )
+        open_log(self, self.handle, source)
 
 
 class ActorDetailScreen(_WorkbenchScreen):
