@@ -200,6 +200,7 @@ class RaytuiApp(App[int]):
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         state = self.state
+        replaced = state.snapshot
         state.snapshot = message.snapshot
         state.generation += 1
         state.history.record(message.snapshot, message.sample)
@@ -212,6 +213,7 @@ class RaytuiApp(App[int]):
         screen = self.screen
         if isinstance(screen, LiveScreen) and screen.ready:
             screen.show_snapshot()
+        self.poller.retire(replaced)  # freed in the poll worker, not on the event loop
 
     def on_overlay_paths_changed(self, message: OverlayPathsChanged) -> None:
         self.state.paths = message.paths
