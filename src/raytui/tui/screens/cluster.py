@@ -6,6 +6,7 @@ the others catch up when switched to.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -202,6 +203,7 @@ class ClusterScreen(LiveScreen):
         self.body = "connecting"  # the child of #body on screen
         # view id -> (generation, filter, overlay paths) on screen
         self._shown: dict[str, tuple[int, str, OverlayPaths | None]] = {}
+        self._drawn = {VIEWS[0].id}  # views drawn with data once (the first: the app froze it)
 
     def compose(self) -> ComposeResult:
         yield ClusterHeader(self.state, id="header")
@@ -295,6 +297,13 @@ class ClusterScreen(LiveScreen):
         self._set_body(view)
         self._show_view(view)
         self._focus_view()
+        if view not in self._drawn:
+            # The view's widgets and their drawn lines (thousands of Textual objects, most of
+            # them the screen's containers' lines) live as long as the app: out of the cycle
+            # collector's way once they are drawn, as the app does after its first frame.
+            # Once per view, so what it freezes is bounded.
+            self._drawn.add(view)
+            self.call_after_refresh(gc.freeze)
 
     def _workload_view(self, view: str) -> WorkloadView:
         return self.query_one(f"#{view}", WorkloadView)
