@@ -185,6 +185,7 @@ class RaytuiApp(App[int]):
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         state = self.state
+        replaced = state.snapshot
         state.snapshot = message.snapshot
         state.slow_poll = message.slow
         state.generation += 1
@@ -198,6 +199,7 @@ class RaytuiApp(App[int]):
         screen = self.screen
         if isinstance(screen, LiveScreen) and screen.ready:
             screen.show_snapshot()
+        self.poller.retire(replaced)  # freed in the poll worker, not on the event loop
 
     def on_overlay_paths_changed(self, message: OverlayPathsChanged) -> None:
         self.state.paths = message.paths

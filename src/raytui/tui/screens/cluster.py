@@ -6,6 +6,7 @@ the others catch up when switched to.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -14,6 +15,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Container, Vertical
+from textual.widget import Widget
 from textual.widgets import Footer, Input, LoadingIndicator, Static
 
 from raytui.model.cluster import ClusterSnapshot, Node
@@ -100,6 +102,20 @@ class ConnectingPanel(Vertical):
         self.query_one("#connect-text", Static).update(text)
 
 
+class BoxTitles:
+    """Border titles set only when their text changes: Textual redraws the whole box (each of
+    its lines and the compositor's cuts of them: thousands of objects for the cycle collector)
+    on every assignment, even of the same text, and the views set theirs once a snapshot."""
+
+    def __init__(self) -> None:
+        self._set: dict[int, str] = {}
+
+    def set(self, box: Widget, title: str) -> None:
+        if self._set.get(id(box)) != title:
+            self._set[id(box)] = title
+            box.border_title = title
+
+
 class NodesView(Container):
     """Node table, and the GPU panes of the highlighted node beside or below it."""
 
@@ -108,6 +124,7 @@ class NodesView(Container):
         self.state = state
         self._node_by_id: dict[str, Node] = {}
         self._gpu_node: str | None = None
+        self._titles = BoxTitles()
 
     def compose(self) -> ComposeResult:
         with Vertical(id="node-box", classes="box"):
@@ -122,18 +139,18 @@ class NodesView(Container):
     def show(self, snapshot: ClusterSnapshot, needle: str) -> None:
         now = self.state.now()
         paths = self.state.paths
-        nodes = [
+        nodes = tuple(
             n
             for n in snapshot.nodes
             if matches(n, needle, None if paths is None else paths.path_of(n.ip))
-        ]
+        )
         self._node_by_id = {n.node_id: n for n in nodes}
         table = self.table
         table.show(nodes, now, paths)
         total = len(snapshot.nodes)
         shown = f"{len(nodes)}/{total}" if needle else str(total)
         box = self.query_one("#node-box")
-        box.border_title = f"Nodes [{shown}]" + (f" /{needle}" if needle else "")
+        self._titles.set(box, f"Nodes [{shown}]" + (f" /{needle}" if needle else ""))
         table.set_empty_text(f"no node matches /{needle}" if needle else "no nodes")
         self.show_gpus(table.cursor_key)
 
@@ -141,9 +158,9 @@ class NodesView(Container):
         node = self._node_by_id.get(node_id) if node_id else None
         box = self.query_one("#gpu-box")
         if node is None:
-            box.border_title = "GPUs"
+            self._titles.set(box, "GPUs")
         else:
-            box.border_title = f"GPUs · {node.hostname or node.ip} ({node.short_id})"
+            self._titles.set(box, f"GPUs · {node.hostname or node.ip} ({node.short_id})")
         self.query_one(GpuPanel).show_node(node, self.state.now())
 
     def on_virtual_table_highlighted(self, event: VirtualTable.Highlighted) -> None:
@@ -155,6 +172,7 @@ class GpusView(Container):
     def __init__(self, state: UiState, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.state = state
+        self._titles = BoxTitles()
 
     def compose(self) -> ComposeResult:
         with Vertical(id="gpus-box", classes="box"):
@@ -165,14 +183,13 @@ class GpusView(Container):
         return self.query_one(GpuTable)
 
     def show(self, snapshot: ClusterSnapshot, needle: str) -> None:
-        nodes = [n for n in snapshot.nodes if matches(n, needle)]
+        nodes = tuple(n for n in snapshot.nodes if matches(n, needle))
         keys_, rows = gpu_rows(nodes)
         self.table.set_rows(keys_, rows)
         total = sum(len(n.gpus) for n in snapshot.nodes)
         shown = f"{len(rows)}/{total}" if needle else str(total)
-        self.query_one("#gpus-box").border_title = f"GPUs [{shown}]" + (
-            f" /{needle}" if needle else ""
-        )
+        title = f"GPUs [{shown}]" + (f" /{needle}" if needle else "")
+        self._titles.set(self.query_one("#gpus-box"), title)
 
 
 class ClusterScreen(LiveScreen):
@@ -186,6 +203,7 @@ class ClusterScreen(LiveScreen):
         self.body = "connecting"  # the child of #body on screen
         # view id -> (generation, filter, overlay paths) on screen
         self._shown: dict[str, tuple[int, str, OverlayPaths | None]] = {}
+        self._drawn = {VIEWS[0].id}  # views drawn with data once (the first: the app froze it)
 
     def compose(self) -> ComposeResult:
         yield ClusterHeader(self.state, id="header")
@@ -279,6 +297,13 @@ class ClusterScreen(LiveScreen):
         self._set_body(view)
         self._show_view(view)
         self._focus_view()
+        if view not in self._drawn:
+            # The view's widgets and their drawn lines (thousands of Textual objects, most of
+            # them the screen's containers' lines) live as long as the app: out of the cycle
+            # collector's way once they are drawn, as the app does after its first frame.
+            # Once per view, so what it freezes is bounded.
+            self._drawn.add(view)
+            self.call_after_refresh(gc.freeze)
 
     def _workload_view(self, view: str) -> WorkloadView:
         return self.query_one(f"#{view}", WorkloadView)

@@ -128,10 +128,12 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
 
         Immutable or lazy sequences (e.g. rows made when read, `widgets/gpus.py`) are kept as
         they are, not copied: setting rows costs O(1) beyond what the caller built, and finding
-        the cursor's key again is their `index`. Mutable ones are copied.
+        the cursor's key again is their `index`. Mutable ones are copied into tuples: a tuple of
+        strings or gc-free model objects (model/cluster.py) is untracked by the next young
+        collection, so the full ones never walk one entry per row (a list always is walked).
         """
-        self._keys = list(keys) if isinstance(keys, MutableSequence) else keys
-        self._items = list(items) if isinstance(items, MutableSequence) else items
+        self._keys = tuple(keys) if isinstance(keys, MutableSequence) else keys
+        self._items = tuple(items) if isinstance(items, MutableSequence) else items
         self._generation += 1
         old_key = self._cursor_key
         moved = self._cursor >= len(self._keys) or self._keys[self._cursor] != old_key
