@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Container, Vertical
 from textual.widget import Widget
-from textual.widgets import Footer, Input, LoadingIndicator, Static
+from textual.widgets import Input, LoadingIndicator, Static
 
 from raytui.model.cluster import ClusterSnapshot, Node
 from raytui.model.node_path import OverlayPaths
@@ -26,6 +26,7 @@ from raytui.tui.screens.live import LiveScreen
 from raytui.tui.screens.workload import ActorsView, TasksView, WorkbenchHandle, WorkloadView
 from raytui.tui.state import UiState
 from raytui.tui.widgets.common import palette
+from raytui.tui.widgets.footer import KeysFooter
 from raytui.tui.widgets.gpus import GpuPanel, GpuTable, gpu_rows
 from raytui.tui.widgets.header import ClusterHeader
 from raytui.tui.widgets.jobs import JobsView, JobTable
@@ -216,7 +217,7 @@ class ClusterScreen(LiveScreen):
             yield TasksView(self.state, self.workbench, id="tasks")
             yield ActorsView(self.state, self.workbench, id="actors")
         yield Input(placeholder="filter nodes by id, host, IP, state or path", id="filter")
-        yield Footer(show_command_palette=False)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False

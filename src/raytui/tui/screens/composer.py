@@ -43,7 +43,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
-from textual.widgets import Checkbox, Footer, Input, Label, Select, Static, TextArea
+from textual.widgets import Checkbox, Input, Label, Select, Static, TextArea
 
 from raytui.backends.service import NodeChoice, PromptService
 from raytui.errors import UsageError, describe
@@ -60,6 +60,7 @@ from raytui.tui.screens.model_choices import (
 from raytui.tui.screens.model_pulls import PullKey, panes_to_pull, pull_into
 from raytui.tui.thread_work import ThreadWork
 from raytui.tui.widgets.answer_pane import AnswerPane, PullState
+from raytui.tui.widgets.footer import KeysFooter
 
 FLUSH_S = 0.05
 MAX_PANES = 16
@@ -206,7 +207,7 @@ class ComposerScreen(ThreadWork, Screen[None]):
                 "y on a pane copies its answer · h history",
                 id="answers-empty",
             )
-        yield Footer(show_command_palette=False)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one("#prompt", TextArea).focus()

@@ -17,7 +17,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from raytui.backends.service import PromptService
 from raytui.errors import describe
@@ -26,6 +26,7 @@ from raytui.tui import format as fmt
 from raytui.tui import keys
 from raytui.tui.screens.confirm import ConfirmScreen
 from raytui.tui.thread_work import ThreadWork
+from raytui.tui.widgets.footer import KeysFooter
 
 READONLY = "read-only console: engines cannot be stopped (started with --readonly)"
 
@@ -61,7 +62,7 @@ class EnginesScreen(ThreadWork, Screen[None]):
         )
         yield table
         yield Static(id="engines-empty", markup=False)
-        yield Footer(show_command_palette=False)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from raytui.backends.history import HistoryStore
 from raytui.errors import describe
@@ -26,6 +26,7 @@ from raytui.model.prompts import PromptRequest, RunRecord, RunState
 from raytui.tui import format as fmt
 from raytui.tui import keys
 from raytui.tui.thread_work import ThreadWork
+from raytui.tui.widgets.footer import KeysFooter
 
 LIMIT = 500
 
@@ -164,7 +165,7 @@ class HistoryScreen(ThreadWork, Screen[None]):
         yield table
         yield Static(id="history-preview", markup=False)
         yield Input(placeholder="search prompts and answers", id="history-search")
-        yield Footer(show_command_palette=False)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -20,7 +20,6 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from raytui.errors import describe
 from raytui.model.workbench import JobInfo
@@ -28,6 +27,7 @@ from raytui.sources.jobs import JobsClient
 from raytui.tui import keys
 from raytui.tui.screens.confirm import ConfirmScreen
 from raytui.tui.thread_work import ThreadWork
+from raytui.tui.widgets.footer import KeysFooter
 from raytui.tui.widgets.jobs import JobInfoPanel
 from raytui.tui.widgets.log_view import LogView
 
@@ -78,7 +78,7 @@ class JobDetailScreen(ThreadWork, Screen[None]):
     def compose(self) -> ComposeResult:
         yield JobInfoPanel(self.key, console=self.console, hint=self._hint(), id="job-info")
         yield LogView(f"job {self.key}", max_lines=self.max_lines, id="job-log")
-        yield Footer(show_command_palette=False)
+        yield KeysFooter()
 
     def _hint(self) -> str:
         """The job's own keys, which the footer (log keys first) may cut at 80 columns."""

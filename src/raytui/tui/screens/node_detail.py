@@ -23,7 +23,7 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from raytui.errors import describe
 from raytui.model.cluster import Node
@@ -40,6 +40,7 @@ from raytui.tui.screens.workload import WorkbenchHandle, open_log
 from raytui.tui.state import UiState
 from raytui.tui.thread_work import ThreadWork
 from raytui.tui.widgets.common import palette
+from raytui.tui.widgets.footer import KeysFooter
 from raytui.tui.widgets.gpus import GpuPanel
 from raytui.tui.widgets.header import ClusterHeader
 from raytui.tui.widgets.node_runs import RunsTable, run_rows
@@ -99,7 +100,7 @@ class NodeDetailScreen(ThreadWork, LiveScreen):
             with TabPane("What runs", id="tab-runs"):
                 yield Static("", id="runs-status", markup=False)
                 yield RunsTable(id="runs-table")
-        yield Footer(show_command_palette=False)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         p = palette(self.app)

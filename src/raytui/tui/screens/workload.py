@@ -30,7 +30,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from raytui.errors import UsageError, describe
 from raytui.model.workbench import (
@@ -55,6 +55,7 @@ from raytui.tui.screens.log_screen import LogScreen
 from raytui.tui.state import UiState
 from raytui.tui.thread_work import ThreadWork
 from raytui.tui.widgets.common import palette
+from raytui.tui.widgets.footer import KeysFooter
 from raytui.tui.widgets.workload import (
     ActorTable,
     GpuLookup,
@@ -481,7 +482,7 @@ class TaskListScreen(_WorkbenchScreen):
         yield Static(Text(f"tasks of {self.name_}", style="bold"), id="wb-head")
         yield TaskTable(gpus_in(self.state), self.state.now, id="task-table")
         yield Static("loading…", classes="wb-status", markup=False)
-        yield Footer(show_command_palette=False)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one(TaskTable).focus()
@@ -534,7 +535,7 @@ class TaskDetailScreen(_WorkbenchScreen):
             yield Static("", id="wb-fields", markup=False)
             yield Static("", id="wb-traceback", markup=False)
         yield Static("loading…", classes="wb-status", markup=False)
-        yield Footer(show_command_palette=False)
+        yield KeysFooter()
 
     def _fetch(self) -> None:
         task_id = self.task_id
@@ -612,7 +613,7 @@ class ActorDetailScreen(_WorkbenchScreen):
         with VerticalScroll(id="wb-scroll"):
             yield Static("", id="wb-fields", markup=False)
         yield Static("loading…", classes="wb-status", markup=False)
-        yield Footer(show_command_palette=False)
+        yield KeysFooter()
 
     def _fetch(self) -> None:
         actor_id = self.row.actor_id
