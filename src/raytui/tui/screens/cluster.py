@@ -25,7 +25,7 @@ from raytui.tui.messages import ConnState, OpenJob, OpenNode
 from raytui.tui.screens.live import LiveScreen
 from raytui.tui.screens.workload import ActorsView, TasksView, WorkbenchHandle, WorkloadView
 from raytui.tui.state import UiState
-from raytui.tui.widgets.common import palette
+from raytui.tui.widgets.common import literal, palette
 from raytui.tui.widgets.footer import KeysFooter
 from raytui.tui.widgets.gpus import GpuPanel, GpuTable, gpu_rows
 from raytui.tui.widgets.header import ClusterHeader
@@ -114,7 +114,7 @@ class BoxTitles:
     def set(self, box: Widget, title: str) -> None:
         if self._set.get(id(box)) != title:
             self._set[id(box)] = title
-            box.border_title = title
+            box.border_title = literal(title)
 
 
 class NodesView(Container):

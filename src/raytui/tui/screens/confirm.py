@@ -13,6 +13,7 @@ from textual.widgets import Static
 
 from raytui.tui import keys
 from raytui.tui.keys import KeySpec
+from raytui.tui.widgets.common import literal
 
 CONFIRM_KEYS: tuple[KeySpec, ...] = (keys.BY_ID["confirm_yes"], keys.BY_ID["confirm_no"])
 
@@ -56,7 +57,7 @@ class ConfirmScreen(ModalScreen[bool]):
             (f" / esc {self.no}", "dim"),
         )
         with Vertical() as box:
-            box.border_title = self.title_text
+            box.border_title = literal(self.title_text)
             yield Static(self.question, id="confirm-question", markup=False)
             yield Static(keys_line, id="confirm-keys")
 

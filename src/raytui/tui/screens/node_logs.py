@@ -22,6 +22,7 @@ from raytui.model.workbench import NodeLogs
 from raytui.text import one_line
 from raytui.tui import keys
 from raytui.tui.thread_work import ThreadWork
+from raytui.tui.widgets.common import literal
 
 __all__ = ["NodeLogsPicker", "ordered_groups"]
 
@@ -61,7 +62,7 @@ class NodeLogsPicker(ThreadWork, ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
-            box.border_title = f"logs of {self.node_label}"
+            box.border_title = literal(f"logs of {self.node_label}")
             yield Static("listing the node's logs…", id="logs-status", markup=False)
             yield OptionList(id="logs-list")
 

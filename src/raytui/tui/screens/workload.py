@@ -54,7 +54,7 @@ from raytui.tui.screens.confirm import ConfirmScreen
 from raytui.tui.screens.log_screen import LogScreen
 from raytui.tui.state import UiState
 from raytui.tui.thread_work import ThreadWork
-from raytui.tui.widgets.common import palette
+from raytui.tui.widgets.common import literal, palette
 from raytui.tui.widgets.footer import KeysFooter
 from raytui.tui.widgets.workload import (
     ActorTable,
@@ -312,7 +312,7 @@ class WorkloadView(_Refreshing, Vertical):
         title = self.TITLE + (f" [{counts}]" if counts else "")
         if self.filter_text:
             title += f" {self.filter_text}"
-        self.border_title = title
+        self.border_title = literal(title)
 
 
 class TasksView(WorkloadView):

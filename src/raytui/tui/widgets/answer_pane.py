@@ -37,7 +37,7 @@ from raytui.model.prompts import (
 from raytui.model.runs import ProgressFields, RunProgress, advance
 from raytui.tui import format as fmt
 from raytui.tui import keys
-from raytui.tui.widgets.common import palette
+from raytui.tui.widgets.common import literal, palette
 
 Clock = Callable[[], float]
 
@@ -282,7 +282,8 @@ class AnswerPane(ProgressFields, Vertical):
 
     def on_mount(self) -> None:
         preview = " ".join(self.request.prompt.split())
-        self.border_title = f"{self.number} · {self.request.model} · " + fmt.ellipsize(preview, 40)
+        title = f"{self.number} · {self.request.model} · " + fmt.ellipsize(preview, 40)
+        self.border_title = literal(title)
         self.query_one(".pane-error").display = False
         self.query_one(".pane-pull").display = False
         self.flush()

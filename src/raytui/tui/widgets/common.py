@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import App
 from textual.color import Color
 
@@ -25,3 +26,10 @@ def palette(app: App[object]) -> Palette:
             v.get("success"), v.get("warning"), v.get("error"), muted
         )
     return found
+
+
+def literal(text: str) -> Text:
+    """`text` for a border title or subtitle, shown as it is. Textual parses a plain str there as
+    markup: a filter `[/]`, a prompt or a hostname with brackets would be restyled or stop the app
+    with a MarkupError."""
+    return Text(text)
