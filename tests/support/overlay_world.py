@@ -150,6 +150,11 @@ class NsDaemon:
             return ""
         return "\n".join(text.splitlines()[-n:])
 
+    def terminate(self) -> None:
+        """Ask it to stop (it stops its Ray node first); `stop` waits."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -230,6 +235,8 @@ def running(*daemons: NsDaemon) -> Iterator[None]:
             d.start("--overlay")
         yield
     finally:
+        for d in daemons:  # all at once: each waits for its own Ray node to stop
+            d.terminate()
         for d in daemons:
             d.cleanup()
 
