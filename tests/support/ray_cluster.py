@@ -144,8 +144,7 @@ class RayTestCluster:
         _kill_tree(node.raylet_pid)
 
     def stop(self) -> None:
-        for proc in _cluster_processes(self.temp_dir, self.gcs_address):
-            _kill_tree(proc.pid)
+        _kill_trees([p.pid for p in _cluster_processes(self.temp_dir, self.gcs_address)])
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
     def _node_env(self, fake_gpus: list[dict[str, Any]]) -> dict[str, str]:
@@ -183,15 +182,23 @@ def _cluster_processes(temp_dir: Path, gcs_address: str = "") -> list[psutil.Pro
 
 
 def _kill_tree(pid: int) -> None:
-    try:
-        root = psutil.Process(pid)
-        procs = [*root.children(recursive=True), root]
-    except psutil.Error:
-        return
-    for proc in procs:
+    _kill_trees([pid])
+
+
+def _kill_trees(pids: list[int]) -> None:
+    """SIGKILL each process and its descendants, all of them first, then wait (bounded) once."""
+    procs: dict[int, psutil.Process] = {}
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            for proc in (*root.children(recursive=True), root):
+                procs[proc.pid] = proc
+        except psutil.Error:
+            continue
+    for proc in procs.values():
         with contextlib.suppress(psutil.Error):
             proc.send_signal(signal.SIGKILL)
-    psutil.wait_procs(procs, timeout=10)
+    psutil.wait_procs(list(procs.values()), timeout=10)
 
 
 def _ray_start(args: list[str], env: dict[str, str]) -> None:
