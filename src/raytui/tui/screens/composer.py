@@ -60,6 +60,7 @@ from raytui.tui.screens.model_choices import (
 from raytui.tui.screens.model_pulls import PullKey, panes_to_pull, pull_into
 from raytui.tui.thread_work import ThreadWork
 from raytui.tui.widgets.answer_pane import AnswerPane, PullState
+from raytui.tui.widgets.common import literal
 from raytui.tui.widgets.footer import KeysFooter
 
 FLUSH_S = 0.05
@@ -276,7 +277,7 @@ class ComposerScreen(ThreadWork, Screen[None]):
             options = [(label, value) for label, value in self._node_options()]
             if request.node not in {v for _, v in options}:
                 options.append((request.node, request.node))
-                node.set_options(options)
+                node.set_options([(literal(label), value) for label, value in options])
             node.value = request.node
         else:
             node.value = ANY_NODE
@@ -551,7 +552,7 @@ class ComposerScreen(ThreadWork, Screen[None]):
         current = select.value
         options = node_options(nodes)
         self._node_choices = options
-        select.set_options(options)
+        select.set_options([(literal(label), value) for label, value in options])
         if current in {v for _, v in options}:
             select.value = current
 
