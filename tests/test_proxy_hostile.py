@@ -198,7 +198,9 @@ def test_hostile_peer_cannot_stop_the_daemon(setup: Setup) -> None:
     assert isinstance(results, dict)
     assert sorted(results) == list(range(200))
     bad = {i: r for i, r in results.items() if r not in ("ok", "reset")}
-    assert not bad, bad
+    # Seen twice in full-suite runs on a loaded 2-core machine (never alone): every even stream
+    # got EOF with no status line. The daemon's log says what it did with them.
+    assert not bad, (bad, victim.log_tail(80))
     assert sum(r == "ok" for r in results.values()) == 100
 
     # Another peer's tunnel through the same daemon is still byte-exact.

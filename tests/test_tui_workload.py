@@ -175,9 +175,16 @@ async def test_failed_task_is_counted_failed_and_its_traceback_and_log_open(
         assert 'File "<string>", line 8, in h11t_explode' in shown  # Ray's traceback, literal
         await pilot.press("l")
         assert isinstance(app.screen, LogScreen)
+        assert detail.detail is not None
+        # Its worker's whole log stands in when Ray has no file for the attempt; in a busy
+        # session Ray may not know even the worker (task events dropped): then one clear line.
+        known = detail.detail.row.worker_pid is not None
         await until(
             pilot,
-            lambda: "h11t about to explode" in text_of(app),
+            lambda: (
+                "h11t about to explode" in text_of(app)
+                or (not known and "Could not find" in text_of(app))
+            ),
             30,
             "the task's log",
             lambda: text_of(app),

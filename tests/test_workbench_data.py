@@ -267,31 +267,42 @@ def test_a_failing_task_counts_as_failed_and_its_detail_has_the_traceback(
     assert detail.traceback and "line 8, in wb_explode" in detail.traceback  # Ray's frames
     assert detail.message == "ValueError: kaboom 11"
 
-    # Its log, read as the task detail opens it (with its worker as the fallback): what the task
-    # printed, whether Ray finds the attempt's part of the worker log or, as it sometimes does
-    # not in a busy session ("Could not find log file for task attempt"), the whole worker log.
+    # Its log, read as the task detail opens it. In a busy session (the whole suite) Ray may lose
+    # track of the attempt: no log file for it ("Could not find log file for task attempt"),
+    # sometimes not even its worker (the detail has no worker PID: task events dropped). When
+    # the worker is known, its whole log stands in and holds what the task printed; when it is
+    # not, the read fails as one clear line.
     worker = detail.row
-    assert worker.node_id and worker.worker_pid
     source = LogSource.task(row.task_id, row.attempt, node_id=worker.node_id, pid=worker.worker_pid)
-    assert "about to explode" in logs.read(source)
+    if worker.node_id and worker.worker_pid:
+        assert "about to explode" in logs.read(source)
+    else:
+        assert source.fallback is None
+        try:
+            text = logs.read(source)
+        except RaytuiError as exc:
+            assert "Could not find" in str(exc) and "\n" not in str(exc), exc
+        else:
+            assert "about to explode" in text
 
 
 @pytest.mark.ray
 def test_a_task_log_ray_cannot_find_falls_back_to_its_workers_log(
     workload: WorkloadClient, logs: LogsClient
 ) -> None:
-    page = workload.tasks(TaskFilter(func_or_class_name="wb_explode", state="FAILED"))
-    row = workload.task(page.rows[0].task_id).row  # the detail names the worker's PID
-    assert row.node_id and row.worker_pid
-    missing = "ff" * 24  # a task ID Ray never ran, on the real worker of wb_explode
+    # A real worker whose PID Ray always knows: the detached actor's (a task's worker PID comes
+    # from task events, which a busy cluster may drop).
+    (actor,) = workload.actors(ActorFilter(class_name="WbGpuHolder", state="ALIVE")).rows
+    assert actor.node_id and actor.pid
+    missing = "ff" * 24  # a task ID Ray never ran
     with pytest.raises(RaytuiError) as refused:
         logs.read(LogSource.task(missing))  # no worker named: one clear line
     assert "\n" not in str(refused.value)
-    text = logs.read(LogSource.task(missing, node_id=row.node_id, pid=row.worker_pid))
+    text = logs.read(LogSource.task(missing, node_id=actor.node_id, pid=actor.pid))
     first, _, rest = text.partition("\n")
     assert first.startswith("[raytui] cannot open the log of task ffffffff")
-    assert f"Showing the whole log of its worker instead (worker pid {row.worker_pid}" in first
-    assert "about to explode" in rest
+    assert f"Showing the whole log of its worker instead (worker pid {actor.pid}" in first
+    assert "holder ready" in rest
 
 
 @pytest.mark.ray
