@@ -41,6 +41,7 @@ from tests.support.tui_fakes import (
     screen_text,
     until,
 )
+from tests.test_tui_composer import palette_choice
 
 PY = sys.executable  # the cluster's nodes run this venv's Ray
 
@@ -310,9 +311,14 @@ async def test_readonly_refuses_submit_stop_and_delete(closed_port_url: str) -> 
         await pilot.press("colon")
         await pilot.pause()
         await pilot.press(*"submit-job")
-        await pilot.pause(0.3)
+        await until(pilot, lambda: "submit-job" in palette_choice(app), what="the palette's hit")
         await pilot.press("enter")
-        await pilot.pause(0.3)
+        refusal = "read-only console: jobs cannot be submitted (started with --readonly)"
+        await until(
+            pilot,
+            lambda: [n.message for n in app._notifications].count(refusal) == 2,
+            what="the second refusal",
+        )
         assert not isinstance(app.screen, JobSubmitScreen)
         notes = [n.message for n in app._notifications]
         assert (
