@@ -86,3 +86,15 @@ def runtime_dir() -> Path:
 
 def config_file() -> Path:
     return config_dir() / "config.toml"
+
+
+def ray_token_files() -> list[tuple[Path, str]]:
+    """Where Ray looks for its auth token file, in order, each with how to name it to the user:
+    the file `RAY_AUTH_TOKEN_PATH` names (`~` expanded), then `~/.ray/auth_token`. (The
+    `RAY_AUTH_TOKEN` variable, if set, comes before both.)"""
+    files = []
+    named = os.environ.get("RAY_AUTH_TOKEN_PATH", "").strip()
+    if named:
+        files.append((Path(named).expanduser(), "RAY_AUTH_TOKEN_PATH"))
+    files.append((Path.home() / ".ray" / "auth_token", "~/.ray/auth_token"))
+    return files

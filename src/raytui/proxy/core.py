@@ -12,7 +12,6 @@ import os
 import secrets
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import multiaddr
@@ -77,21 +76,13 @@ CONSOLE_BIND_HOST = "127.0.0.3"
 START_NODE_TIMEOUT = 90.0  # `ray start` of a worker across the overlay: ~5-10 s
 
 
-def _token_files() -> list[Path]:
-    candidates = []
-    if os.environ.get("RAY_AUTH_TOKEN_PATH"):
-        candidates.append(Path(os.environ["RAY_AUTH_TOKEN_PATH"]))
-    candidates.append(Path.home() / ".ray" / "auth_token")
-    return candidates
-
-
 def read_ray_token() -> str | None:
     """The Ray auth token as Ray itself finds it: env, env-named file, ~/.ray/auth_token.
     RaytuiError when the token found cannot be handed on (not UTF-8, or not one line)."""
     token = os.environ.get("RAY_AUTH_TOKEN")
     if token:
         return _one_line(token.strip(), "RAY_AUTH_TOKEN")
-    for path in _token_files():
+    for path, _where in locations.ray_token_files():
         try:
             text = path.read_text(encoding="utf-8").strip()
         except OSError:
@@ -115,7 +106,7 @@ def ensure_ray_token() -> str:
     token = read_ray_token()
     if token:
         return token
-    path = _token_files()[0]
+    path = locations.ray_token_files()[0][0]
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     token = secrets.token_hex(32)
     with os.fdopen(locations.open_private(path, os.O_WRONLY | os.O_TRUNC), "w") as fh:

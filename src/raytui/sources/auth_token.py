@@ -5,8 +5,8 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
+from raytui import locations
 from raytui.errors import AuthenticationFailed
 from raytui.sources.dashboard_client import token_hint
 
@@ -16,10 +16,7 @@ def find_token() -> tuple[str | None, str | None]:
     value = os.environ.get("RAY_AUTH_TOKEN", "").strip()
     if value:
         return value, "RAY_AUTH_TOKEN"
-    path_text = os.environ.get("RAY_AUTH_TOKEN_PATH", "").strip()
-    candidates = [(Path(path_text).expanduser(), "RAY_AUTH_TOKEN_PATH")] if path_text else []
-    candidates.append((Path.home() / ".ray" / "auth_token", "~/.ray/auth_token"))
-    for path, where in candidates:
+    for path, where in locations.ray_token_files():
         try:
             token = path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError):
