@@ -205,6 +205,7 @@ class ClusterScreen(LiveScreen):
         # view id -> (generation, filter, overlay paths) on screen
         self._shown: dict[str, tuple[int, str, OverlayPaths | None]] = {}
         self._drawn = {VIEWS[0].id}  # views drawn with data once (the first: the app froze it)
+        self._titles = BoxTitles()
 
     def compose(self) -> ComposeResult:
         yield ClusterHeader(self.state, id="header")
@@ -221,7 +222,7 @@ class ClusterScreen(LiveScreen):
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
-        self.query_one("#jobs").border_title = "Jobs"
+        self._titles.set(self.query_one("#jobs"), "Jobs")
         self._update_tabs()
         self._set_body("connecting")
         super().on_mount()
@@ -281,8 +282,7 @@ class ClusterScreen(LiveScreen):
             self.query_one(GpusView).show(snap, self.needle)
         elif view == "jobs":
             self.query_one(JobsView).show(snap, self.state.now())
-            jobs = self.query_one("#jobs")
-            jobs.border_title = f"Jobs [{len(snap.jobs)}]"
+            self._titles.set(self.query_one("#jobs"), f"Jobs [{len(snap.jobs)}]")
 
     # -- views --------------------------------------------------------------------------------
 
