@@ -224,12 +224,20 @@ def test_prompts_through_ray_client_fail_clearly_and_keep_the_prompt(
     # What the TUI's composer does when it reaches the head only through Ray Client (a remote
     # dashboard, or --via): Ray refuses streaming generators over Ray Client.
     address = f"ray://127.0.0.1:{ray_cluster.client_port}"
-    proc = subprocess.run(
-        [sys.executable, "-c", RAY_CLIENT_DRIVER],
-        env=ray_cluster.client_env(CLIENT_ADDRESS=address),
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    for _attempt in range(2):
+        proc = subprocess.run(
+            [sys.executable, "-c", RAY_CLIENT_DRIVER],
+            env=ray_cluster.client_env(CLIENT_ADDRESS=address),
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        # Ray's client proxy starts a server per client; once in a full-suite run that server
+        # failed to start ("Starting Ray client server failed", before any raytui code ran).
+        # That is Ray's, not what this test is about: one more client, then its logs if it fails.
+        if "Starting Ray client server failed" not in proc.stderr:
+            break
+    server_logs = sorted(ray_cluster.temp_dir.glob("session_*/logs/ray_client_server_*.err"))
+    tails = "\n".join(f"{f}: {f.read_text(errors='replace')[-600:]}" for f in server_logs[-2:])
+    assert proc.returncode == 0, proc.stderr[-2000:] + "\n" + tails
     (event,) = [json.loads(line) for line in proc.stdout.splitlines()]
     assert event["event"] == "error" and event["kind"] == "bad_request"
     assert event["error"] == dispatch.RAY_CLIENT_CANNOT_STREAM
